@@ -1,0 +1,170 @@
+"""Soft actor-critic, task-conditioned (App. C.1): twin critics, tanh-Gaussian actor, learned α with
+target entropy −dim(A), Polyak τ, Adam, optional unit-norm gradient clipping, critic loss × 0.5.
+
+`SAC` is a frozen struct of static settings whose methods are pure functions of `SACState`.
+It also provides the two value estimators HIPI-RL relabels with (Eq. 8 / Alg. 1).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from hipi_jax.networks import Actor, Critic, tanh_gaussian_sample
+from hipi_jax.types import Batch
+
+Array = jax.Array
+
+
+@struct.dataclass
+class SACState:
+    actor_params: dict
+    critic_params: dict
+    target_critic_params: dict
+    log_alpha: Array  # [] log of the entropy temperature α
+    actor_opt: optax.OptState
+    critic_opt: optax.OptState
+    alpha_opt: optax.OptState
+
+
+def soft_td_target(reward: Array, done: Array, next_q: Array, next_log_prob: Array, alpha, gamma) -> Array:
+    """y = r + γ (1 − done) (min_k Q̄_k(s', a') − α log π(a'|s'))."""
+    return reward + gamma * (1.0 - done) * (next_q - alpha * next_log_prob)
+
+
+def grad_step(loss_fn: Callable, params, opt_state, optimizer: optax.GradientTransformation, *args):
+    """The one place that computes loss, gradients and the optimizer update (STYLE 5)."""
+    (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, *args)
+    updates, opt_state = optimizer.update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state, loss, aux
+
+
+@dataclasses.dataclass(frozen=True)
+class SAC:
+    obs_dim: int
+    action_dim: int
+    task_dim: int
+    hidden: Sequence[int] = (64, 64)
+    learning_rate: float = 3e-4
+    gamma: float = 0.99
+    tau: float = 0.005
+    grad_clip: float = 0.0  # global-norm clip; 0 disables (App. C.1 uses 1 on Sawyer/Jaco)
+    critic_loss_weight: float = 0.5  # the TF-Agents SAC the paper used scales the critic loss by 0.5
+
+    @property
+    def actor(self) -> Actor:
+        return Actor(tuple(self.hidden), self.action_dim)
+
+    @property
+    def critic(self) -> Critic:
+        return Critic(tuple(self.hidden))
+
+    @property
+    def target_entropy(self) -> float:
+        return -float(self.action_dim)
+
+    @property
+    def optimizer(self) -> optax.GradientTransformation:
+        adam = optax.adam(self.learning_rate)
+        return optax.chain(optax.clip_by_global_norm(self.grad_clip), adam) if self.grad_clip > 0 else adam
+
+    def init(self, key: Array) -> SACState:
+        k_actor, k_critic = jax.random.split(key)
+        obs = jnp.zeros((1, self.obs_dim))
+        task = jnp.zeros((1, self.task_dim))
+        actor_params = self.actor.init(k_actor, obs, task)
+        critic_params = self.critic.init(k_critic, obs, jnp.zeros((1, self.action_dim)), task)
+        log_alpha = jnp.zeros((), jnp.float32)
+        opt = self.optimizer
+        return SACState(
+            actor_params=actor_params,
+            critic_params=critic_params,
+            target_critic_params=critic_params,
+            log_alpha=log_alpha,
+            actor_opt=opt.init(actor_params),
+            critic_opt=opt.init(critic_params),
+            alpha_opt=opt.init(log_alpha),
+        )
+
+    def policy(self, actor_params, key: Array, obs: Array, task: Array) -> tuple[Array, Array]:
+        """a ~ π(·|s, ψ) and log π(a|s, ψ); inputs broadcast over leading axes."""
+        mean, log_std = self.actor.apply(actor_params, obs, task)
+        return tanh_gaussian_sample(key, mean, log_std)
+
+    def act(self, actor_params, key: Array, obs: Array, task: Array, deterministic: bool = False) -> Array:
+        """Action for acting: a sample, or tanh(mean) for evaluation."""
+        if deterministic:
+            return jnp.tanh(self.actor.apply(actor_params, obs, task)[0])
+        return self.policy(actor_params, key, obs, task)[0]
+
+    # ---- losses -------------------------------------------------------------------------------------
+
+    def critic_loss(self, critic_params, state: SACState, batch: Batch, key: Array):
+        next_action, next_log_prob = self.policy(state.actor_params, key, batch.next_obs, batch.task)
+        next_q = self.critic.apply(state.target_critic_params, batch.next_obs, next_action, batch.task).min(0)
+        alpha = jnp.exp(state.log_alpha)
+        target = jax.lax.stop_gradient(
+            soft_td_target(batch.reward, batch.done, next_q, next_log_prob, alpha, self.gamma)
+        )
+        q = self.critic.apply(critic_params, batch.obs, batch.action, batch.task)  # [2, B]
+        loss = self.critic_loss_weight * jnp.sum(jnp.mean((q - target) ** 2, axis=-1))
+        return loss, {"q": q.mean(), "target_q": target.mean()}
+
+    def actor_loss(self, actor_params, state: SACState, batch: Batch, key: Array):
+        action, log_prob = self.policy(actor_params, key, batch.obs, batch.task)
+        q = self.critic.apply(state.critic_params, batch.obs, action, batch.task).min(0)
+        alpha = jnp.exp(state.log_alpha)
+        return jnp.mean(alpha * log_prob - q), {"entropy": -log_prob.mean()}
+
+    def alpha_loss(self, log_alpha, entropy: Array):
+        return -log_alpha * (self.target_entropy - entropy), {}
+
+    def update(self, state: SACState, batch: Batch, key: Array) -> tuple[SACState, dict[str, Array]]:
+        """One SAC step: critic, then actor, then α, then the Polyak target update."""
+        k_critic, k_actor = jax.random.split(key)
+        opt = self.optimizer
+        critic_params, critic_opt, critic_loss, critic_aux = grad_step(
+            self.critic_loss, state.critic_params, state.critic_opt, opt, state, batch, k_critic
+        )
+        state = state.replace(critic_params=critic_params, critic_opt=critic_opt)
+        actor_params, actor_opt, actor_loss, actor_aux = grad_step(
+            self.actor_loss, state.actor_params, state.actor_opt, opt, state, batch, k_actor
+        )
+        entropy = jax.lax.stop_gradient(actor_aux["entropy"])
+        log_alpha, alpha_opt, _, _ = grad_step(self.alpha_loss, state.log_alpha, state.alpha_opt, opt, entropy)
+        target = optax.incremental_update(critic_params, state.target_critic_params, self.tau)
+        state = state.replace(
+            actor_params=actor_params,
+            actor_opt=actor_opt,
+            log_alpha=log_alpha,
+            alpha_opt=alpha_opt,
+            target_critic_params=target,
+        )
+        metrics = {
+            "critic_loss": critic_loss,
+            "actor_loss": actor_loss,
+            "alpha": jnp.exp(log_alpha),
+            **critic_aux,
+            **actor_aux,
+        }
+        return state, metrics
+
+    # ---- HIPI-RL values for all (sample, task) pairs ----------------------------------------------
+
+    def soft_q_matrix(self, state: SACState, obs: Array, action: Array, tasks: Array) -> Array:
+        """Q̃(s_i, a_i, ψ_j) = min_k Q_k for every pair (Eq. 8): [B, K] from obs/action [B, .], tasks [K, .]."""
+        return self.critic.apply(state.critic_params, obs[:, None], action[:, None], tasks[None]).min(0)
+
+    def soft_backup_matrix(
+        self, state: SACState, key: Array, next_obs: Array, tasks: Array, reward: Array, done: Array
+    ) -> Array:
+        """One-step soft backup r_ψj + γ(1 − done_ψj)(min_k Q̄_k(s', a', ψ_j) − α log π(a'|s', ψ_j)),
+        a' ~ π(·|s', ψ_j), for every pair: [B, K]. `reward`, `done`: [B, K] under each candidate task."""
+        next_action, next_log_prob = self.policy(state.actor_params, key, next_obs[:, None], tasks[None])
+        next_q = self.critic.apply(state.target_critic_params, next_obs[:, None], next_action, tasks[None]).min(0)
+        return soft_td_target(reward, done, next_q, next_log_prob, jnp.exp(state.log_alpha), self.gamma)

@@ -1,0 +1,106 @@
+"""Replay buffer: a pytree of preallocated arrays with the trajectory structure HER needs.
+
+Layout: one ring per parallel env, `[num_envs, capacity, ...]`, all written in lockstep at one
+cursor, so each env's episodes are contiguous (mod capacity). Each slot records its episode id and
+its step index in the episode; `episode_length[e, id % capacity]` holds the length stored so far.
+From these the final slot of a sample's episode is exact, for episodes that ended early
+(terminal on success), ran to the time limit, or are still running, and so is `future`
+(one of the next 4 states of the same episode, App. C.1).
+"""
+
+from __future__ import annotations
+
+import chex
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from hipi_jax.types import Sample, Transition
+
+Array = jax.Array
+
+FUTURE_HORIZON = 4  # `future` picks one of the next 4 states (App. C.1)
+
+
+@struct.dataclass
+class BufferState:
+    data: Transition  # leaves [num_envs, capacity, ...]
+    episode: Array  # [num_envs, capacity] int32 episode id of each slot
+    step: Array  # [num_envs, capacity] int32 step index of each slot within its episode
+    episode_length: Array  # [num_envs, capacity] int32, indexed by episode id % capacity
+    current_episode: Array  # [num_envs] int32 id of the episode each env is running
+    cursor: Array  # [] int32 next slot to write
+    size: Array  # [] int32 filled slots per env (<= capacity)
+
+
+def init(example: Transition, num_envs: int, capacity: int) -> BufferState:
+    """Zero-filled buffer for `capacity` steps per env, shaped like one unbatched `example`."""
+    if capacity < 1 or num_envs < 1:
+        raise ValueError(f"buffer needs capacity >= 1 and num_envs >= 1, got {capacity}, {num_envs}")
+    zeros = lambda x: jnp.zeros((num_envs, capacity) + jnp.shape(x), jnp.result_type(x))
+    ints = jnp.zeros((num_envs, capacity), jnp.int32)
+    return BufferState(
+        data=jax.tree.map(zeros, example),
+        episode=ints,
+        step=ints,
+        episode_length=ints,
+        current_episode=jnp.zeros((num_envs,), jnp.int32),
+        cursor=jnp.zeros((), jnp.int32),
+        size=jnp.zeros((), jnp.int32),
+    )
+
+
+def nbytes(buffer: BufferState) -> int:
+    """Device memory held by the buffer, in bytes."""
+    return sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(buffer))
+
+
+def capacity(buffer: BufferState) -> int:
+    return buffer.episode.shape[1]
+
+
+def insert(buffer: BufferState, transition: Transition, step: Array, ended: Array) -> BufferState:
+    """Write one step of every env. `step` [num_envs]: index of this step in its episode;
+    `ended` [num_envs]: the episode ended with this step (terminal or truncated)."""
+    num_envs, cap = buffer.episode.shape
+    chex.assert_tree_shape_prefix(transition, (num_envs,))
+    chex.assert_shape([step, ended], (num_envs,))
+    c = buffer.cursor
+    envs = jnp.arange(num_envs)
+    data = jax.tree.map(lambda store, x: store.at[:, c].set(x), buffer.data, transition)
+    return buffer.replace(
+        data=data,
+        episode=buffer.episode.at[:, c].set(buffer.current_episode),
+        step=buffer.step.at[:, c].set(step.astype(jnp.int32)),
+        episode_length=buffer.episode_length.at[envs, buffer.current_episode % cap].set(
+            step.astype(jnp.int32) + 1
+        ),
+        current_episode=buffer.current_episode + ended.astype(jnp.int32),
+        cursor=(c + 1) % cap,
+        size=jnp.minimum(buffer.size + 1, cap),
+    )
+
+
+def steps_to_episode_end(buffer: BufferState, env: Array, slot: Array) -> Array:
+    """How many slots after `slot` the stored part of its episode ends (0 for its last step)."""
+    cap = capacity(buffer)
+    episode = buffer.episode[env, slot]
+    return buffer.episode_length[env, episode % cap] - 1 - buffer.step[env, slot]
+
+
+def sample(buffer: BufferState, key: Array, batch_size: int) -> Sample:
+    """Uniform sample of stored steps with their `final` and `future` hindsight features."""
+    num_envs, cap = buffer.episode.shape
+    k_env, k_slot, k_future = jax.random.split(key, 3)
+    env = jax.random.randint(k_env, (batch_size,), 0, num_envs)
+    slot = jax.random.randint(k_slot, (batch_size,), 0, jnp.maximum(buffer.size, 1))
+    remaining = steps_to_episode_end(buffer, env, slot)
+    final_slot = (slot + remaining) % cap
+    offset = jax.random.randint(k_future, (batch_size,), 0, jnp.minimum(remaining, FUTURE_HORIZON - 1) + 1)
+    future_slot = (slot + offset) % cap
+    transition = jax.tree.map(lambda x: x[env, slot], buffer.data)
+    return Sample(
+        transition=transition,
+        final_features=buffer.data.features[env, final_slot],
+        future_features=buffer.data.features[env, future_slot],
+    )

@@ -1,0 +1,127 @@
+"""Run configuration: one frozen dataclass, every field documented, validated on construction.
+
+The CLI's flags are these field names with hyphens; `help` metadata is the `--help` text.
+Derived quantities are properties, never written back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+from hipi_jax import envs
+from hipi_jax.relabel import HINDSIGHT_GOAL_STRATEGIES, STRATEGIES
+
+VALUE_ESTIMATORS = ("critic", "backup")
+
+
+def _field(default, help: str):
+    return dataclasses.field(default=default, metadata={"help": help})
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    env: str = _field("nav2d", f"environment: one of {', '.join(envs.names())}")
+    relabel: str = _field("inverse_rl", f"relabel strategy: one of {', '.join(STRATEGIES)}")
+    relabel_fraction: float = _field(0.5, "fraction of each replay batch that is relabeled, in [0, 1] (App. D)")
+    relabel_values: str = _field(
+        "critic",
+        "inverse-RL values: 'critic' = soft Q(s,a,psi) from the twin critic (Eq. 8); "
+        "'backup' = one-step soft backup r + gamma (1-done)(Q(s',a')-alpha log pi) as the authors' code did",
+    )
+    prior_candidates: int = _field(0, "extra candidate tasks drawn from the prior for inverse RL (0 = batch tasks only)")
+    seed: int = _field(0, "base random seed; seed i of the vmapped axis uses fold_in(seed, i)")
+    seeds: int = _field(1, "number of independent seeds, trained as one vmapped program")
+    env_steps: int = _field(200_000, "environment steps per seed, warm-up included")
+    warmup_steps: int = _field(5_000, "initial steps with uniform random actions and no updates")
+    num_envs: int = _field(16, "parallel environments per seed")
+    updates_per_env_step: float = _field(
+        0.5, "gradient updates per environment step (per transition); num_envs x this must be a whole number"
+    )
+    batch_size: int = _field(32, "replay batch size B (App. C.1: 32); inverse RL scores B x B pairs")
+    hidden: tuple[int, ...] = _field((32, 32), "hidden layer widths of actor and critic, e.g. 64,64")
+    learning_rate: float = _field(3e-4, "Adam learning rate for actor, critic and alpha")
+    gamma: float = _field(0.99, "discount factor")
+    tau: float = _field(0.005, "Polyak rate of the target critic")
+    grad_clip: float = _field(0.0, "clip gradients to this global norm; 0 = off (App. C.1 uses 1 on arms)")
+    buffer_size: int = _field(1_000_000, "replay capacity in transitions, all parallel envs together")
+    eval_every: int = _field(10_000, "environment steps between evaluations (one compiled chunk)")
+    eval_episodes: int = _field(20, "deterministic evaluation episodes per seed at each evaluation")
+
+    def __post_init__(self):
+        if self.env not in envs.names():
+            raise ValueError(f"env={self.env!r} is unknown; valid envs: {', '.join(envs.names())}")
+        if self.relabel not in STRATEGIES:
+            raise ValueError(f"relabel={self.relabel!r} is unknown; valid strategies: {', '.join(STRATEGIES)}")
+        if self.relabel_values not in VALUE_ESTIMATORS:
+            raise ValueError(
+                f"relabel_values={self.relabel_values!r} is unknown; valid: {', '.join(VALUE_ESTIMATORS)}"
+            )
+        for name in ("relabel_fraction",):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name}={value} is outside [0, 1]")
+        for name in ("seeds", "env_steps", "num_envs", "batch_size", "buffer_size", "eval_every", "eval_episodes"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)} must be a positive integer")
+        for name in ("warmup_steps", "prior_candidates"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name}={getattr(self, name)} must be >= 0")
+        for name in ("learning_rate", "updates_per_env_step"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name}={getattr(self, name)} must be > 0")
+        if not 0.0 <= self.gamma < 1.0:
+            raise ValueError(f"gamma={self.gamma} is outside [0, 1)")
+        if not 0.0 < self.tau <= 1.0:
+            raise ValueError(f"tau={self.tau} is outside (0, 1]")
+        if self.grad_clip < 0:
+            raise ValueError(f"grad_clip={self.grad_clip} must be >= 0")
+        if not self.hidden or min(self.hidden) < 1:
+            raise ValueError(f"hidden={self.hidden} must be one or more positive widths")
+        upi = self.num_envs * self.updates_per_env_step
+        if abs(upi - round(upi)) > 1e-9 or round(upi) < 1:
+            raise ValueError(
+                f"num_envs x updates_per_env_step = {upi:g} must be a positive whole number of updates per iteration"
+            )
+        if self.batch_size > self.buffer_size:
+            raise ValueError(f"batch_size={self.batch_size} is larger than buffer_size={self.buffer_size}")
+        if self.buffer_size < self.num_envs:
+            raise ValueError(f"buffer_size={self.buffer_size} must hold at least one step per env ({self.num_envs})")
+        if self.warmup_steps < self.batch_size:
+            raise ValueError(f"warmup_steps={self.warmup_steps} must be >= batch_size={self.batch_size}")
+        if self.warmup_steps >= self.env_steps:
+            raise ValueError(f"warmup_steps={self.warmup_steps} must be < env_steps={self.env_steps}")
+        if self.relabel in HINDSIGHT_GOAL_STRATEGIES and not envs.make(self.env).task_family.supports_hindsight_goals:
+            raise ValueError(
+                f"relabel={self.relabel!r} needs a goal-reaching task family, which env={self.env!r} lacks; "
+                "use inverse_rl, inverse_rl_no_partition, random or none"
+            )
+        if envs.make(self.env).discrete_actions:
+            raise ValueError(f"env={self.env!r} has discrete actions; SAC training needs a continuous-action env")
+
+    # ---- derived quantities (never stored) ------------------------------------------------------------
+    @property
+    def updates_per_iteration(self) -> int:
+        """Gradient updates after each vector step of all `num_envs` envs."""
+        return round(self.num_envs * self.updates_per_env_step)
+
+    @property
+    def iterations_per_chunk(self) -> int:
+        """Vector steps per compiled chunk (between evaluations)."""
+        return max(1, self.eval_every // self.num_envs)
+
+    @property
+    def warmup_iterations(self) -> int:
+        return math.ceil(self.warmup_steps / self.num_envs)
+
+    @property
+    def num_chunks(self) -> int:
+        steps_left = self.env_steps - self.warmup_iterations * self.num_envs
+        return max(1, math.ceil(steps_left / (self.iterations_per_chunk * self.num_envs)))
+
+    @property
+    def capacity_per_env(self) -> int:
+        return self.buffer_size // self.num_envs
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)

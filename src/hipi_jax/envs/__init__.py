@@ -1,0 +1,31 @@
+"""The env registry: `make(name)` returns a functional env with its task family (DESIGN.md `envs/`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from hipi_jax.envs.base import Env, EnvState, auto_reset, reset_with_prior
+from hipi_jax.envs.gridworld import GridWorld
+from hipi_jax.envs.nav2d import Nav2d
+from hipi_jax.envs.point_goal import PointGoal
+
+_REGISTRY: dict[str, Callable[..., Env]] = {
+    "nav2d": Nav2d,
+    "point_goal": PointGoal,
+    "gridworld": GridWorld,
+}
+
+
+def names() -> list[str]:
+    """Registered env names, sorted."""
+    return sorted(_REGISTRY)
+
+
+def make(name: str, **kwargs) -> Env:
+    """Build the env `name`; an unknown name raises ValueError listing the valid ones."""
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown env {name!r}; valid envs: {', '.join(names())}")
+    return _REGISTRY[name](**kwargs)
+
+
+__all__ = ["Env", "EnvState", "auto_reset", "make", "names", "reset_with_prior"]

@@ -1,0 +1,108 @@
+"""The functional env interface (DESIGN.md `envs/`): pure `reset(key, task)` / `step(state, action)`.
+
+An env implements only its simulator: `init_sim(key) -> (sim, obs, features)` and
+`sim_step(sim, action, key) -> (sim, obs, features)`. Reward, termination and truncation are derived
+here from the env's task family and the features, never from a simulator's own reward.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from hipi_jax.tasks import TaskFamily
+
+Array = jax.Array
+
+
+@struct.dataclass
+class EnvState:
+    """One env's state; vmapped envs carry a leading [num_envs] axis on every field."""
+
+    sim: Any  # simulator state (env-specific pytree)
+    obs: Array  # [obs_dim] observation of the current state (without the task)
+    features: Array  # [feature_dim] φ of the current state, what task rewards are computed from
+    task: Array  # [task_dim] the commanded task ψ
+    reward: Array  # [] r_ψ of the transition that led here
+    done: Array  # [] bool, terminal under ψ (e.g. goal reached)
+    truncated: Array  # [] bool, time limit reached without a terminal
+    t: Array  # [] int32, steps taken in this episode
+    key: Array  # PRNG key for stochastic dynamics
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Env:
+    """Base class: subclasses define the simulator, the task family and the sizes."""
+
+    task_family: TaskFamily
+    max_steps: int  # episode length cap (truncation, not termination)
+
+    @property
+    def obs_dim(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def action_dim(self) -> int:
+        raise NotImplementedError
+
+    discrete_actions: bool = dataclasses.field(default=False, init=False)
+
+    def init_sim(self, key: Array) -> tuple[Any, Array, Array]:
+        """Initial simulator state, observation and features."""
+        raise NotImplementedError
+
+    def sim_step(self, sim: Any, action: Array, key: Array) -> tuple[Any, Array, Array]:
+        """One simulator step; `action` in [−1, 1]^action_dim (or an int for discrete envs)."""
+        raise NotImplementedError
+
+    def reset(self, key: Array, task: Array) -> EnvState:
+        """Start an episode for `task` ([task_dim])."""
+        k_sim, k_next = jax.random.split(key)
+        sim, obs, features = self.init_sim(k_sim)
+        return EnvState(
+            sim=sim,
+            obs=obs,
+            features=features,
+            task=task,
+            reward=jnp.zeros((), jnp.float32),
+            done=jnp.zeros((), bool),
+            truncated=jnp.zeros((), bool),
+            t=jnp.zeros((), jnp.int32),
+            key=k_next,
+        )
+
+    def step(self, state: EnvState, action: Array) -> EnvState:
+        """Advance one step; reward and done come from the task family on φ(s')."""
+        k_step, k_next = jax.random.split(state.key)
+        sim, obs, features = self.sim_step(state.sim, action, k_step)
+        family = self.task_family
+        action_vec = action if not self.discrete_actions else jnp.zeros((1,), jnp.float32)
+        done = family.terminal(features, state.task)
+        t = state.t + 1
+        return state.replace(
+            sim=sim,
+            obs=obs,
+            features=features,
+            reward=family.reward(features, action_vec, state.task),
+            done=done,
+            truncated=jnp.logical_and(t >= self.max_steps, jnp.logical_not(done)),
+            t=t,
+            key=k_next,
+        )
+
+
+def reset_with_prior(env: Env, key: Array) -> EnvState:
+    """Reset one env with a task drawn from the prior p(ψ)."""
+    k_task, k_reset = jax.random.split(key)
+    return env.reset(k_reset, env.task_family.sample(k_task, 1)[0])
+
+
+def auto_reset(env: Env, state: EnvState, key: Array) -> EnvState:
+    """Where the episode ended (done or truncated), start a new one with a fresh task from the prior."""
+    fresh = reset_with_prior(env, key)
+    ended = jnp.logical_or(state.done, state.truncated)
+    return jax.tree.map(lambda new, old: jnp.where(ended, new, old), fresh, state)

@@ -1,0 +1,43 @@
+"""`point_goal`: a point on the open plane [−1, 1]² that must reach a goal (the smallest sanity env)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+
+from hipi_jax.envs.base import Env
+from hipi_jax.tasks import GoalReach
+
+
+def default_family(margin: float = 0.1) -> GoalReach:
+    return GoalReach(margin=margin, low=[-1.0, -1.0], high=[1.0, 1.0])
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class PointGoal(Env):
+    """Start uniform in the box; action = velocity in [−1, 1]², scaled by `max_speed`; no noise.
+
+    Observation and features are both the position [2].
+    """
+
+    task_family: GoalReach = dataclasses.field(default_factory=default_family)
+    max_steps: int = 50
+    max_speed: float = 0.1
+
+    @property
+    def obs_dim(self) -> int:
+        return 2
+
+    @property
+    def action_dim(self) -> int:
+        return 2
+
+    def init_sim(self, key):
+        pos = jax.random.uniform(key, (2,), minval=-1.0, maxval=1.0)
+        return pos, pos, pos
+
+    def sim_step(self, sim, action, key):
+        pos = jnp.clip(sim + self.max_speed * jnp.clip(action, -1.0, 1.0), -1.0, 1.0)
+        return pos, pos, pos

@@ -1,0 +1,57 @@
+"""What a run leaves behind (DESIGN.md): metrics.jsonl, summary.json and curves.png."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+
+def append_jsonl(path: Path, record: dict) -> None:
+    with open(path, "a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def write_json(path: Path, obj: dict) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2) + "\n")
+    tmp.replace(path)
+
+
+def mean_std(records: list[dict], key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(env_steps, mean over seeds, std over seeds) of a per-seed metric."""
+    rows = [r for r in records if key in r]
+    steps = np.array([r["env_steps"] for r in rows])
+    values = np.array([r[key] for r in rows], dtype=float)  # [points, seeds]
+    return steps, values.mean(axis=1), values.std(axis=1)
+
+
+def plot_curves(curves: dict[str, list[dict]], path: Path, title: str = "") -> None:
+    """Learning curves, mean ± std over seeds, one line per entry of `curves` (label -> records)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = [k for k in ("eval_return", "eval_success") if any(k in r for recs in curves.values() for r in recs)]
+    fig, axes = plt.subplots(1, len(keys), figsize=(5.5 * len(keys), 4), squeeze=False)
+    for ax, key in zip(axes[0], keys, strict=True):
+        for label, records in curves.items():
+            steps, mean, std = mean_std(records, key)
+            ax.plot(steps, mean, label=label)
+            ax.fill_between(steps, mean - std, mean + std, alpha=0.2)
+        ax.set_xlabel("environment steps (per seed)")
+        ax.set_ylabel(key.replace("_", " "))
+        ax.grid(alpha=0.3)
+    axes[0][0].legend()
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,288 @@
+"""The fused training loop (Alg. 2): collect → insert → U × (sample → relabel → SAC update).
+
+`init`, `collect`, `update`, `iteration` and `evaluate` are pure functions of one `TrainState`;
+`Programs` holds their jitted, seed-vmapped forms: a chunk of K iterations is one `lax.scan` inside
+one `jax.jit` with the state donated. `run` is the thin host loop between chunks (evaluation,
+logging, progress bar); nothing on the host runs per step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from hipi_jax import buffer as replay
+from hipi_jax import envs
+from hipi_jax.agents.sac import SAC, SACState
+from hipi_jax.config import TrainConfig
+from hipi_jax.envs.base import EnvState, auto_reset, reset_with_prior
+from hipi_jax.relabel import INVERSE_RL_STRATEGIES, relabel
+from hipi_jax.types import Sample, Transition
+
+Array = jax.Array
+
+
+@struct.dataclass
+class TrainState:
+    """Everything a seed carries through the scan (and what a checkpoint holds)."""
+
+    agent: SACState
+    buffer: replay.BufferState
+    env_state: EnvState  # [num_envs]
+    key: Array
+    env_steps: Array  # [] int32, environment steps taken by this seed
+    updates: Array  # [] int32, gradient updates done by this seed
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Trainer:
+    """The static pieces a run is built from."""
+
+    config: TrainConfig
+    env: envs.Env
+    agent: SAC
+
+
+def build(config: TrainConfig) -> Trainer:
+    env = envs.make(config.env)
+    family = env.task_family
+    agent = SAC(
+        obs_dim=env.obs_dim,
+        action_dim=env.action_dim,
+        task_dim=family.task_dim,
+        hidden=config.hidden,
+        learning_rate=config.learning_rate,
+        gamma=config.gamma,
+        tau=config.tau,
+        grad_clip=config.grad_clip,
+    )
+    return Trainer(config, env, agent)
+
+
+def init(tr: Trainer, key: Array) -> TrainState:
+    """A fresh seed: agent parameters, empty buffer, `num_envs` envs reset with prior tasks."""
+    cfg, env = tr.config, tr.env
+    k_agent, k_env, k_run = jax.random.split(key, 3)
+    env_state = jax.vmap(partial(reset_with_prior, env))(jax.random.split(k_env, cfg.num_envs))
+    one = jax.tree.map(lambda x: x[0], env_state)
+    example = Transition(
+        obs=one.obs,
+        action=jnp.zeros((env.action_dim,), jnp.float32),
+        next_obs=one.obs,
+        features=one.features,
+        task=one.task,
+    )
+    return TrainState(
+        agent=tr.agent.init(k_agent),
+        buffer=replay.init(example, cfg.num_envs, cfg.capacity_per_env),
+        env_state=env_state,
+        key=k_run,
+        env_steps=jnp.zeros((), jnp.int32),
+        updates=jnp.zeros((), jnp.int32),
+    )
+
+
+def collect(tr: Trainer, state: TrainState, random_actions: bool = False) -> TrainState:
+    """One step of all envs (policy samples, or uniform actions during warm-up), stored, auto-reset."""
+    cfg, env = tr.config, tr.env
+    key, k_act, k_reset = jax.random.split(state.key, 3)
+    es = state.env_state
+    if random_actions:
+        action = jax.random.uniform(k_act, (cfg.num_envs, env.action_dim), minval=-1.0, maxval=1.0)
+    else:
+        action = tr.agent.act(state.agent.actor_params, k_act, es.obs, es.task)
+    nxt = jax.vmap(env.step)(es, action)
+    transition = Transition(obs=es.obs, action=action, next_obs=nxt.obs, features=nxt.features, task=es.task)
+    ended = jnp.logical_or(nxt.done, nxt.truncated)
+    buf = replay.insert(state.buffer, transition, es.t, ended)
+    nxt = jax.vmap(partial(auto_reset, env))(nxt, jax.random.split(k_reset, cfg.num_envs))
+    return state.replace(buffer=buf, env_state=nxt, key=key, env_steps=state.env_steps + cfg.num_envs)
+
+
+def values_fn(tr: Trainer, agent_state: SACState) -> Callable[[Array, Sample, Array], Array]:
+    """R_ψj(s_i, a_i) for HIPI-RL (Eq. 8): the critic's soft Q, or the one-step soft backup."""
+    family = tr.env.task_family
+
+    def critic(key, sample: Sample, tasks: Array) -> Array:
+        t = sample.transition
+        return tr.agent.soft_q_matrix(agent_state, t.obs, t.action, tasks)
+
+    def backup(key, sample: Sample, tasks: Array) -> Array:
+        t = sample.transition
+        reward = family.reward(t.features[:, None], t.action[:, None], tasks[None])  # [B, K]
+        done = family.terminal(t.features[:, None], tasks[None]).astype(jnp.float32)
+        return tr.agent.soft_backup_matrix(agent_state, key, t.next_obs, tasks, reward, done)
+
+    return critic if tr.config.relabel_values == "critic" else backup
+
+
+def update(tr: Trainer, state: TrainState) -> tuple[TrainState, dict[str, Array]]:
+    """Sample a batch, relabel it, take one SAC step (Alg. 2)."""
+    cfg = tr.config
+    key, k_sample, k_relabel, k_sac = jax.random.split(state.key, 4)
+    sample = replay.sample(state.buffer, k_sample, cfg.batch_size)
+    batch, relabel_metrics = relabel(
+        k_relabel,
+        sample,
+        cfg.relabel,
+        tr.env.task_family,
+        cfg.relabel_fraction,
+        values_fn(tr, state.agent) if cfg.relabel in INVERSE_RL_STRATEGIES else None,
+        cfg.prior_candidates,
+    )
+    agent, metrics = tr.agent.update(state.agent, batch, k_sac)
+    return state.replace(agent=agent, key=key, updates=state.updates + 1), {**metrics, **relabel_metrics}
+
+
+def iteration(tr: Trainer, state: TrainState) -> tuple[TrainState, dict[str, Array]]:
+    """Collect one vector step, then `updates_per_iteration` updates; metrics are their mean."""
+    state = collect(tr, state)
+    state, metrics = jax.lax.scan(lambda s, _: update(tr, s), state, None, length=tr.config.updates_per_iteration)
+    return state, jax.tree.map(jnp.mean, metrics)
+
+
+def chunk(tr: Trainer, state: TrainState) -> tuple[TrainState, dict[str, Array]]:
+    """K iterations in one scan; metrics averaged over the chunk."""
+    state, metrics = jax.lax.scan(lambda s, _: iteration(tr, s), state, None, length=tr.config.iterations_per_chunk)
+    return state, jax.tree.map(jnp.mean, metrics)
+
+
+def warmup(tr: Trainer, state: TrainState) -> TrainState:
+    """Uniform random actions, no updates, for `warmup_steps` (App. C.1's initial collection)."""
+
+    def body(s, _):
+        return collect(tr, s, random_actions=True), None
+
+    return jax.lax.scan(body, state, None, length=tr.config.warmup_iterations)[0]
+
+
+def evaluate(tr: Trainer, actor_params, key: Array) -> dict[str, Array]:
+    """Deterministic policy (tanh of the mean) on `eval_episodes` prior tasks, one full episode each:
+    mean undiscounted return and success rate (first terminal before the time limit)."""
+    env, n = tr.env, tr.config.eval_episodes
+    es = jax.vmap(partial(reset_with_prior, env))(jax.random.split(key, n))
+
+    def body(carry, _):
+        es, ret, success, alive = carry
+        action = tr.agent.act(actor_params, None, es.obs, es.task, deterministic=True)
+        es = jax.vmap(env.step)(es, action)
+        ret = ret + jnp.where(alive, es.reward, 0.0)
+        success = jnp.logical_or(success, jnp.logical_and(alive, es.done))
+        alive = jnp.logical_and(alive, jnp.logical_not(jnp.logical_or(es.done, es.truncated)))
+        return (es, ret, success, alive), None
+
+    carry = (es, jnp.zeros(n), jnp.zeros(n, bool), jnp.ones(n, bool))
+    (_, ret, success, _), _ = jax.lax.scan(body, carry, None, length=env.max_steps)
+    return {"eval_return": ret.mean(), "eval_success": success.astype(jnp.float32).mean()}
+
+
+@dataclasses.dataclass(frozen=True)
+class Programs:
+    """The jitted programs of a run, each vmapped over the leading seed axis."""
+
+    init: Callable
+    warmup: Callable
+    chunk: Callable
+    evaluate: Callable
+
+
+def programs(tr: Trainer) -> Programs:
+    return Programs(
+        init=jax.jit(jax.vmap(partial(init, tr))),
+        warmup=jax.jit(jax.vmap(partial(warmup, tr)), donate_argnums=0),
+        chunk=jax.jit(jax.vmap(partial(chunk, tr)), donate_argnums=0),
+        evaluate=jax.jit(jax.vmap(partial(evaluate, tr))),
+    )
+
+
+def seed_keys(seed: int, num_seeds: int) -> Array:
+    """Key of seed i = fold_in(PRNGKey(seed), i): adding seeds never changes the existing ones."""
+    return jax.vmap(partial(jax.random.fold_in, jax.random.PRNGKey(seed)))(jnp.arange(num_seeds))
+
+
+def eval_keys(seed: int, num_seeds: int, log_index: int) -> Array:
+    """Evaluation tasks depend only on (seed, seed index, log point): every strategy sees the same ones."""
+    base = jax.random.fold_in(jax.random.PRNGKey(seed), 2**31 - 1)
+    keys = jax.vmap(partial(jax.random.fold_in, base))(jnp.arange(num_seeds))
+    return jax.vmap(partial(jax.random.fold_in, data=log_index))(keys)
+
+
+class NonFiniteError(RuntimeError):
+    """Training produced a NaN or inf; the message names the quantity, seed and env step."""
+
+
+def check_finite(metrics: dict, env_steps: int) -> None:
+    for name, values in metrics.items():
+        finite = jnp.isfinite(jnp.asarray(values))
+        if not bool(finite.all()):
+            seed = int(jnp.argmin(finite.reshape(-1)))
+            raise NonFiniteError(f"non-finite {name} at env step {env_steps} (seed index {seed}); training stopped")
+
+
+def run(config: TrainConfig, log: Callable[[dict], None], progress: bool = True) -> dict:
+    """Train `config.seeds` seeds; `log(record)` receives one record per evaluation; returns the summary."""
+    from tqdm.auto import tqdm
+
+    tr = build(config)
+    prog = programs(tr)
+    has_success = tr.env.task_family.has_success
+    t_start = time.perf_counter()
+    state = prog.init(seed_keys(config.seed, config.seeds))
+    buffer_mib = replay.nbytes(state.buffer) / 2**20
+    print(
+        f"replay buffer: {config.seeds} seed(s) x {config.num_envs} envs x {config.capacity_per_env} steps = "
+        f"{buffer_mib:.1f} MiB on {jax.devices()[0].platform}",
+        flush=True,
+    )
+    t0 = time.perf_counter()
+    warm = prog.warmup.lower(state).compile()
+    chunk_fn = prog.chunk.lower(state).compile()
+    compile_s = time.perf_counter() - t0
+    state = jax.block_until_ready(warm(state))
+
+    def record(log_index: int, train_metrics: dict) -> dict:
+        ev = jax.device_get(prog.evaluate(state.agent.actor_params, eval_keys(config.seed, config.seeds, log_index)))
+        rec = {
+            "env_steps": int(state.env_steps[0]),
+            "updates": int(state.updates[0]),
+            "wall_s": round(time.perf_counter() - t_start, 3),
+            "eval_return": ev["eval_return"].tolist(),
+        }
+        if has_success:
+            rec["eval_success"] = ev["eval_success"].tolist()
+        rec.update({k: v.tolist() for k, v in jax.device_get(train_metrics).items()})
+        return rec
+
+    log(record(0, {}))
+    train_s = 0.0
+    bar = tqdm(total=config.num_chunks * config.iterations_per_chunk * config.num_envs, unit="step",
+               disable=not progress, desc=f"{config.env}/{config.relabel}")
+    for i in range(config.num_chunks):
+        t0 = time.perf_counter()
+        state, metrics = chunk_fn(state)
+        metrics = jax.device_get(metrics)
+        train_s += time.perf_counter() - t0
+        check_finite(metrics, int(state.env_steps[0]))
+        rec = record(i + 1, metrics)
+        log(rec)
+        bar.update(config.iterations_per_chunk * config.num_envs)
+        bar.set_postfix(ret=f"{sum(rec['eval_return']) / config.seeds:.1f}")
+    bar.close()
+    trained_steps = config.num_chunks * config.iterations_per_chunk * config.num_envs
+    summary = {k: v for k, v in rec.items() if k in ("env_steps", "updates", "eval_return", "eval_success")}
+    summary.update(
+        wall_s=round(time.perf_counter() - t_start, 3),
+        compile_s=round(compile_s, 3),
+        train_s=round(train_s, 3),
+        # throughput of the compiled chunks, all seeds together, warm-up and evaluation excluded
+        env_steps_per_s=round(config.seeds * trained_steps / train_s, 1),
+        updates_per_s=round(config.seeds * config.num_chunks * config.iterations_per_chunk
+                            * config.updates_per_iteration / train_s, 1),
+    )
+    return summary, state
