@@ -49,12 +49,8 @@ def test_reset_step_contract_under_jit_and_vmap(name):
             np.asarray(state.reward), np.asarray(family.reward(state.features, action_vec, state.task))
         )
         if isinstance(family, GoalReach):
-            np.testing.assert_array_equal(
-                np.asarray(state.reward), _np_goal_reward(family, state.features, state.task)
-            )
-        np.testing.assert_array_equal(
-            np.asarray(state.done), np.asarray(family.success(state.features, state.task))
-        )
+            np.testing.assert_array_equal(np.asarray(state.reward), _np_goal_reward(family, state.features, state.task))
+        np.testing.assert_array_equal(np.asarray(state.done), np.asarray(family.success(state.features, state.task)))
 
     # An unbatched jitted step agrees with the vmapped one.
     single = jax.tree.map(lambda x: x[0], state)

@@ -72,9 +72,7 @@ def insert(buffer: BufferState, transition: Transition, step: Array, ended: Arra
         data=data,
         episode=buffer.episode.at[:, c].set(buffer.current_episode),
         step=buffer.step.at[:, c].set(step.astype(jnp.int32)),
-        episode_length=buffer.episode_length.at[envs, buffer.current_episode % cap].set(
-            step.astype(jnp.int32) + 1
-        ),
+        episode_length=buffer.episode_length.at[envs, buffer.current_episode % cap].set(step.astype(jnp.int32) + 1),
         current_episode=buffer.current_episode + ended.astype(jnp.int32),
         cursor=(c + 1) % cap,
         size=jnp.minimum(buffer.size + 1, cap),

@@ -27,7 +27,9 @@ def _widths(text: str) -> tuple[int, ...]:
     try:
         return tuple(int(w) for w in text.split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid widths {text!r}: expected comma-separated integers, e.g. 64,64")
+        raise argparse.ArgumentTypeError(
+            f"invalid widths {text!r}: expected comma-separated integers, e.g. 64,64"
+        ) from None
 
 
 def parser() -> argparse.ArgumentParser:
@@ -40,12 +42,19 @@ def parser() -> argparse.ArgumentParser:
     for f in dataclasses.fields(TrainConfig):
         kind = {int: int, float: float, str: str}.get(type(f.default), _widths)
         default = ",".join(map(str, f.default)) if isinstance(f.default, tuple) else f.default
-        p.add_argument("--" + f.name.replace("_", "-"), type=kind, default=default, help=f.metadata["help"],
-                       dest=f.name)
-    p.add_argument("--out", type=Path, default=None,
-                   help="run directory to write (default: runs/ENV-RELABEL-sSEED)")
-    p.add_argument("--overwrite", action="store_true", help="replace the run files of an existing --out directory")
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+        p.add_argument(
+            "--" + f.name.replace("_", "-"), type=kind, default=default, help=f.metadata["help"], dest=f.name
+        )
+    p.add_argument(
+        "--out", type=Path, default=argparse.SUPPRESS, help="run directory to write (default: runs/ENV-RELABEL-sSEED)"
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="replace the run files of an existing --out directory",
+    )
+    p.add_argument("--no-progress", action="store_true", default=argparse.SUPPRESS, help="hide the progress bar")
     return p
 
 
@@ -67,7 +76,7 @@ def _check_out_dir(out: Path, overwrite: bool) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = vars(parser().parse_args(argv))
-    out, overwrite, progress = args.pop("out"), args.pop("overwrite"), not args.pop("no_progress")
+    out, overwrite, progress = args.pop("out", None), args.pop("overwrite", False), not args.pop("no_progress", False)
     try:
         config = TrainConfig(**args)
     except ValueError as e:

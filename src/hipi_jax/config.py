@@ -10,7 +10,7 @@ import dataclasses
 import math
 
 from hipi_jax import envs
-from hipi_jax.relabel import HINDSIGHT_GOAL_STRATEGIES, STRATEGIES
+from hipi_jax.relabel import CANDIDATE_SOURCES, HINDSIGHT_GOAL_STRATEGIES, STRATEGIES
 
 VALUE_ESTIMATORS = ("critic", "backup")
 
@@ -21,7 +21,7 @@ def _field(default, help: str):
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    env: str = _field("nav2d", f"environment: one of {', '.join(envs.names())}")
+    env: str = _field("nav2d", f"environment: one of {', '.join(envs.continuous_names())}")
     relabel: str = _field("inverse_rl", f"relabel strategy: one of {', '.join(STRATEGIES)}")
     relabel_fraction: float = _field(0.5, "fraction of each replay batch that is relabeled, in [0, 1] (App. D)")
     relabel_values: str = _field(
@@ -29,10 +29,19 @@ class TrainConfig:
         "inverse-RL values: 'critic' = soft Q(s,a,psi) from the twin critic (Eq. 8); "
         "'backup' = one-step soft backup r + gamma (1-done)(Q(s',a')-alpha log pi) as the authors' code did",
     )
-    prior_candidates: int = _field(0, "extra candidate tasks drawn from the prior for inverse RL (0 = batch tasks only)")
+    candidates: str = _field(
+        "tasks",
+        "inverse-RL candidate tasks of a continuous family: 'tasks' = the batch's commanded tasks (Alg. 1); "
+        "'achieved' = the goals the batch reached (goal families); 'tasks+achieved' = both (2B candidates)",
+    )
+    prior_candidates: int = _field(
+        0, "extra candidate tasks drawn from the prior for inverse RL (0 = batch tasks only)"
+    )
     seed: int = _field(0, "base random seed; seed i of the vmapped axis uses fold_in(seed, i)")
     seeds: int = _field(1, "number of independent seeds, trained as one vmapped program")
-    env_steps: int = _field(200_000, "environment steps per seed, warm-up included")
+    env_steps: int = _field(
+        200_000, "environment steps per seed, warm-up included; rounded up to whole evaluation chunks"
+    )
     warmup_steps: int = _field(5_000, "initial steps with uniform random actions and no updates")
     num_envs: int = _field(16, "parallel environments per seed")
     updates_per_env_step: float = _field(
@@ -50,13 +59,17 @@ class TrainConfig:
 
     def __post_init__(self):
         if self.env not in envs.names():
-            raise ValueError(f"env={self.env!r} is unknown; valid envs: {', '.join(envs.names())}")
+            raise ValueError(f"env={self.env!r} is unknown; valid envs: {', '.join(envs.continuous_names())}")
         if self.relabel not in STRATEGIES:
             raise ValueError(f"relabel={self.relabel!r} is unknown; valid strategies: {', '.join(STRATEGIES)}")
         if self.relabel_values not in VALUE_ESTIMATORS:
-            raise ValueError(
-                f"relabel_values={self.relabel_values!r} is unknown; valid: {', '.join(VALUE_ESTIMATORS)}"
-            )
+            raise ValueError(f"relabel_values={self.relabel_values!r} is unknown; valid: {', '.join(VALUE_ESTIMATORS)}")
+        if self.candidates not in CANDIDATE_SOURCES:
+            raise ValueError(f"candidates={self.candidates!r} is unknown; valid: {', '.join(CANDIDATE_SOURCES)}")
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"{f.name}={value} must be a finite number")
         for name in ("relabel_fraction",):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
@@ -96,6 +109,10 @@ class TrainConfig:
                 f"relabel={self.relabel!r} needs a goal-reaching task family, which env={self.env!r} lacks; "
                 "use inverse_rl, inverse_rl_no_partition, random or none"
             )
+        if "achieved" in self.candidates and not envs.make(self.env).task_family.supports_hindsight_goals:
+            raise ValueError(
+                f"candidates={self.candidates!r} needs a goal-reaching task family, which env={self.env!r} lacks"
+            )
         if envs.make(self.env).discrete_actions:
             raise ValueError(f"env={self.env!r} has discrete actions; SAC training needs a continuous-action env")
 
@@ -125,3 +142,8 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        """Inverse of `to_dict` after a JSON round trip (lists back to tuples)."""
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})

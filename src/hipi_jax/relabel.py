@@ -23,6 +23,7 @@ Array = jax.Array
 STRATEGIES = ("none", "random", "final", "future", "inverse_rl", "inverse_rl_no_partition")
 HINDSIGHT_GOAL_STRATEGIES = ("final", "future")
 INVERSE_RL_STRATEGIES = ("inverse_rl", "inverse_rl_no_partition")
+CANDIDATE_SOURCES = ("tasks", "achieved", "tasks+achieved")
 
 # values_fn(key, sample, candidates [K, task_dim]) -> [batch, K] values R_ψj(s_i, a_i) (Eq. 8)
 ValuesFn = Callable[[Array, Sample, Array], Array]
@@ -33,17 +34,24 @@ def inverse_rl_log_probs(values: Array, *, use_partition: bool = True) -> Array:
 
     `values[i, j]` is Q̃(s_i, a_i, ψ_j) for HIPI-RL or R_ψj(τ_i) for HIPI-BC, shape
     [num_samples, num_tasks]. log Z_j = logsumexp_i values[i, j] − log(num_samples), the Monte Carlo
-    estimate of Alg. 1 written stably; `use_partition=False` drops it (the Fig. 8 ablation).
-    Finite-safe: −inf marks an impossible pair and gets probability 0; a task impossible for every
-    sample keeps probability 0; a sample for which every task is impossible gets the uniform
-    distribution; +inf is clipped to the largest finite value. Never NaN for non-NaN input.
+    estimate of Alg. 1; `use_partition=False` drops it (the Fig. 8 ablation). Written stably: each
+    column is centred on its maximum before log Z is taken, so the O(1) part of log Z survives
+    values of any magnitude. Finite-safe: −inf marks an impossible pair and gets probability 0; a
+    task impossible for every sample keeps probability 0; a sample for which every task is
+    impossible gets the uniform distribution; +inf is clipped to the largest finite value. Never NaN
+    for non-NaN input.
     """
     values = jax.lax.stop_gradient(jnp.asarray(values))
-    values = jnp.minimum(values, jnp.finfo(values.dtype).max)
+    finfo = jnp.finfo(values.dtype)
+    impossible = values == -jnp.inf
+    values = jnp.minimum(values, finfo.max)
     if use_partition:
-        log_partition = jax.nn.logsumexp(values, axis=0) - math.log(values.shape[0])  # [num_tasks]
-        values = values - jnp.where(jnp.isfinite(log_partition), log_partition, 0.0)
-    impossible_row = jnp.all(values == -jnp.inf, axis=1, keepdims=True)
+        column_max = jnp.max(values, axis=0)
+        centred = values - jnp.where(jnp.isfinite(column_max), column_max, 0.0)  # <= 0, exact near the max
+        log_z_rest = jax.nn.logsumexp(centred, axis=0) - math.log(values.shape[0])  # in [-log N, 0] or -inf
+        values = centred - jnp.where(jnp.isfinite(log_z_rest), log_z_rest, 0.0)
+        values = jnp.where(impossible, -jnp.inf, jnp.maximum(values, finfo.min))  # overflow is not impossibility
+    impossible_row = jnp.all(impossible, axis=1, keepdims=True)
     values = jnp.where(impossible_row, 0.0, values)
     return jax.nn.log_softmax(values, axis=1)
 
@@ -53,16 +61,23 @@ def log_partition(values: Array) -> Array:
     return jax.nn.logsumexp(values, axis=0) - math.log(values.shape[0])
 
 
-def candidate_tasks(key: Array, sample: Sample, family: TaskFamily, num_prior: int) -> Array:
-    """Alg. 1's candidates: the whole task set of a finite family, else the batch's own tasks,
-    optionally extended by `num_prior` draws from the prior. [K, task_dim]"""
+def candidate_tasks(key: Array, sample: Sample, family: TaskFamily, num_prior: int = 0, source: str = "tasks") -> Array:
+    """Candidate tasks for inverse RL: [K, task_dim]. A finite family offers its whole task set.
+    Otherwise `source` picks them: "tasks" = the batch's own commanded tasks (Alg. 1); "achieved" =
+    the goals the batch reached, φ(s′) (the authors' code's state candidates; goal families only);
+    "tasks+achieved" = both. `num_prior` draws from the prior are appended."""
     fixed = family.candidate_tasks()
     if fixed is not None:
         return fixed
-    tasks = sample.transition.task
+    if source not in CANDIDATE_SOURCES:
+        raise ValueError(f"unknown candidate source {source!r}; valid: {', '.join(CANDIDATE_SOURCES)}")
+    tr = sample.transition
+    parts = [tr.task] if "tasks" in source else []
+    if "achieved" in source:
+        parts.append(family.achieved_task(tr.features, tr.task))
     if num_prior > 0:
-        tasks = jnp.concatenate([tasks, family.sample(key, num_prior)], axis=0)
-    return tasks
+        parts.append(family.sample(key, num_prior))
+    return jnp.concatenate(parts, axis=0)
 
 
 def propose_tasks(
@@ -72,6 +87,7 @@ def propose_tasks(
     family: TaskFamily,
     values_fn: ValuesFn | None = None,
     num_prior_candidates: int = 0,
+    candidate_source: str = "tasks",
 ) -> Array:
     """The task each sample would be relabeled with under `strategy`: [batch, task_dim]."""
     tasks = sample.transition.task
@@ -87,7 +103,7 @@ def propose_tasks(
         if values_fn is None:
             raise ValueError(f"relabel strategy {strategy!r} needs a values_fn (the critic)")
         k_cand, k_values, k_pick = jax.random.split(key, 3)
-        candidates = candidate_tasks(k_cand, sample, family, num_prior_candidates)
+        candidates = candidate_tasks(k_cand, sample, family, num_prior_candidates, candidate_source)
         values = values_fn(k_values, sample, candidates)  # [batch, K]
         log_q = inverse_rl_log_probs(values, use_partition=strategy == "inverse_rl")
         return candidates[jax.random.categorical(k_pick, log_q, axis=-1)]
@@ -121,10 +137,11 @@ def relabel(
     fraction: Array | float = 0.5,
     values_fn: ValuesFn | None = None,
     num_prior_candidates: int = 0,
+    candidate_source: str = "tasks",
 ) -> tuple[Batch, dict[str, Array]]:
     """Relabel `fraction` of a replay sample with `strategy` (Alg. 2) and recompute reward and done."""
     k_propose, k_mask = jax.random.split(key)
-    proposed = propose_tasks(k_propose, sample, strategy, family, values_fn, num_prior_candidates)
+    proposed = propose_tasks(k_propose, sample, strategy, family, values_fn, num_prior_candidates, candidate_source)
     mask = relabel_mask(k_mask, proposed.shape[0], fraction)
     task = jnp.where(mask[:, None], proposed, sample.transition.task)
     changed = jnp.any(task != sample.transition.task, axis=-1)

@@ -140,7 +140,9 @@ class GoalMargin(TaskFamily):
         object.__setattr__(self, "low", _as_array(self.low))
         object.__setattr__(self, "high", _as_array(self.high))
         if not 0 <= self.margin_low <= self.margin_high:
-            raise ValueError(f"GoalMargin needs 0 <= margin_low <= margin_high, got {self.margin_low}, {self.margin_high}")
+            raise ValueError(
+                f"GoalMargin needs 0 <= margin_low <= margin_high, got {self.margin_low}, {self.margin_high}"
+            )
 
     @property
     def task_dim(self) -> int:

@@ -135,6 +135,7 @@ def update(tr: Trainer, state: TrainState) -> tuple[TrainState, dict[str, Array]
         cfg.relabel_fraction,
         values_fn(tr, state.agent) if cfg.relabel in INVERSE_RL_STRATEGIES else None,
         cfg.prior_candidates,
+        cfg.candidates,
     )
     agent, metrics = tr.agent.update(state.agent, batch, k_sac)
     return state.replace(agent=agent, key=key, updates=state.updates + 1), {**metrics, **relabel_metrics}
@@ -225,8 +226,9 @@ def check_finite(metrics: dict, env_steps: int) -> None:
             raise NonFiniteError(f"non-finite {name} at env step {env_steps} (seed index {seed}); training stopped")
 
 
-def run(config: TrainConfig, log: Callable[[dict], None], progress: bool = True) -> dict:
-    """Train `config.seeds` seeds; `log(record)` receives one record per evaluation; returns the summary."""
+def run(config: TrainConfig, log: Callable[[dict], None], progress: bool = True) -> tuple[dict, TrainState]:
+    """Train `config.seeds` seeds; `log(record)` receives one record per evaluation.
+    Returns the summary and the final (seed-batched) state."""
     from tqdm.auto import tqdm
 
     tr = build(config)
@@ -261,8 +263,12 @@ def run(config: TrainConfig, log: Callable[[dict], None], progress: bool = True)
 
     log(record(0, {}))
     train_s = 0.0
-    bar = tqdm(total=config.num_chunks * config.iterations_per_chunk * config.num_envs, unit="step",
-               disable=not progress, desc=f"{config.env}/{config.relabel}")
+    bar = tqdm(
+        total=config.num_chunks * config.iterations_per_chunk * config.num_envs,
+        unit="step",
+        disable=not progress,
+        desc=f"{config.env}/{config.relabel}",
+    )
     for i in range(config.num_chunks):
         t0 = time.perf_counter()
         state, metrics = chunk_fn(state)
@@ -282,7 +288,8 @@ def run(config: TrainConfig, log: Callable[[dict], None], progress: bool = True)
         train_s=round(train_s, 3),
         # throughput of the compiled chunks, all seeds together, warm-up and evaluation excluded
         env_steps_per_s=round(config.seeds * trained_steps / train_s, 1),
-        updates_per_s=round(config.seeds * config.num_chunks * config.iterations_per_chunk
-                            * config.updates_per_iteration / train_s, 1),
+        updates_per_s=round(
+            config.seeds * config.num_chunks * config.iterations_per_chunk * config.updates_per_iteration / train_s, 1
+        ),
     )
     return summary, state

@@ -21,6 +21,11 @@ def names() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def continuous_names() -> list[str]:
+    """Registered envs with continuous actions (the ones SAC trains on), sorted."""
+    return [name for name in names() if not make(name).discrete_actions]
+
+
 def make(name: str, **kwargs) -> Env:
     """Build the env `name`; an unknown name raises ValueError listing the valid ones."""
     if name not in _REGISTRY:
@@ -28,4 +33,4 @@ def make(name: str, **kwargs) -> Env:
     return _REGISTRY[name](**kwargs)
 
 
-__all__ = ["Env", "EnvState", "auto_reset", "make", "names", "reset_with_prior"]
+__all__ = ["Env", "EnvState", "auto_reset", "continuous_names", "make", "names", "reset_with_prior"]

@@ -1,0 +1,292 @@
+"""CLI tests (`hipi-train`): `--help` lists every `TrainConfig` field's flag; bad input of every kind
+exits with code 2, one stderr line naming the bad value, no traceback, and creates or modifies nothing;
+a tiny run writes the run directory of DESIGN.md (config.json, metrics.jsonl, summary.json, curves.png),
+refuses to overwrite it without --overwrite and replaces its run files with it.
+
+The tiny run is the BASE config of test_train.py, so with the session-local persistent XLA cache
+shared with that module it costs no compilation when both files run together.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import pytest
+from jax.experimental.compilation_cache import compilation_cache
+
+from hipi_jax import cli, envs, train
+from hipi_jax.config import TrainConfig
+from hipi_jax.relabel import STRATEGIES
+
+TINY_CONFIG = TrainConfig(
+    env="point_goal",
+    relabel="inverse_rl",
+    seeds=2,
+    env_steps=40,
+    warmup_steps=9,
+    num_envs=2,
+    updates_per_env_step=1.0,
+    batch_size=8,
+    hidden=(8, 8),
+    buffer_size=64,
+    eval_every=25,
+    eval_episodes=2,
+)
+TINY = ["--env", "point_goal", "--relabel", "inverse_rl", "--seeds", "2", "--env-steps", "40", "--warmup-steps", "9",
+        "--num-envs", "2", "--updates-per-env-step", "1.0", "--batch-size", "8", "--hidden", "8,8",
+        "--buffer-size", "64", "--eval-every", "25", "--eval-episodes", "2"]  # fmt: skip
+CONTINUOUS_ENVS = [name for name in envs.names() if not envs.make(name).discrete_actions]  # what SAC can train on
+RECORD_KEYS = ("env_steps", "updates", "wall_s", "eval_return", "eval_success")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def fast_compilation(tmp_path_factory):
+    """Cheap compiles for tiny programs: XLA optimizations off, and a persistent cache under this session's
+    temp dir (test_train.py uses the same one) so identical programs compile once. Restored afterwards."""
+    options = {
+        "jax_compilation_cache_dir": str(tmp_path_factory.getbasetemp() / "jax_cache"),
+        "jax_persistent_cache_min_compile_time_secs": 0.0,
+        "jax_persistent_cache_min_entry_size_bytes": 0,
+        "jax_disable_most_optimizations": True,  # XLA's own switch for programs cheaper to run than to optimize
+    }
+    old = {name: jax.config.values[name] for name in options}
+    for name, value in options.items():
+        jax.config.update(name, value)
+    compilation_cache.reset_cache()
+    yield
+    for name, value in old.items():
+        jax.config.update(name, value)
+    compilation_cache.reset_cache()
+
+
+@pytest.fixture
+def no_training(monkeypatch):
+    """Bad input must never reach training; if it does, fail at once instead of training."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("bad input reached train.run")
+
+    monkeypatch.setattr(train, "run", refuse)
+
+
+def snapshot(root: Path) -> dict[str, bytes | None]:
+    """Every path under `root` (relative) with its bytes (None for a directory)."""
+    return {str(p.relative_to(root)): (p.read_bytes() if p.is_file() else None) for p in sorted(root.rglob("*"))}
+
+
+def assert_rejected(capsys, argv: list[str], *fragments: str) -> str:
+    """main(argv) exits 2 with exactly one stderr line containing every fragment, and prints nothing else."""
+    with pytest.raises(SystemExit) as exc:
+        cli.main(argv)
+    assert exc.value.code == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.count("\n") == 1 and err.endswith("\n"), err
+    assert "Traceback" not in err
+    assert err.startswith("hipi-train: error: "), err
+    for fragment in fragments:
+        assert fragment in err, (fragment, err)
+    return err
+
+
+# ---- --help and defaults -----------------------------------------------------------------------------
+
+
+def test_help_lists_every_config_flag(capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    squeezed = "".join(out.split())  # help text is wrapped, possibly at hyphens
+    for f in dataclasses.fields(TrainConfig):
+        assert "--" + f.name.replace("_", "-") in out, f.name
+        assert "".join(f.metadata["help"].split())[:40].replace("%%", "%") in squeezed, f.name
+    for flag in ("--out", "--overwrite", "--no-progress"):
+        assert flag in out
+
+
+def config_args(argv: list[str]) -> dict:
+    args = vars(cli.parser().parse_args(argv))
+    return {f.name: args[f.name] for f in dataclasses.fields(TrainConfig)}
+
+
+def test_parser_defaults_are_the_config_defaults():
+    assert TrainConfig(**config_args([])) == TrainConfig()  # string defaults (--hidden 32,32) go through `type`
+
+
+def test_tiny_flags_parse_to_the_tiny_config():
+    assert TrainConfig(**config_args(TINY)) == TINY_CONFIG
+
+
+def test_python_dash_m_help():
+    result = subprocess.run([sys.executable, "-m", "hipi_jax", "--help"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "hipi-train" in result.stdout and "--no-progress" in result.stdout
+
+
+# ---- bad input ---------------------------------------------------------------------------------------
+
+BAD_INPUTS = [
+    pytest.param(["--env", "nope"], ["nope", *CONTINUOUS_ENVS], id="unknown-env"),
+    pytest.param(["--env", "gridworld"], ["gridworld", "discrete"], id="discrete-env"),
+    pytest.param(["--relabel", "hindsight"], ["hindsight", *STRATEGIES], id="unknown-relabel"),
+    pytest.param(["--relabel-values", "oracle"], ["oracle", "critic", "backup"], id="unknown-relabel-values"),
+    pytest.param(["--relabel-fraction", "1.5"], ["relabel_fraction=1.5"], id="fraction-above-1"),
+    pytest.param(["--relabel-fraction", "-0.1"], ["relabel_fraction=-0.1"], id="fraction-below-0"),
+    pytest.param(["--seeds", "0"], ["seeds=0"], id="zero-seeds"),
+    pytest.param(["--seeds", "two"], ["--seeds", "'two'"], id="non-integer-seeds"),
+    pytest.param(["--batch-size", "128"], ["batch_size=128", "buffer_size=64"], id="batch-larger-than-buffer"),
+    pytest.param(["--num-envs", "0"], ["num_envs=0"], id="zero-envs"),
+    pytest.param(["--hidden", "a,b"], ["--hidden", "'a,b'"], id="non-integer-hidden"),
+    pytest.param(["--hidden", "8,0"], ["hidden=(8, 0)"], id="zero-width-hidden"),
+    pytest.param(["--gamma", "1.0"], ["gamma=1.0"], id="gamma-1"),
+    pytest.param(["--learning-rate", "nan"], ["learning_rate=nan"], id="nan-learning-rate"),
+    pytest.param(["--warmup-steps", "4"], ["warmup_steps=4", "batch_size=8"], id="warmup-below-batch"),
+    pytest.param(["--env-steps", "9"], ["warmup_steps=9", "env_steps=9"], id="no-steps-after-warmup"),
+    pytest.param(["--updates-per-env-step", "0.3"], ["0.6"], id="fractional-updates-per-iteration"),
+    pytest.param(["--bogus", "1"], ["--bogus"], id="unknown-flag"),
+    pytest.param(["--updates-per-env-step", "inf"], ["updates_per_env_step=inf"], id="infinite-updates-per-env-step"),
+    pytest.param(["--learning-rate", "inf"], ["learning_rate=inf"], id="infinite-learning-rate"),
+    pytest.param(["--grad-clip", "nan"], ["grad_clip=nan"], id="nan-grad-clip"),
+]
+
+
+@pytest.mark.parametrize(("bad", "fragments"), BAD_INPUTS)
+@pytest.mark.usefixtures("no_training")
+def test_bad_input_exits_2_with_one_line_and_creates_nothing(tmp_path, capsys, bad, fragments):
+    before = snapshot(tmp_path)
+    out = tmp_path / "run"
+    assert_rejected(capsys, [*TINY, *bad, "--out", str(out), "--no-progress"], *fragments)
+    assert not out.exists()
+    assert snapshot(tmp_path) == before
+
+
+@pytest.mark.usefixtures("no_training")
+def test_hindsight_goal_strategy_on_a_non_goal_env(tmp_path, capsys):
+    non_goal = [name for name in CONTINUOUS_ENVS if not envs.make(name).task_family.supports_hindsight_goals]
+    if not non_goal:
+        pytest.skip(f"every continuous-action env ({', '.join(CONTINUOUS_ENVS)}) is goal-reaching")
+    for strategy in ("final", "future"):
+        out = tmp_path / "run"
+        assert_rejected(capsys, [*TINY, "--env", non_goal[0], "--relabel", strategy, "--out", str(out)], strategy)
+        assert not out.exists()
+
+
+@pytest.mark.usefixtures("no_training")
+def test_out_holding_files_is_refused_without_overwrite(tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "config.json").write_text('{"old": true}\n')
+    (out / "notes.txt").write_bytes(b"\x00keep me")
+    (out / "checkpoints").mkdir()
+    before, mtimes = snapshot(tmp_path), {p: p.stat().st_mtime_ns for p in out.rglob("*")}
+    assert_rejected(capsys, [*TINY, "--out", str(out), "--no-progress"], str(out), "--overwrite")
+    assert snapshot(tmp_path) == before
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*")} == mtimes
+
+
+@pytest.mark.usefixtures("no_training")
+def test_out_that_is_a_file_is_refused(tmp_path, capsys):
+    out = tmp_path / "run"
+    out.write_bytes(b"not a directory")
+    before = snapshot(tmp_path)
+    assert_rejected(capsys, [*TINY, "--out", str(out)], str(out), "not a directory")
+    assert snapshot(tmp_path) == before
+
+
+@pytest.mark.usefixtures("no_training")
+def test_out_below_a_file_is_refused(tmp_path, capsys):
+    (tmp_path / "plain").write_bytes(b"a file, not a directory")
+    out = tmp_path / "plain" / "run"
+    before = snapshot(tmp_path)
+    assert_rejected(capsys, [*TINY, "--out", str(out)], str(out))
+    assert snapshot(tmp_path) == before
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root ignores directory permissions")
+@pytest.mark.usefixtures("no_training")
+def test_out_under_a_read_only_directory_is_refused(tmp_path, capsys):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        out = locked / "sub" / "run"
+        assert_rejected(capsys, [*TINY, "--out", str(out)], str(out), "not writable")
+        assert list(locked.iterdir()) == []
+    finally:
+        locked.chmod(0o700)
+
+
+# ---- a real run --------------------------------------------------------------------------------------
+
+
+def check_run_dir(out: Path, config: TrainConfig) -> None:
+    assert {p.name for p in out.iterdir()} >= set(cli.RUN_FILES)
+    stored = json.loads((out / "config.json").read_text())
+    assert stored == json.loads(json.dumps(config.to_dict()))
+    assert TrainConfig.from_dict(stored) == config  # JSON stores the tuple as a list
+
+    lines = (out / "metrics.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    assert len(records) == config.num_chunks + 1
+    for rec in records:
+        for key in RECORD_KEYS:
+            assert key in rec, key
+        for key in ("eval_return", "eval_success"):
+            assert isinstance(rec[key], list) and len(rec[key]) == config.seeds
+    assert [r["env_steps"] for r in records] == [10, 34, 58]
+    assert [r["updates"] for r in records] == [0, 24, 48]
+    assert all(len(r["critic_loss"]) == config.seeds for r in records[1:])
+
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["env_steps"] == 58 and summary["updates"] == 48
+    assert summary["eval_return"] == records[-1]["eval_return"]
+    assert summary["env_steps_per_s"] > 0 and summary["updates_per_s"] > 0
+
+    png = (out / "curves.png").read_bytes()
+    assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 1000
+    assert not list(out.glob("*.tmp"))
+
+
+def test_run_writes_the_run_directory_and_guards_it(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert cli.main([*TINY, "--out", str(out), "--no-progress"]) == 0
+    stdout = capsys.readouterr().out
+    assert f"writing {out}" in stdout and "done in" in stdout
+    check_run_dir(out, TINY_CONFIG)
+
+    # a second run into the same directory is refused and touches nothing
+    before = snapshot(out)
+    assert_rejected(capsys, [*TINY, "--out", str(out), "--no-progress"], str(out), "--overwrite")
+    assert snapshot(out) == before
+
+    # --overwrite replaces the run files (metrics are not appended), keeps other files, drops checkpoints
+    (out / "notes.txt").write_text("mine")
+    (out / "checkpoints").mkdir()
+    (out / "checkpoints" / "stale").write_text("old")
+    assert cli.main([*TINY, "--out", str(out), "--no-progress", "--overwrite"]) == 0
+    check_run_dir(out, TINY_CONFIG)
+    assert (out / "notes.txt").read_text() == "mine"
+    assert not (out / "checkpoints").exists()
+    # same config, same seed: the metrics are the same apart from wall-clock time
+    strip = lambda text: [{k: v for k, v in json.loads(x).items() if k != "wall_s"} for x in text.splitlines()]
+    assert strip((out / "metrics.jsonl").read_text()) == strip(before["metrics.jsonl"].decode())
+
+
+def test_diverging_run_exits_1_and_keeps_what_it_wrote(tmp_path, capsys):
+    """NonFiniteError: exit 1, one error line naming the quantity; config, metrics so far and curves stay."""
+    out = tmp_path / "run"
+    assert cli.main([*TINY, "--learning-rate", "1e30", "--out", str(out), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert re.search(r"^hipi-train: error: non-finite \w+ at env step 34 \(seed index [01]\)", err, re.M), err
+    assert "Traceback" not in err
+    assert {p.name for p in out.iterdir()} == {"config.json", "metrics.jsonl", "curves.png"}
+    assert [json.loads(line)["env_steps"] for line in (out / "metrics.jsonl").read_text().splitlines()] == [10]
+    assert (out / "curves.png").read_bytes().startswith(b"\x89PNG")

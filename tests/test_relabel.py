@@ -1,0 +1,503 @@
+"""Relabel tests: the inverse-RL kernel (Eq. 7-8, Alg. 1) against a float64 NumPy reference, its
+invariances and −inf handling, Fig. 2's two-trajectory example, the exact relabel mask, and every
+strategy on hand-made samples with hand-computed tasks, rewards and done flags."""
+
+from __future__ import annotations
+
+import math
+
+import chex
+import hypothesis.extra.numpy as hnp
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hipi_jax import relabel as rl
+from hipi_jax.tasks import Discrete, GoalReach, Linear
+from hipi_jax.types import Sample, Transition
+
+F32_MAX = float(np.finfo(np.float32).max)
+NINF = -np.inf
+BIG = float(np.float32(1e30))
+
+# Jitted once; hypothesis draws fixed shapes so these never retrace per example.
+_log_probs = jax.jit(rl.inverse_rl_log_probs, static_argnames="use_partition")
+_relabel_mask = jax.jit(rl.relabel_mask, static_argnums=1)
+
+
+def reference_log_probs(values, use_partition: bool = True) -> np.ndarray:
+    """float64 reference of log q = log_softmax_j(v[i, j] − log Z_j), log Z_j = log mean_i exp v[i, j].
+
+    Written with column and row shifts so it stays exact where the float64 sum would round
+    (e.g. log Z of a column of ±1e30). Mirrors the documented edge rules: +inf is clipped to the
+    float32 max, a column that is −inf everywhere keeps log Z = 0, a row that is −inf everywhere
+    gets the uniform distribution."""
+    v = np.minimum(np.asarray(values, np.float64), F32_MAX)
+    num_samples = v.shape[0]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if use_partition:
+            col_max = v.max(axis=0)
+            col_max = np.where(np.isfinite(col_max), col_max, 0.0)
+            s = v - col_max
+            log_z = np.log(np.exp(s).sum(axis=0)) - math.log(num_samples)  # log Z_j − col_max_j
+            log_z = np.where(np.isfinite(log_z), log_z, 0.0)
+        else:
+            s, log_z = v, np.zeros(v.shape[1])
+        row_max = s.max(axis=1, keepdims=True)
+        row_max = np.where(np.isfinite(row_max), row_max, 0.0)
+        u = (s - row_max) - log_z
+        u = np.where(np.all(u == -np.inf, axis=1, keepdims=True), 0.0, u)
+        u = u - u.max(axis=1, keepdims=True)
+        return u - np.log(np.exp(u).sum(axis=1, keepdims=True))
+
+
+def assert_matches_reference(values, use_partition: bool, atol: float = 1e-5):
+    values = np.asarray(values, np.float32)
+    out = np.asarray(_log_probs(values, use_partition=use_partition))
+    ref = reference_log_probs(values, use_partition)
+    chex.assert_shape(out, values.shape)
+    assert not np.any(np.isnan(out))
+    np.testing.assert_allclose(np.exp(out), np.exp(ref), rtol=0, atol=atol)
+    both_finite = np.isfinite(out) & np.isfinite(ref) & (ref > -20.0)  # log probs where they matter
+    np.testing.assert_allclose(out[both_finite], ref[both_finite], rtol=0, atol=1e-4)
+    np.testing.assert_array_equal(np.isneginf(out), np.isneginf(ref))  # exact zeros where impossible
+
+
+# ---------------------------------------------------------------- inverse_rl_log_probs vs reference
+
+
+@pytest.mark.parametrize("use_partition", [True, False])
+@pytest.mark.parametrize("shape", [(1, 1), (1, 5), (5, 1), (4, 4), (7, 3), (3, 9), (32, 16)])
+@pytest.mark.parametrize("scale", [1.0, 10.0])
+def test_log_probs_match_reference_on_random_inputs(shape, scale, use_partition):
+    values = np.random.default_rng([*shape, int(scale)]).standard_normal(shape) * scale
+    assert_matches_reference(values, use_partition)
+
+
+def _pm(scale, shape=(6, 4), seed=0):
+    return np.random.default_rng(seed).choice([-1.0, 1.0], shape) * scale
+
+
+def _normal(scale, shape=(6, 4), seed=1):
+    return np.random.default_rng(seed).standard_normal(shape) * scale
+
+
+def _column0_times(scale, shape=(6, 4), seed=2):
+    v = np.random.default_rng(seed).standard_normal(shape)
+    v[:, 0] *= scale
+    return v
+
+
+# Cases whose exact answer a float32 implementation can reach within 1e-5 (checked: shifting by the
+# column max first gets them all to <1e-6).
+_EXTREME_CASES = [
+    pytest.param(np.where(np.eye(4), 1e30, -1e30), True, id="pm1e30-permutation"),
+    pytest.param(np.where(np.eye(5, 3, k=0), 3e4, -3e4), True, id="pm3e4-diagonal"),
+    pytest.param(_pm(1e30), False, id="pm1e30-no-partition"),
+    pytest.param(_pm(3e4), False, id="pm3e4-no-partition"),
+    pytest.param(_normal(3e4), False, id="normal3e4-no-partition"),
+    pytest.param(_column0_times(1e6), False, id="col0x1e6-no-partition"),
+    pytest.param(_normal(1e30), True, id="normal1e30"),  # every column is one-hot in effect
+    # the O(1) part of log Z (how many samples attain the column max) must survive |v| >> 1/eps32
+    pytest.param([[1e30, 1e30], [1e30, -1e30], [1e30, -1e30], [1e30, -1e30]], True, id="pm1e30-counts"),
+    pytest.param(_normal(3e4), True, id="normal3e4"),
+    pytest.param(_column0_times(1e6), True, id="col0x1e6"),
+]
+
+
+@pytest.mark.parametrize("values, use_partition", _EXTREME_CASES)
+def test_log_probs_match_reference_on_extreme_inputs(values, use_partition):
+    assert_matches_reference(values, use_partition)
+
+
+def test_partition_counts_hand_case():
+    """[[a, a], [a, −a] × 3], a = 20: log Z_0 = a, log Z_1 = a − log 4 (+ O(e^−2a)), so row 0 is
+    softmax([0, log 4]) = [0.2, 0.8] and rows 1-3 are softmax([0, −2a + log 4])."""
+    values = np.array([[20.0, 20.0], [20.0, -20.0], [20.0, -20.0], [20.0, -20.0]], np.float32)
+    q = np.exp(np.asarray(_log_probs(values, use_partition=True)))
+    np.testing.assert_allclose(q[0], [0.2, 0.8], atol=1e-6)
+    np.testing.assert_allclose(q[1:], [[1.0, 4.0 * math.exp(-40.0)]] * 3, atol=1e-6)
+
+
+def test_log_partition_matches_reference():
+    values = _normal(3.0, (7, 3))
+    expected = np.log(np.exp(values).mean(axis=0))
+    np.testing.assert_allclose(np.asarray(rl.log_partition(jnp.asarray(values, jnp.float32))), expected, atol=1e-5)
+
+
+# ---------------------------------------------------------------- properties
+
+N, K = 5, 3
+_moderate = hnp.arrays(np.float32, (N, K), elements=st.floats(-30, 30, width=32))
+_any_finite = hnp.arrays(np.float32, (N, K), elements=st.floats(allow_nan=False, allow_infinity=False, width=32))
+_shifts = hnp.arrays(np.float32, (K,), elements=st.floats(-1e3, 1e3, width=32))
+_row_shifts = hnp.arrays(np.float32, (N, 1), elements=st.floats(-1e3, 1e3, width=32))
+_with_neginf = hnp.arrays(
+    np.float32, (N, K), elements=st.one_of(st.floats(-BIG, BIG, width=32), st.just(np.float32(NINF)))
+)
+_with_infs = hnp.arrays(
+    np.float32, (N, K), elements=st.one_of(st.floats(-BIG, BIG, width=32), st.sampled_from([NINF, np.inf]))
+)
+_SETTINGS = settings(max_examples=75, deadline=None)
+
+
+@_SETTINGS
+@given(values=_any_finite, use_partition=st.booleans())
+def test_rows_sum_to_one_and_never_nan_for_any_finite_input(values, use_partition):
+    q = np.exp(np.asarray(_log_probs(values, use_partition=use_partition), np.float64))
+    assert not np.any(np.isnan(q))
+    np.testing.assert_allclose(q.sum(axis=1), np.ones(N), atol=1e-5)
+
+
+@_SETTINGS
+@given(values=_moderate, use_partition=st.booleans())
+def test_matches_reference_property(values, use_partition):
+    assert_matches_reference(values, use_partition)
+
+
+@_SETTINGS
+@given(values=_moderate, shift=_shifts)
+def test_per_task_shift_invariance_with_partition(values, shift):
+    """v[:, j] + c_j shifts log Z_j by c_j too, so q is unchanged (float32 error ~ eps · 1e3)."""
+    base = np.exp(np.asarray(_log_probs(values, use_partition=True)))
+    shifted = np.exp(np.asarray(_log_probs(values + shift[None], use_partition=True)))
+    np.testing.assert_allclose(shifted, base, atol=2e-4)
+
+
+@_SETTINGS
+@given(values=_moderate, shift=_row_shifts)
+def test_per_sample_shift_invariance_without_partition(values, shift):
+    base = np.exp(np.asarray(_log_probs(values, use_partition=False)))
+    shifted = np.exp(np.asarray(_log_probs(values + shift, use_partition=False)))
+    np.testing.assert_allclose(shifted, base, atol=2e-4)
+
+
+def test_per_task_shift_changes_result_without_partition():
+    values = np.zeros((2, 2), np.float32)
+    q = np.exp(np.asarray(_log_probs(values + np.array([[math.log(3.0), 0.0]], np.float32), use_partition=False)))
+    np.testing.assert_allclose(q, [[0.75, 0.25], [0.75, 0.25]], atol=1e-6)
+    q = np.exp(np.asarray(_log_probs(values + np.array([[math.log(3.0), 0.0]], np.float32), use_partition=True)))
+    np.testing.assert_allclose(q, [[0.5, 0.5], [0.5, 0.5]], atol=1e-6)
+
+
+@_SETTINGS
+@given(values=_with_neginf, use_partition=st.booleans())
+def test_neginf_entries_get_exactly_zero(values, use_partition):
+    log_q = np.asarray(_log_probs(values, use_partition=use_partition))
+    q = np.exp(log_q)
+    assert not np.any(np.isnan(log_q))
+    impossible_row = np.all(values == NINF, axis=1)
+    # Every −inf pair in a row with some possible task gets probability exactly 0.
+    assert np.all(q[(values == NINF) & ~impossible_row[:, None]] == 0.0)
+    np.testing.assert_array_equal(q[impossible_row], np.full((impossible_row.sum(), K), 1.0 / K, np.float32))
+    np.testing.assert_allclose(q.sum(axis=1), np.ones(N), atol=1e-5)
+
+
+@_SETTINGS
+@given(values=_with_infs, use_partition=st.booleans())
+def test_infinities_never_give_nan(values, use_partition):
+    log_q = np.asarray(_log_probs(values, use_partition=use_partition))
+    assert not np.any(np.isnan(log_q))
+    np.testing.assert_allclose(np.exp(log_q.astype(np.float64)).sum(axis=1), np.ones(N), atol=1e-5)
+
+
+@pytest.mark.parametrize("use_partition", [True, False])
+def test_column_all_neginf_gets_zero_everywhere(use_partition):
+    values = np.array([[1.0, NINF, 2.0], [NINF, NINF, 0.5], [3.0, NINF, NINF]], np.float32)
+    q = np.exp(np.asarray(_log_probs(values, use_partition=use_partition)))
+    np.testing.assert_array_equal(q[:, 1], np.zeros(3))
+    np.testing.assert_array_equal(q[1, 0], 0.0)
+    np.testing.assert_array_equal(q[2], [1.0, 0.0, 0.0])
+    assert not np.any(np.isnan(q))
+    assert_matches_reference(values, use_partition)
+
+
+@pytest.mark.parametrize("use_partition", [True, False])
+def test_row_all_neginf_gets_uniform(use_partition):
+    values = np.array([[NINF, NINF, NINF, NINF], [1.0, 2.0, NINF, 0.0]], np.float32)
+    q = np.exp(np.asarray(_log_probs(values, use_partition=use_partition)))
+    np.testing.assert_array_equal(q[0], np.full(4, 0.25, np.float32))
+    assert q[1, 2] == 0.0
+    values = np.full((3, 2), NINF, np.float32)  # everything impossible: uniform, no NaN
+    np.testing.assert_array_equal(np.exp(np.asarray(_log_probs(values, use_partition=use_partition))), 0.5)
+
+
+def test_posinf_is_clipped_not_nan():
+    values = np.array([[np.inf, 0.0], [0.0, 0.0]], np.float32)
+    q = np.exp(np.asarray(_log_probs(values, use_partition=False)))
+    np.testing.assert_array_equal(q, [[1.0, 0.0], [0.5, 0.5]])
+    q = np.exp(np.asarray(_log_probs(values, use_partition=True)))
+    assert not np.any(np.isnan(q))
+    assert q[1, 0] == 0.0 and q[1, 1] == 1.0  # sample 1 is infinitely worse than sample 0 at task 0
+    np.testing.assert_allclose(np.exp(np.asarray(_log_probs(np.full((2, 3), np.inf, np.float32)))), 1.0 / 3, atol=1e-7)
+
+
+def test_neginf_pair_stays_zero_when_finite_row_overflows():
+    values = np.array([[-3e38, NINF], [3e38, NINF]], np.float32)
+    q = np.exp(np.asarray(_log_probs(values, use_partition=True)))
+    np.testing.assert_array_equal(q[:, 1], [0.0, 0.0])
+
+
+# ---------------------------------------------------------------- jit / vmap
+
+
+def test_jit_and_vmap_agree_with_per_matrix_results():
+    batch = jnp.asarray(_normal(4.0, (3, 6, 4), seed=7), jnp.float32)
+    for use_partition in (True, False):
+        eager = np.stack([np.asarray(rl.inverse_rl_log_probs(m, use_partition=use_partition)) for m in batch])
+        vmapped = jax.jit(jax.vmap(lambda m, p=use_partition: rl.inverse_rl_log_probs(m, use_partition=p)))(batch)
+        chex.assert_shape(vmapped, (3, 6, 4))
+        np.testing.assert_allclose(np.asarray(vmapped), eager, rtol=0, atol=1e-6)
+        np.testing.assert_allclose(np.asarray(_log_probs(batch[1], use_partition=use_partition)), eager[1], atol=1e-6)
+
+
+def test_stop_gradient():
+    grad = jax.grad(lambda v: rl.inverse_rl_log_probs(v).sum())(jnp.ones((3, 2)))
+    np.testing.assert_array_equal(np.asarray(grad), np.zeros((3, 2)))
+
+
+# ---------------------------------------------------------------- Fig. 2
+
+
+def test_fig2_two_trajectories():
+    """ψ1 pays more on both trajectories, but τ1 is relatively better for ψ1 and τ2 for ψ2."""
+    values = np.array([[10.0, 1.0], [9.0, 2.0]], np.float32)  # rows τ1, τ2; columns ψ1, ψ2
+    q = np.exp(np.asarray(_log_probs(values, use_partition=True)))
+    np.testing.assert_array_equal(q.argmax(axis=1), [0, 1])
+    e = math.e  # by hand: q(ψ1|τ1) = q(ψ2|τ2) = e / (1 + e)
+    np.testing.assert_allclose(q, [[e / (1 + e), 1 / (1 + e)], [1 / (1 + e), e / (1 + e)]], atol=1e-6)
+    q = np.exp(np.asarray(_log_probs(values, use_partition=False)))
+    np.testing.assert_array_equal(q.argmax(axis=1), [0, 0])
+    sig = lambda x: 1 / (1 + math.exp(-x))
+    np.testing.assert_allclose(q, [[sig(9), 1 - sig(9)], [sig(7), 1 - sig(7)]], atol=1e-6)
+
+
+# ---------------------------------------------------------------- relabel_mask
+
+
+@pytest.mark.parametrize("fraction", [0.0, 0.25, 0.5, 1.0])
+def test_relabel_mask_exact_count_traced_fraction(fraction):
+    for seed in range(3):
+        mask = _relabel_mask(jax.random.key(seed), 32, jnp.float32(fraction))
+        chex.assert_shape(mask, (32,))
+        assert mask.dtype == jnp.bool_
+        assert int(mask.sum()) == round(fraction * 32)
+
+
+def test_relabel_mask_is_random_subset():
+    masks = {np.asarray(_relabel_mask(jax.random.key(s), 32, jnp.float32(0.5))).tobytes() for s in range(8)}
+    assert len(masks) == 8
+
+
+# ---------------------------------------------------------------- relabel strategies
+
+GOAL = GoalReach(margin=0.1, low=[-1.0, -1.0], high=[1.0, 1.0])
+
+FEATURES = np.array([[0.0, 0.0], [0.5, 0.5], [-0.5, 0.3], [0.9, -0.9]], np.float32)
+TASKS = np.array([[0.05, 0.0], [0.5, 0.55], [0.0, 0.3], [0.0, 0.0]], np.float32)  # hit, hit, miss, miss
+# Rows 0 and 2 are their episode's last stored step; rows 1 and 3 are not (final is far away).
+FINAL = np.array([[0.0, 0.0], [-0.8, 0.8], [-0.5, 0.3], [0.3, 0.3]], np.float32)
+# Row 0: offset 0 (itself), row 1 and 3 within the margin, row 2 far.
+FUTURE = np.array([[0.0, 0.0], [0.52, 0.5], [0.9, 0.9], [0.9, -0.85]], np.float32)
+
+
+def make_sample(features, tasks, final=None, future=None, action_dim=2) -> Sample:
+    features = jnp.asarray(features, jnp.float32)
+    b = features.shape[0]
+    obs = jnp.arange(b * 3, dtype=jnp.float32).reshape(b, 3)
+    return Sample(
+        transition=Transition(
+            obs=obs,
+            action=jnp.full((b, action_dim), 0.5, jnp.float32),
+            next_obs=obs + 100.0,
+            features=features,
+            task=jnp.asarray(tasks, jnp.float32),
+        ),
+        final_features=jnp.asarray(features if final is None else final, jnp.float32),
+        future_features=jnp.asarray(features if future is None else future, jnp.float32),
+    )
+
+
+SAMPLE = make_sample(FEATURES, TASKS, FINAL, FUTURE)
+
+
+def _check_untouched(batch, sample: Sample):
+    np.testing.assert_array_equal(np.asarray(batch.obs), np.asarray(sample.transition.obs))
+    np.testing.assert_array_equal(np.asarray(batch.action), np.asarray(sample.transition.action))
+    np.testing.assert_array_equal(np.asarray(batch.next_obs), np.asarray(sample.transition.next_obs))
+    assert batch.done.dtype == jnp.float32
+
+
+def _np_goal_reward(features, tasks, margin=0.1):
+    dist = np.linalg.norm(np.asarray(features, np.float64) - np.asarray(tasks, np.float64), axis=-1)
+    return np.where(dist <= margin, 0.0, -1.0)
+
+
+def test_relabel_none_keeps_tasks_and_recomputes_reward():
+    batch, metrics = rl.relabel(jax.random.key(0), SAMPLE, "none", GOAL, fraction=1.0)
+    np.testing.assert_array_equal(np.asarray(batch.task), TASKS)
+    np.testing.assert_array_equal(np.asarray(batch.reward), [0.0, 0.0, -1.0, -1.0])
+    np.testing.assert_array_equal(np.asarray(batch.done), [1.0, 1.0, 0.0, 0.0])
+    assert float(metrics["relabel_changed"]) == 0.0
+    assert float(metrics["batch_reward"]) == -0.5
+    _check_untouched(batch, SAMPLE)
+
+
+def test_relabel_final_uses_final_features():
+    batch, metrics = rl.relabel(jax.random.key(1), SAMPLE, "final", GOAL, fraction=1.0)
+    np.testing.assert_array_equal(np.asarray(batch.task), FINAL)
+    np.testing.assert_array_equal(np.asarray(batch.reward), [0.0, -1.0, 0.0, -1.0])
+    np.testing.assert_array_equal(np.asarray(batch.done), [1.0, 0.0, 1.0, 0.0])
+    assert float(metrics["relabel_changed"]) == 1.0
+    _check_untouched(batch, SAMPLE)
+
+
+def test_relabel_future_uses_future_features():
+    batch, _ = rl.relabel(jax.random.key(2), SAMPLE, "future", GOAL, fraction=1.0)
+    np.testing.assert_array_equal(np.asarray(batch.task), FUTURE)
+    np.testing.assert_array_equal(np.asarray(batch.reward), [0.0, 0.0, -1.0, 0.0])
+    np.testing.assert_array_equal(np.asarray(batch.done), [1.0, 1.0, 0.0, 1.0])
+
+
+def _tiled_sample(b=32):
+    reps = b // FEATURES.shape[0]
+    return make_sample(np.tile(FEATURES, (reps, 1)), np.tile(TASKS, (reps, 1)), np.tile(FINAL, (reps, 1)))
+
+
+@pytest.mark.parametrize("fraction", [0.0, 0.5, 1.0])
+def test_relabel_random_in_prior_box_and_exact_fraction(fraction):
+    sample = _tiled_sample()
+    batch, metrics = rl.relabel(jax.random.key(3), sample, "random", GOAL, fraction=fraction)
+    task = np.asarray(batch.task)
+    changed = np.any(task != np.asarray(sample.transition.task), axis=1)
+    assert changed.sum() == round(32 * fraction)
+    assert float(metrics["relabel_changed"]) == fraction
+    assert np.all(task >= -1.0) and np.all(task <= 1.0)
+    np.testing.assert_array_equal(np.asarray(batch.reward), _np_goal_reward(sample.transition.features, task))
+    np.testing.assert_array_equal(np.asarray(batch.done), _np_goal_reward(sample.transition.features, task) + 1.0)
+
+
+def test_relabel_final_half_mixes_kept_and_relabeled_rows():
+    sample = _tiled_sample()  # every row's final differs from its task
+    batch, metrics = rl.relabel(jax.random.key(4), sample, "final", GOAL, fraction=0.5)
+    task = np.asarray(batch.task)
+    from_final = np.all(task == np.asarray(sample.final_features), axis=1)
+    kept = np.all(task == np.asarray(sample.transition.task), axis=1)
+    np.testing.assert_array_equal(from_final, ~kept)
+    assert from_final.sum() == 16
+    assert float(metrics["relabel_changed"]) == 0.5
+    features = np.asarray(sample.transition.features)
+    np.testing.assert_array_equal(np.asarray(batch.reward), _np_goal_reward(features, task))
+    # Relabeled rows succeed exactly where the sample is its episode's last step (rows 0, 2 of a tile).
+    last_step = np.arange(32) % 2 == 0
+    np.testing.assert_array_equal(np.asarray(batch.done)[from_final], last_step[from_final].astype(np.float32))
+
+
+def test_relabel_jit_matches_eager_with_traced_fraction():
+    sample = _tiled_sample()
+    fn = jax.jit(lambda k, s, f: rl.relabel(k, s, "random", GOAL, fraction=f))
+    for fraction in (0.25, 0.75):
+        jitted, jm = fn(jax.random.key(5), sample, jnp.float32(fraction))
+        eager, em = rl.relabel(jax.random.key(5), sample, "random", GOAL, fraction=fraction)
+        chex.assert_trees_all_equal(jitted, eager)
+        assert float(jm["relabel_changed"]) == float(em["relabel_changed"]) == fraction
+
+
+PERM = np.array([2, 0, 3, 1])
+
+
+def _permutation_values(other):
+    def values_fn(key, sample, candidates):
+        chex.assert_shape(candidates, (4, 2))
+        np.testing.assert_array_equal(np.asarray(candidates), TASKS)  # the batch's own tasks (Alg. 1)
+        return jnp.where(jnp.asarray(np.eye(4)[PERM], bool), 1e3, other)
+
+    return values_fn
+
+
+@pytest.mark.parametrize("strategy", ["inverse_rl", "inverse_rl_no_partition"])
+@pytest.mark.parametrize("other", [NINF, 0.0])
+def test_relabel_inverse_rl_picks_the_dominant_candidate(strategy, other):
+    for seed in range(4):
+        batch, _ = rl.relabel(jax.random.key(seed), SAMPLE, strategy, GOAL, 1.0, _permutation_values(other))
+        np.testing.assert_array_equal(np.asarray(batch.task), TASKS[PERM])
+        np.testing.assert_array_equal(np.asarray(batch.reward), _np_goal_reward(FEATURES, TASKS[PERM]))
+
+
+DISCRETE = Discrete(targets=[[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]], margin=0.1)
+
+
+def test_relabel_inverse_rl_discrete_uses_all_one_hot_candidates():
+    features = np.array([[1.0, 0.0], [0.0, 1.05], [0.02, 0.0], [1.0, 0.05]], np.float32)  # hit 1, 2, 0, 1
+    tasks = np.tile(np.eye(3, dtype=np.float32)[:1], (4, 1))  # all command target 0
+    sample = make_sample(features, tasks)
+    seen = []
+
+    def values_fn(key, sample, candidates):
+        seen.append(candidates.shape)
+        np.testing.assert_array_equal(np.asarray(candidates), np.eye(3))
+        hit = DISCRETE.success(sample.transition.features[:, None], candidates[None])
+        return jnp.where(hit, 0.0, -jnp.inf)
+
+    none, _ = rl.relabel(jax.random.key(0), sample, "none", DISCRETE)
+    np.testing.assert_array_equal(np.asarray(none.reward), [-1.0, -1.0, 0.0, -1.0])
+    batch, metrics = rl.relabel(
+        jax.random.key(0), sample, "inverse_rl", DISCRETE, 1.0, values_fn, num_prior_candidates=5
+    )
+    assert seen == [(3, 3)]
+    np.testing.assert_array_equal(np.asarray(batch.task), np.eye(3)[[1, 2, 0, 1]])
+    np.testing.assert_array_equal(np.asarray(batch.reward), np.zeros(4))
+    np.testing.assert_array_equal(np.asarray(batch.done), np.ones(4))
+    assert float(metrics["relabel_changed"]) == 0.75
+
+
+def test_relabel_errors():
+    linear = Linear(low=[-1.0, -1.0], high=[1.0, 1.0])
+    sample = make_sample(FEATURES, TASKS)
+    for strategy in rl.HINDSIGHT_GOAL_STRATEGIES:
+        with pytest.raises(ValueError):
+            rl.relabel(jax.random.key(0), sample, strategy, linear)
+    with pytest.raises(ValueError, match="values_fn"):
+        rl.relabel(jax.random.key(0), sample, "inverse_rl", GOAL)
+    with pytest.raises(ValueError, match="inverse_rl"):  # the error lists the valid names
+        rl.relabel(jax.random.key(0), sample, "her", GOAL)
+
+
+def test_candidate_tasks_appends_prior_samples():
+    sample = make_sample(FEATURES, TASKS)
+    key = jax.random.key(9)
+    cands = rl.candidate_tasks(key, sample, GOAL, num_prior=6)
+    chex.assert_shape(cands, (4 + 6, 2))
+    np.testing.assert_array_equal(np.asarray(cands[:4]), TASKS)
+    np.testing.assert_array_equal(np.asarray(cands[4:]), np.asarray(GOAL.sample(key, 6)))
+    assert np.all(np.abs(np.asarray(cands[4:])) <= 1.0)
+    np.testing.assert_array_equal(np.asarray(rl.candidate_tasks(key, sample, GOAL, 0)), TASKS)
+    np.testing.assert_array_equal(np.asarray(rl.candidate_tasks(key, sample, DISCRETE, 6)), np.eye(3))
+
+
+def test_candidate_sources_achieved_and_both():
+    sample = make_sample(FEATURES, TASKS)
+    key = jax.random.key(3)
+    achieved = rl.candidate_tasks(key, sample, GOAL, source="achieved")
+    np.testing.assert_array_equal(np.asarray(achieved), FEATURES)  # a goal task is the reached position
+    both = rl.candidate_tasks(key, sample, GOAL, num_prior=2, source="tasks+achieved")
+    chex.assert_shape(both, (4 + 4 + 2, 2))
+    np.testing.assert_array_equal(np.asarray(both[:4]), TASKS)
+    np.testing.assert_array_equal(np.asarray(both[4:8]), FEATURES)
+    with pytest.raises(ValueError, match="tasks\\+achieved"):
+        rl.candidate_tasks(key, sample, GOAL, source="states")
+
+
+def test_inverse_rl_with_achieved_candidates_relabels_to_a_reached_goal():
+    """Values peaked on each sample's own reached goal pick exactly that goal (fraction 1)."""
+    sample = make_sample(FEATURES, TASKS)
+    values_fn = lambda key, s, cands: jnp.where(jnp.eye(4, cands.shape[0], k=4, dtype=bool), 0.0, NINF)
+    batch, _ = rl.relabel(
+        jax.random.key(1), sample, "inverse_rl", GOAL, 1.0, values_fn, candidate_source="tasks+achieved"
+    )
+    np.testing.assert_array_equal(np.asarray(batch.task), FEATURES)
+    np.testing.assert_array_equal(np.asarray(batch.reward), np.zeros(4))
+    np.testing.assert_array_equal(np.asarray(batch.done), np.ones(4))
