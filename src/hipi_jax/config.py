@@ -40,12 +40,12 @@ class TrainConfig:
     seed: int = _field(0, "base random seed; seed i of the vmapped axis uses fold_in(seed, i)")
     seeds: int = _field(1, "number of independent seeds, trained as one vmapped program")
     env_steps: int = _field(
-        200_000, "environment steps per seed, warm-up included; rounded up to whole evaluation chunks"
+        300_000, "environment steps per seed, warm-up included; rounded up to whole evaluation chunks"
     )
     warmup_steps: int = _field(5_000, "initial steps with uniform random actions and no updates")
     num_envs: int = _field(16, "parallel environments per seed")
     updates_per_env_step: float = _field(
-        0.5, "gradient updates per environment step (per transition); num_envs x this must be a whole number"
+        1.0, "gradient updates per environment step (App. C.1 tried 1, 3, 10, 30); num_envs x this must be whole"
     )
     batch_size: int = _field(32, "replay batch size B (App. C.1: 32); inverse RL scores B x B pairs")
     hidden: tuple[int, ...] = _field((32, 32), "hidden layer widths of actor and critic, e.g. 64,64")
@@ -54,7 +54,7 @@ class TrainConfig:
     tau: float = _field(0.005, "Polyak rate of the target critic")
     grad_clip: float = _field(0.0, "clip gradients to this global norm; 0 = off (App. C.1 uses 1 on arms)")
     buffer_size: int = _field(1_000_000, "replay capacity in transitions, all parallel envs together")
-    eval_every: int = _field(10_000, "environment steps between evaluations (one compiled chunk)")
+    eval_every: int = _field(25_000, "environment steps between evaluations (one compiled chunk)")
     eval_episodes: int = _field(20, "deterministic evaluation episodes per seed at each evaluation")
 
     def __post_init__(self):
