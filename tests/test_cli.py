@@ -17,53 +17,21 @@ import subprocess
 import sys
 from pathlib import Path
 
-import jax
 import pytest
-from jax.experimental.compilation_cache import compilation_cache
+from conftest import TINY_CONFIG
 
 from hipi_jax import cli, envs, train
 from hipi_jax.config import TrainConfig
 from hipi_jax.relabel import STRATEGIES
 
-TINY_CONFIG = TrainConfig(
-    env="point_goal",
-    relabel="inverse_rl",
-    seeds=2,
-    env_steps=40,
-    warmup_steps=9,
-    num_envs=2,
-    updates_per_env_step=1.0,
-    batch_size=8,
-    hidden=(8, 8),
-    buffer_size=64,
-    eval_every=25,
-    eval_episodes=2,
-)
 TINY = ["--env", "point_goal", "--relabel", "inverse_rl", "--seeds", "2", "--env-steps", "40", "--warmup-steps", "9",
         "--num-envs", "2", "--updates-per-env-step", "1.0", "--batch-size", "8", "--hidden", "8,8",
         "--buffer-size", "64", "--eval-every", "25", "--eval-episodes", "2"]  # fmt: skip
-CONTINUOUS_ENVS = [name for name in envs.names() if not envs.make(name).discrete_actions]  # what SAC can train on
+CONTINUOUS_ENVS = envs.continuous_names()  # what SAC can train on
 RECORD_KEYS = ("env_steps", "updates", "wall_s", "eval_return", "eval_success")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def fast_compilation(tmp_path_factory):
-    """Cheap compiles for tiny programs: XLA optimizations off, and a persistent cache under this session's
-    temp dir (test_train.py uses the same one) so identical programs compile once. Restored afterwards."""
-    options = {
-        "jax_compilation_cache_dir": str(tmp_path_factory.getbasetemp() / "jax_cache"),
-        "jax_persistent_cache_min_compile_time_secs": 0.0,
-        "jax_persistent_cache_min_entry_size_bytes": 0,
-        "jax_disable_most_optimizations": True,  # XLA's own switch for programs cheaper to run than to optimize
-    }
-    old = {name: jax.config.values[name] for name in options}
-    for name, value in options.items():
-        jax.config.update(name, value)
-    compilation_cache.reset_cache()
-    yield
-    for name, value in old.items():
-        jax.config.update(name, value)
-    compilation_cache.reset_cache()
+pytestmark = pytest.mark.usefixtures("fast_compilation")
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from jax.experimental.compilation_cache import compilation_cache
+from conftest import TINY_CONFIG
 
 from hipi_jax import envs, train
 from hipi_jax.config import TrainConfig
@@ -30,20 +30,7 @@ from hipi_jax.relabel import STRATEGIES
 # Hand-computed accounting of BASE: warm-up ceil(9 / 2) = 5 vector steps (10 env steps); a chunk is
 # 25 // 2 = 12 vector steps; 40 - 10 = 30 steps left -> ceil(30 / 24) = 2 chunks; 2 x 1.0 = 2 updates
 # per vector step. Per seed: env steps 10 -> 34 -> 58, updates 0 -> 24 -> 48.
-BASE = TrainConfig(
-    env="point_goal",
-    relabel="inverse_rl",
-    seeds=2,
-    env_steps=40,
-    warmup_steps=9,
-    num_envs=2,
-    updates_per_env_step=1.0,
-    batch_size=8,
-    hidden=(8, 8),
-    buffer_size=64,
-    eval_every=25,
-    eval_episodes=2,
-)
+BASE = TINY_CONFIG  # see the hand-computed accounting above
 WARMUP_ITERATIONS, ITERATIONS_PER_CHUNK, NUM_CHUNKS, UPDATES_PER_ITERATION = 5, 12, 2, 2
 EXPECTED_ENV_STEPS = [10, 34, 58]
 EXPECTED_UPDATES = [0, 24, 48]
@@ -53,24 +40,7 @@ SUMMARY_KEYS = {"env_steps", "updates", "eval_return", "eval_success", "wall_s",
                 "env_steps_per_s", "updates_per_s"}  # fmt: skip
 
 
-@pytest.fixture(scope="module", autouse=True)
-def fast_compilation(tmp_path_factory):
-    """Cheap compiles for tiny programs: XLA optimizations off, and a persistent cache under this session's
-    temp dir (test_cli.py uses the same one) so identical programs compile once. Restored afterwards."""
-    options = {
-        "jax_compilation_cache_dir": str(tmp_path_factory.getbasetemp() / "jax_cache"),
-        "jax_persistent_cache_min_compile_time_secs": 0.0,
-        "jax_persistent_cache_min_entry_size_bytes": 0,
-        "jax_disable_most_optimizations": True,  # XLA's own switch for programs cheaper to run than to optimize
-    }
-    old = {name: jax.config.values[name] for name in options}
-    for name, value in options.items():
-        jax.config.update(name, value)
-    compilation_cache.reset_cache()  # re-read the options at the next compile
-    yield
-    for name, value in old.items():
-        jax.config.update(name, value)
-    compilation_cache.reset_cache()
+pytestmark = pytest.mark.usefixtures("fast_compilation")
 
 
 _RUNS: dict[TrainConfig, tuple[list[dict], dict, train.TrainState]] = {}
