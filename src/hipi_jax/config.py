@@ -40,7 +40,7 @@ class TrainConfig:
     seed: int = _field(0, "base random seed; seed i of the vmapped axis uses fold_in(seed, i)")
     seeds: int = _field(1, "number of independent seeds, trained as one vmapped program")
     env_steps: int = _field(
-        300_000, "environment steps per seed, warm-up included; rounded up to whole evaluation chunks"
+        1_000_000, "environment steps per seed, warm-up included; rounded up to whole evaluation chunks"
     )
     warmup_steps: int = _field(5_000, "initial steps with uniform random actions and no updates")
     num_envs: int = _field(16, "parallel environments per seed")
