@@ -283,19 +283,33 @@ def test_soft_backup_matrix_every_pair(sac, state, batch):
     rng = np.random.default_rng(2)
     reward = jnp.asarray(rng.choice([-1.0, 0.0], size=(B, 3)), jnp.float32)
     done = jnp.asarray(rng.choice([0.0, 1.0], size=(B, 3)), jnp.float32)
-    m = jax.jit(sac.soft_backup_matrix)(state, key, batch.next_obs, tasks, reward, done)
+    m = jax.jit(sac.soft_backup_matrix)(state, key, batch.obs, batch.action, batch.next_obs, tasks, reward, done)
     assert m.shape == (B, 3)
     assert bool(jnp.all(jnp.isfinite(m)))
-    # NumPy: a'_ij ~ π(·|s'_i, ψ_j) with ε = normal(key, [B, K, A]); y_ij = r_ij + γ(1−d_ij)(min Q̄ − α log π)
-    nobs = np.broadcast_to(np.asarray(batch.next_obs)[:, None], (B, 3, OBS_DIM))
+    # NumPy: y_ij = r_ij − log π(a_i|s_i, ψ_j) + γ(1−d_ij) min_k Q_k(s'_i, a'_ij, ψ_j), a'_ij from ε = normal(key)
     tk = np.broadcast_to(np.asarray(tasks)[None], (B, 3, TASK_DIM))
-    mean, log_std = np_actor(state.actor_params, nobs, tk)
-    a2, lp2 = np_tanh_gaussian(key, mean, log_std)
-    nq = np_critic(state.target_critic_params, nobs, a2, tk).min(0)
+    obs = np.broadcast_to(np.asarray(batch.obs)[:, None], (B, 3, OBS_DIM))
+    act = np.broadcast_to(np.asarray(batch.action, np.float64)[:, None], (B, 3, ACTION_DIM))
+    mean, log_std = np_actor(state.actor_params, obs, tk)
+    u = np.arctanh(act)
+    normal_logp = -0.5 * ((u - mean) / np.exp(log_std)) ** 2 - log_std - 0.5 * np.log(2 * np.pi)
+    log_pi = np.sum(normal_logp - np.log(1 - np.tanh(u) ** 2), axis=-1)
+    nobs = np.broadcast_to(np.asarray(batch.next_obs)[:, None], (B, 3, OBS_DIM))
+    mean2, log_std2 = np_actor(state.actor_params, nobs, tk)
+    a2, _ = np_tanh_gaussian(key, mean2, log_std2)
+    nq = np_critic(state.critic_params, nobs, a2, tk).min(0)
     r, d = np.asarray(reward, np.float64), np.asarray(done, np.float64)
-    expected = r + sac.gamma * (1 - d) * (nq - 0.3 * lp2)
-    np.testing.assert_allclose(np.asarray(m), expected, rtol=1e-5, atol=1e-5)
-    np.testing.assert_array_equal(np.asarray(m)[np.asarray(done) == 1], np.asarray(reward)[np.asarray(done) == 1])
+    expected = r - log_pi + sac.gamma * (1 - d) * nq
+    np.testing.assert_allclose(np.asarray(m), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_log_prob_of_given_action_matches_sampled_log_prob(sac, state, batch):
+    """log π of an action equals the log π returned when that action was sampled."""
+    action, log_prob = sac.policy(state.actor_params, jax.random.PRNGKey(4), batch.obs, batch.task)
+    again = sac.log_prob(state.actor_params, batch.obs, action, batch.task)
+    np.testing.assert_allclose(np.asarray(again), np.asarray(log_prob), rtol=1e-4, atol=1e-3)
+    edge = sac.log_prob(state.actor_params, batch.obs, jnp.ones_like(action), batch.task)  # |a| = 1: clipped
+    assert bool(jnp.all(jnp.isfinite(edge)))
 
 
 # ---- gradient clipping -----------------------------------------------------------------------------

@@ -26,8 +26,8 @@ class TrainConfig:
     relabel_fraction: float = _field(0.5, "fraction of each replay batch that is relabeled, in [0, 1] (App. D)")
     relabel_values: str = _field(
         "critic",
-        "inverse-RL values: 'critic' = soft Q(s,a,psi) from the twin critic (Eq. 8); "
-        "'backup' = one-step soft backup r + gamma (1-done)(Q(s',a')-alpha log pi) as the authors' code did",
+        "inverse-RL values: 'critic' = soft Q(s,a,psi), min of the twin critics (Eq. 8, Alg. 1); "
+        "'backup' = r(s,a) - log pi(a|s,psi) + gamma (1-done) Q(s',a',psi), the authors' code's estimator",
     )
     candidates: str = _field(
         "tasks",

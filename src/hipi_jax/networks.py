@@ -63,10 +63,24 @@ class Actor(nn.Module):
         return mean, jnp.clip(log_std, LOG_STD_MIN, LOG_STD_MAX)
 
 
-def tanh_gaussian_sample(key: Array, mean: Array, log_std: Array) -> tuple[Array, Array]:
-    """Reparameterised a = tanh(u), u ~ N(mean, std); returns (a, log π(a)) with the tanh correction."""
-    u = mean + jnp.exp(log_std) * jax.random.normal(key, mean.shape)
+def _tanh_gaussian_log_prob(u: Array, mean: Array, log_std: Array) -> Array:
+    """log π(tanh(u)) for pre-tanh u ~ N(mean, std), with the tanh change-of-variables correction."""
     normal_logp = -0.5 * (((u - mean) / jnp.exp(log_std)) ** 2 + 2 * log_std + jnp.log(2 * jnp.pi))
     # log(1 − tanh(u)²) = 2 (log 2 − u − softplus(−2u)), stable for large |u|
     log_det = 2.0 * (jnp.log(2.0) - u - jax.nn.softplus(-2.0 * u))
-    return jnp.tanh(u), jnp.sum(normal_logp - log_det, axis=-1)
+    return jnp.sum(normal_logp - log_det, axis=-1)
+
+
+def tanh_gaussian_sample(key: Array, mean: Array, log_std: Array) -> tuple[Array, Array]:
+    """Reparameterised a = tanh(u), u ~ N(mean, std); returns (a, log π(a))."""
+    u = mean + jnp.exp(log_std) * jax.random.normal(key, mean.shape)
+    return jnp.tanh(u), _tanh_gaussian_log_prob(u, mean, log_std)
+
+
+ACTION_EDGE = 1e-6  # a given action is clipped this far inside (−1, 1) before atanh
+
+
+def tanh_gaussian_log_prob(action: Array, mean: Array, log_std: Array) -> Array:
+    """log π(a) of a given action a ∈ [−1, 1] (e.g. a stored one); inputs broadcast."""
+    u = jnp.arctanh(jnp.clip(action, -1.0 + ACTION_EDGE, 1.0 - ACTION_EDGE))
+    return _tanh_gaussian_log_prob(u, mean, log_std)

@@ -117,7 +117,7 @@ def values_fn(tr: Trainer, agent_state: SACState) -> Callable[[Array, Sample, Ar
         t = sample.transition
         reward = family.reward(t.features[:, None], t.action[:, None], tasks[None])  # [B, K]
         done = family.terminal(t.features[:, None], tasks[None]).astype(jnp.float32)
-        return tr.agent.soft_backup_matrix(agent_state, key, t.next_obs, tasks, reward, done)
+        return tr.agent.soft_backup_matrix(agent_state, key, t.obs, t.action, t.next_obs, tasks, reward, done)
 
     return critic if tr.config.relabel_values == "critic" else backup
 

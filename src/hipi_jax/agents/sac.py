@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from hipi_jax.networks import Actor, Critic, tanh_gaussian_sample
+from hipi_jax.networks import Actor, Critic, tanh_gaussian_log_prob, tanh_gaussian_sample
 from hipi_jax.types import Batch
 
 Array = jax.Array
@@ -96,6 +96,11 @@ class SAC:
         mean, log_std = self.actor.apply(actor_params, obs, task)
         return tanh_gaussian_sample(key, mean, log_std)
 
+    def log_prob(self, actor_params, obs: Array, action: Array, task: Array) -> Array:
+        """log π(a|s, ψ) of given actions; inputs broadcast over leading axes."""
+        mean, log_std = self.actor.apply(actor_params, obs, task)
+        return tanh_gaussian_log_prob(action, mean, log_std)
+
     def act(self, actor_params, key: Array, obs: Array, task: Array, deterministic: bool = False) -> Array:
         """Action for acting: a sample, or tanh(mean) for evaluation."""
         if deterministic:
@@ -161,10 +166,21 @@ class SAC:
         return self.critic.apply(state.critic_params, obs[:, None], action[:, None], tasks[None]).min(0)
 
     def soft_backup_matrix(
-        self, state: SACState, key: Array, next_obs: Array, tasks: Array, reward: Array, done: Array
+        self,
+        state: SACState,
+        key: Array,
+        obs: Array,
+        action: Array,
+        next_obs: Array,
+        tasks: Array,
+        reward: Array,
+        done: Array,
     ) -> Array:
-        """One-step soft backup r_ψj + γ(1 − done_ψj)(min_k Q̄_k(s', a', ψ_j) − α log π(a'|s', ψ_j)),
-        a' ~ π(·|s', ψ_j), for every pair: [B, K]. `reward`, `done`: [B, K] under each candidate task."""
-        next_action, next_log_prob = self.policy(state.actor_params, key, next_obs[:, None], tasks[None])
-        next_q = self.critic.apply(state.target_critic_params, next_obs[:, None], next_action, tasks[None]).min(0)
-        return soft_td_target(reward, done, next_q, next_log_prob, jnp.exp(state.log_alpha), self.gamma)
+        """The estimator of the authors' released code, for every pair: [B, K]
+        r_ψj(s_i, a_i) − log π(a_i|s_i, ψ_j) + γ(1 − done_ij) min_k Q_k(s'_i, a', ψ_j), a' ~ π(·|s'_i, ψ_j):
+        a one-step estimate of Eq. 13's Q̃, whose sum starts with the entropy term of the current
+        action (unscaled by α, as in that code). `reward`, `done`: [B, K] under each candidate task."""
+        log_pi = self.log_prob(state.actor_params, obs[:, None], action[:, None], tasks[None])
+        next_action, _ = self.policy(state.actor_params, key, next_obs[:, None], tasks[None])
+        next_q = self.critic.apply(state.critic_params, next_obs[:, None], next_action, tasks[None]).min(0)
+        return reward - log_pi + self.gamma * (1.0 - done) * next_q
