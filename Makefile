@@ -9,7 +9,7 @@ STEPS ?=
 OUT ?= runs/$(ENV)-$(RELABEL)-$(shell date +%Y%m%d-%H%M%S)
 ARGS ?=
 
-.PHONY: install train test lint format experiment-nav2d clean
+.PHONY: install train test test-envs lint format experiment-nav2d clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ train: $(BIN)/.installed
 
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest -q
+
+## training smoke tests of every MJX env (slow: minutes of compilation on a CPU)
+test-envs: $(BIN)/.installed
+	$(BIN)/python -m pytest -q -m slow
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check src tests experiments benchmarks

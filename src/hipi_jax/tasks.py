@@ -80,14 +80,17 @@ def _sparse_goal_reward(position: Array, goal: Array, margin: Array) -> tuple[Ar
 class GoalReach(TaskFamily):
     """ψ = goal position; r = 1(‖x−ψ‖ ≤ margin) − 1, terminal on success (App. C.3–C.8).
 
-    The prior is uniform on the box [low, high], or uniform over the rows of `support` when given
-    (e.g. the free cells of a maze that are far enough from the start).
+    The prior is uniform on the box [low, high]; or uniform over the rows of `support` when given
+    (e.g. the free cells of a maze that are far enough from the start); or, with `radius` = (r0, r1)
+    for 2-D goals, at angle ~ U(0, 2π) and distance ~ U(r0, r1) from the origin (the DM Control
+    reacher's target sampler; [low, high] must then contain that disc).
     """
 
     margin: float
     low: np.ndarray
     high: np.ndarray
     support: np.ndarray | None = None
+    radius: tuple[float, float] | None = None
     has_success: bool = dataclasses.field(default=True, init=False)
 
     def __post_init__(self):
@@ -97,6 +100,10 @@ class GoalReach(TaskFamily):
             object.__setattr__(self, "support", _as_array(self.support))
         if self.margin <= 0:
             raise ValueError(f"GoalReach margin must be > 0, got {self.margin}")
+        if self.radius is not None:
+            r0, r1 = self.radius
+            if self.low.shape != (2,) or not 0 <= r0 <= r1 or np.any(-self.low < r1) or np.any(self.high < r1):
+                raise ValueError(f"GoalReach radius={self.radius} needs 2-D goals, 0 <= r0 <= r1 inside [low, high]")
 
     @property
     def task_dim(self) -> int:
@@ -110,6 +117,11 @@ class GoalReach(TaskFamily):
         if self.support is not None:
             idx = jax.random.randint(key, (n,), 0, self.support.shape[0])
             return jnp.asarray(self.support)[idx]
+        if self.radius is not None:
+            k_angle, k_radius = jax.random.split(key)
+            angle = jax.random.uniform(k_angle, (n,), maxval=2 * jnp.pi)
+            dist = jax.random.uniform(k_radius, (n,), minval=self.radius[0], maxval=self.radius[1])
+            return dist[:, None] * jnp.stack([jnp.sin(angle), jnp.cos(angle)], axis=-1)
         return jax.random.uniform(key, (n, self.task_dim), minval=self.low, maxval=self.high)
 
     def reward(self, features: Array, action: Array, task: Array) -> Array:

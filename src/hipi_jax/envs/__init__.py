@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 from hipi_jax.envs.base import Env, EnvState, auto_reset, reset_with_prior
 from hipi_jax.envs.gridworld import GridWorld
+from hipi_jax.envs.mjx_suite import CheetahVelocity, WalkerLinear, reacher_discrete, reacher_goal
 from hipi_jax.envs.nav2d import Nav2d
 from hipi_jax.envs.point_goal import PointGoal
 
@@ -13,6 +15,11 @@ _REGISTRY: dict[str, Callable[..., Env]] = {
     "nav2d": Nav2d,
     "point_goal": PointGoal,
     "gridworld": GridWorld,
+    "walker_linear": WalkerLinear,
+    "cheetah_velocity": CheetahVelocity,
+    "reacher_goal": reacher_goal,
+    "reacher_goal_hard": partial(reacher_goal, margin=0.003),
+    "reacher_discrete": reacher_discrete,
 }
 
 

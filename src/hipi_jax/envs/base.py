@@ -32,6 +32,7 @@ class EnvState:
     truncated: Array  # [] bool, time limit reached without a terminal
     t: Array  # [] int32, steps taken in this episode
     key: Array  # PRNG key for stochastic dynamics
+    initial: Any = None  # (sim, obs, features) this episode started from, kept by `reuse_initial_state` envs
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -50,6 +51,10 @@ class Env:
         raise NotImplementedError
 
     discrete_actions: bool = dataclasses.field(default=False, init=False)
+    # Where `init_sim` is expensive (e.g. a physics settle), `auto_reset` restarts an env slot from the
+    # initial state it was first reset to, with a fresh task, instead of computing a new one on every
+    # step (under vmap a conditional reset computes both branches). Brax's AutoResetWrapper does the same.
+    reuse_initial_state: bool = dataclasses.field(default=False, init=False)
 
     def init_sim(self, key: Array) -> tuple[Any, Array, Array]:
         """Initial simulator state, observation and features."""
@@ -73,6 +78,7 @@ class Env:
             truncated=jnp.zeros((), bool),
             t=jnp.zeros((), jnp.int32),
             key=k_next,
+            initial=(sim, obs, features) if self.reuse_initial_state else None,
         )
 
     def step(self, state: EnvState, action: Array) -> EnvState:
@@ -103,6 +109,20 @@ def reset_with_prior(env: Env, key: Array) -> EnvState:
 
 def auto_reset(env: Env, state: EnvState, key: Array) -> EnvState:
     """Where the episode ended (done or truncated), start a new one with a fresh task from the prior."""
-    fresh = reset_with_prior(env, key)
+    if env.reuse_initial_state:
+        sim, obs, features = state.initial
+        zero = jnp.zeros((), bool)
+        fresh = state.replace(
+            sim=sim,
+            obs=obs,
+            features=features,
+            task=env.task_family.sample(key, 1)[0],
+            reward=jnp.zeros((), jnp.float32),
+            done=zero,
+            truncated=zero,
+            t=jnp.zeros((), jnp.int32),
+        )
+    else:
+        fresh = reset_with_prior(env, key)
     ended = jnp.logical_or(state.done, state.truncated)
     return jax.tree.map(lambda new, old: jnp.where(ended, new, old), fresh, state)

@@ -1,0 +1,203 @@
+"""DM Control Suite domains on MuJoCo MJX, with the paper's task families (App. C.5, C.9).
+
+The models, their reset distributions and the physics come from MuJoCo Playground's MJX port of the
+suite (`registry.load(name)`, `impl="jax"`, which runs on CPU and GPU). Only Playground's `reset` and
+the pure physics step `mjx_env.step(model, data, action, n_substeps)` are used: observations and the
+features that task rewards are computed from are defined here, never the suite's own reward.
+The simulator state of an `EnvState` is the `mjx.Data`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from hipi_jax.envs.base import Env
+from hipi_jax.tasks import Discrete, GoalReach, Linear, TargetVelocity, TaskFamily
+
+Array = jax.Array
+
+
+@functools.cache
+def load_suite(name: str):
+    """The Playground env `name` with the pure-JAX MJX backend (loaded once per process)."""
+    import mujoco
+
+    warnings.filterwarnings("ignore", category=DeprecationWarning, module="jaxopt")  # imported by brax
+    mujoco.set_mju_user_warning(lambda message: None)  # e.g. deprecated XML attributes under mujoco 4
+    from mujoco_playground import registry
+
+    with jax.ensure_compile_time_eval():  # the model's arrays must be concrete even if first used in a trace
+        return registry.load(name, config_overrides={"impl": "jax"})
+
+
+def _strong(tree):
+    """Drop weak types (Playground's reset sets a Python-float time), so reset and step states match
+    and a jitted step never retraces."""
+    return jax.tree.map(lambda x: jnp.asarray(x, dtype=jnp.asarray(x).dtype), tree)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class SuiteEnv(Env):
+    """An MJX suite domain: subclasses name the Playground env and define `observe` and `features`."""
+
+    suite_name: str = dataclasses.field(default="", init=False)
+
+    @property
+    def suite(self):
+        return load_suite(self.suite_name)
+
+    @property
+    def action_dim(self) -> int:
+        return self.suite.action_size
+
+    def observe(self, data) -> Array:
+        raise NotImplementedError
+
+    def features(self, data) -> Array:
+        raise NotImplementedError
+
+    def init_sim(self, key: Array):
+        data = _strong(self.suite.reset(key).data)
+        return data, self.observe(data), self.features(data)
+
+    def sim_step(self, sim, action: Array, key: Array):
+        from mujoco_playground._src import mjx_env
+
+        suite = self.suite
+        data = mjx_env.step(suite.mjx_model, sim, jnp.clip(action, -1.0, 1.0), suite.n_substeps)
+        return data, self.observe(data), self.features(data)
+
+
+# ---- walker (App. C.9) ------------------------------------------------------------------------------
+
+WALKER_FEATURES = ("torso_height - 0.5", "forward_velocity", "left_foot_x", "left_foot_z", "right_foot_x",
+                   "right_foot_z")  # fmt: skip
+
+
+def walker_linear_family() -> Linear:
+    """ψ ∈ [−1, 1]⁶ × [−1, 0] on φ = (6 state features, ‖a‖²): the last weight is a control cost."""
+    return Linear(low=[-1.0] * 7, high=[1.0] * 6 + [0.0], control_feature=True)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class WalkerLinear(SuiteEnv):
+    """Planar walker with linear rewards r = ψᵀφ (Fig. 6 centre). Observation as in DM Control:
+    the xx, xz entries of every body's frame (14), torso height (1), joint velocities (9).
+    Features: torso height − 0.5, forward velocity of the torso subtree's centre of mass, and each
+    foot's XZ position relative to the walker's centre of mass."""
+
+    suite_name: str = dataclasses.field(default="WalkerWalk", init=False)
+    task_family: TaskFamily = dataclasses.field(default_factory=walker_linear_family)
+    max_steps: int = 100
+
+    @property
+    def obs_dim(self) -> int:
+        return 24
+
+    @functools.cached_property
+    def _ids(self) -> dict[str, int]:
+        m = self.suite.mj_model
+        sensor = m.sensor("torso_subtreelinvel").id
+        return {
+            "torso": m.body("torso").id,
+            "left_foot": m.body("left_foot").id,
+            "right_foot": m.body("right_foot").id,
+            "velocity_adr": int(m.sensor_adr[sensor]),
+        }
+
+    def observe(self, data) -> Array:
+        ids = self._ids
+        orientations = data.xmat[1:, [0, 0], [0, 2]].ravel()
+        return jnp.concatenate([orientations, data.xpos[ids["torso"], 2:3], data.qvel])
+
+    def features(self, data) -> Array:
+        ids = self._ids
+        com = data.subtree_com[ids["torso"]][jnp.array([0, 2])]
+        feet = [data.xpos[ids[f]][jnp.array([0, 2])] - com for f in ("left_foot", "right_foot")]
+        height = data.xpos[ids["torso"], 2] - 0.5
+        velocity = data.sensordata[ids["velocity_adr"]]
+        return jnp.concatenate([jnp.stack([height, velocity]), *feet])
+
+
+# ---- cheetah (App. C.10) ----------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class CheetahVelocity(SuiteEnv):
+    """Half-cheetah with target velocities ψ ∈ [0, 3] m/s, r = −|v − ψ| − 0.05‖a‖² (Fig. 7 left).
+    Observation as in DM Control: joint positions without the x coordinate (8) and velocities (9).
+    Feature: the forward velocity of the torso subtree's centre of mass (the suite's speed sensor).
+    The suite's reset settles the body for 200 physics steps, so each env slot restarts from its
+    first initial state (`reuse_initial_state`); tasks are drawn anew every episode."""
+
+    suite_name: str = dataclasses.field(default="CheetahRun", init=False)
+    task_family: TaskFamily = dataclasses.field(default_factory=lambda: TargetVelocity(0.0, 3.0, 0.05))
+    max_steps: int = 100
+    reuse_initial_state: bool = dataclasses.field(default=True, init=False)
+
+    @property
+    def obs_dim(self) -> int:
+        return 17
+
+    @functools.cached_property
+    def _velocity_adr(self) -> int:
+        m = self.suite.mj_model
+        return int(m.sensor_adr[m.sensor("torso_subtreelinvel").id])
+
+    def observe(self, data) -> Array:
+        return jnp.concatenate([data.qpos[1:], data.qvel])
+
+    def features(self, data) -> Array:
+        return data.sensordata[self._velocity_adr : self._velocity_adr + 1]
+
+
+# ---- reacher (App. C.5, Fig. 6 left) ---------------------------------------------------------------
+
+REACHER_GOAL_RADIUS = (0.05, 0.2)  # the suite's target sampler: angle ~ U(0, 2π), radius ~ U(0.05, 0.2)
+
+
+def reacher_discrete_targets(num: int = 32, radius: float = 0.15) -> np.ndarray:
+    """`num` fixed targets evenly spaced on a ring of `radius` around the arm's base."""
+    angle = 2 * np.pi * np.arange(num) / num
+    return np.stack([radius * np.sin(angle), radius * np.cos(angle)], axis=-1).astype(np.float32)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Reacher(SuiteEnv):
+    """Two-link planar reacher; ψ is a fingertip XY goal (App. C.5). Observation: joint angles and
+    velocities (4) — the goal reaches the policy as its task input, not through the observation.
+    Features: the fingertip's XY position. Goals follow the suite's target sampler."""
+
+    suite_name: str = dataclasses.field(default="ReacherEasy", init=False)
+    task_family: TaskFamily = dataclasses.field(
+        default_factory=lambda: GoalReach(margin=0.01, low=[-0.2, -0.2], high=[0.2, 0.2], radius=REACHER_GOAL_RADIUS)
+    )
+    max_steps: int = 1000
+
+    @property
+    def obs_dim(self) -> int:
+        return 4
+
+    @functools.cached_property
+    def _finger(self) -> int:
+        return self.suite.mj_model.geom("finger").id
+
+    def observe(self, data) -> Array:
+        return jnp.concatenate([data.qpos, data.qvel])
+
+    def features(self, data) -> Array:
+        return data.geom_xpos[self._finger, :2]
+
+
+def reacher_goal(margin: float = 0.01) -> Reacher:
+    return Reacher(task_family=GoalReach(margin=margin, low=[-0.2, -0.2], high=[0.2, 0.2], radius=REACHER_GOAL_RADIUS))
+
+
+def reacher_discrete() -> Reacher:
+    return Reacher(task_family=Discrete(targets=reacher_discrete_targets(), margin=0.01))

@@ -1,0 +1,166 @@
+"""MJX suite envs: reset/step jit and vmap, finite observations, features recomputed by hand from the
+`mjx.Data` (through other fields than the env uses where one exists), rewards recomputed by hand from
+the features. Training smoke tests are marked `slow` (`make test-envs`)."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from hipi_jax import envs
+from hipi_jax.envs.base import auto_reset, reset_with_prior
+from hipi_jax.envs.mjx_suite import reacher_discrete_targets
+
+MJX_ENVS = ("walker_linear", "cheetah_velocity", "reacher_goal", "reacher_goal_hard", "reacher_discrete")
+ROLLOUT_ENVS = ("walker_linear", "cheetah_velocity", "reacher_goal", "reacher_discrete")  # hard = goal, smaller m
+NUM_ENVS, NUM_STEPS = 3, 5
+
+pytestmark = pytest.mark.usefixtures("fast_compilation")
+
+
+def rollout(name: str):
+    """NUM_STEPS random-action steps of NUM_ENVS envs (with auto-reset), all states and actions."""
+    env = envs.make(name)
+    keys = jax.random.split(jax.random.key(0), NUM_ENVS)
+    state = jax.jit(jax.vmap(partial(reset_with_prior, env)))(keys)
+
+    def body(s, key):
+        k_act, k_reset = jax.random.split(key)
+        action = jax.random.uniform(k_act, (NUM_ENVS, env.action_dim), minval=-1.0, maxval=1.0)
+        nxt = jax.vmap(env.step)(s, action)
+        return jax.vmap(partial(auto_reset, env))(nxt, jax.random.split(k_reset, NUM_ENVS)), (nxt, action)
+
+    _, (states, actions) = jax.jit(lambda s: jax.lax.scan(body, s, jax.random.split(jax.random.key(1), NUM_STEPS)))(
+        state
+    )
+    return env, state, states, actions
+
+
+@pytest.fixture(scope="module", params=ROLLOUT_ENVS)
+def rolled(request):
+    return (request.param, *rollout(request.param))
+
+
+def test_shapes_and_finite(rolled):
+    name, env, first, states, actions = rolled
+    chex.assert_shape(first.obs, (NUM_ENVS, env.obs_dim))
+    chex.assert_shape(states.obs, (NUM_STEPS, NUM_ENVS, env.obs_dim))
+    chex.assert_shape(states.features, (NUM_STEPS, NUM_ENVS, env.task_family.feature_dim))
+    chex.assert_shape(states.task, (NUM_STEPS, NUM_ENVS, env.task_family.task_dim))
+    for x in (first.obs, first.features, states.obs, states.features, states.reward):
+        assert bool(jnp.all(jnp.isfinite(x))), name
+    np.testing.assert_array_equal(np.asarray(states.t[:, 0]), np.arange(1, NUM_STEPS + 1))
+    # the state moves: physics is stepped
+    assert not np.allclose(np.asarray(states.obs[0]), np.asarray(states.obs[-1]))
+
+
+def _np_reward(name, env, features, action, task):
+    f, a, t = (np.asarray(x, np.float64) for x in (features, action, task))
+    if name == "walker_linear":
+        return np.sum(f * t[..., :6], -1) + t[..., 6] * np.sum(a**2, -1)
+    if name == "cheetah_velocity":
+        return -np.abs(f[..., 0] - t[..., 0]) - 0.05 * np.sum(a**2, -1)
+    family = env.task_family
+    goal = t if name != "reacher_discrete" else reacher_discrete_targets()[np.argmax(t, -1)]
+    return np.where(np.linalg.norm(f - goal, axis=-1) <= family.margin, 0.0, -1.0)
+
+
+def test_reward_is_a_hand_computation_from_features(rolled):
+    name, env, _, states, actions = rolled
+    expected = _np_reward(name, env, states.features, actions, states.task)
+    np.testing.assert_allclose(np.asarray(states.reward), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_features_by_hand_from_mjx_data(rolled):
+    name, env, _, states, _ = rolled
+    data = states.sim  # mjx.Data batched [steps, envs]
+    m = env.suite.mj_model
+    f = np.asarray(states.features, np.float64)
+    if name == "walker_linear":
+        torso, left, right = (m.body(b).id for b in ("torso", "left_foot", "right_foot"))
+        xpos = np.asarray(data.xpos, np.float64)
+        com = np.asarray(data.subtree_com, np.float64)[..., torso, :]
+        np.testing.assert_allclose(f[..., 0], xpos[..., torso, 2] - 0.5, atol=1e-6)
+        vel = np.asarray(data._impl.subtree_linvel)[..., torso, 0]  # the field the sensor reads
+        np.testing.assert_allclose(f[..., 1], vel, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(f[..., 2:4], xpos[..., left, :][..., [0, 2]] - com[..., [0, 2]], atol=1e-6)
+        np.testing.assert_allclose(f[..., 4:6], xpos[..., right, :][..., [0, 2]] - com[..., [0, 2]], atol=1e-6)
+    elif name == "cheetah_velocity":
+        torso = m.body("torso").id
+        vel = np.asarray(data._impl.subtree_linvel)[..., torso, 0]
+        np.testing.assert_allclose(f[..., 0], vel, rtol=1e-4, atol=1e-5)
+    else:
+        np.testing.assert_array_equal(f, np.asarray(data.geom_xpos)[..., m.geom("finger").id, :2])
+
+
+def test_reacher_fingertip_by_forward_kinematics():
+    """At reset the kinematics are consistent with qpos (after a step, MuJoCo's positions lag qpos by
+    the last integration), so the fingertip must match planar two-link forward kinematics."""
+    env = envs.make("reacher_goal")
+    m = env.suite.mj_model
+    state = jax.jit(jax.vmap(partial(reset_with_prior, env)))(jax.random.split(jax.random.key(2), 8))
+    shoulder, wrist = (np.asarray(state.sim.qpos, np.float64)[:, i] for i in range(2))
+    l1 = np.linalg.norm(m.body("hand").pos[:2])  # links point along +x of their body frames
+    l2 = np.linalg.norm(m.body("finger").pos[:2]) + np.linalg.norm(m.geom("finger").pos[:2])
+    base = m.body("arm").pos[:2]
+    tip = base + np.stack(
+        [l1 * np.cos(shoulder) + l2 * np.cos(shoulder + wrist), l1 * np.sin(shoulder) + l2 * np.sin(shoulder + wrist)],
+        axis=-1,
+    )
+    np.testing.assert_allclose(np.asarray(state.features), tip, atol=1e-5)
+
+
+def test_task_priors():
+    key = jax.random.key(3)
+    goals = np.asarray(envs.make("reacher_goal").task_family.sample(key, 1000))
+    radius = np.linalg.norm(goals, axis=-1)
+    assert radius.min() >= 0.05 - 1e-6 and radius.max() <= 0.2 + 1e-6
+    assert envs.make("reacher_goal").task_family.margin == 0.01
+    assert envs.make("reacher_goal_hard").task_family.margin == 0.003
+    walker = np.asarray(envs.make("walker_linear").task_family.sample(key, 1000))
+    assert walker.shape == (1000, 7) and np.all(np.abs(walker) <= 1) and np.all(walker[:, 6] <= 0)
+    speeds = np.asarray(envs.make("cheetah_velocity").task_family.sample(key, 1000))
+    assert speeds.min() >= 0 and speeds.max() <= 3
+    targets = reacher_discrete_targets()
+    assert targets.shape == (32, 2)
+    np.testing.assert_allclose(np.linalg.norm(targets, axis=-1), 0.15, rtol=1e-6)
+
+
+def test_cheetah_reuses_its_initial_state_on_reset():
+    env = envs.make("cheetah_velocity")
+    state = jax.jit(partial(reset_with_prior, env))(jax.random.key(5))
+    ended = state.replace(t=jnp.asarray(100, jnp.int32), truncated=jnp.asarray(True), obs=state.obs + 1.0)
+    fresh = jax.jit(partial(auto_reset, env))(ended, jax.random.key(6))
+    np.testing.assert_array_equal(np.asarray(fresh.obs), np.asarray(state.obs))
+    assert int(fresh.t) == 0 and not bool(fresh.truncated)
+    assert not np.array_equal(np.asarray(fresh.task), np.asarray(state.task))  # a new task from the prior
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", MJX_ENVS)
+def test_trains_a_few_hundred_steps(name):
+    from hipi_jax import train
+    from hipi_jax.config import TrainConfig
+
+    config = TrainConfig(
+        env=name,
+        relabel="inverse_rl",
+        seeds=1,
+        env_steps=400,
+        warmup_steps=64,
+        num_envs=8,
+        batch_size=16,
+        hidden=(16, 16),
+        buffer_size=4_000,
+        eval_every=168,
+        eval_episodes=2,
+    )
+    records = []
+    summary, _ = train.run(config, records.append, progress=False)
+    assert summary["env_steps"] >= 400 and np.all(np.isfinite(summary["eval_return"]))
+    assert all(np.isfinite(r["critic_loss"]).all() for r in records[1:])
