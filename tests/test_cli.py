@@ -21,7 +21,7 @@ import pytest
 from conftest import TINY_CONFIG
 
 from hipi_jax import cli, envs, train
-from hipi_jax.config import TrainConfig
+from hipi_jax.config import ENV_PRESETS, TrainConfig
 from hipi_jax.relabel import STRATEGIES
 
 TINY = ["--env", "point_goal", "--relabel", "inverse_rl", "--seeds", "2", "--env-steps", "40", "--warmup-steps", "9",
@@ -80,17 +80,20 @@ def test_help_lists_every_config_flag(capsys):
         assert flag in out
 
 
-def config_args(argv: list[str]) -> dict:
+def config_of(argv: list[str]) -> TrainConfig:
     args = vars(cli.parser().parse_args(argv))
-    return {f.name: args[f.name] for f in dataclasses.fields(TrainConfig)}
+    return cli.config_from_args({f.name: args[f.name] for f in dataclasses.fields(TrainConfig) if f.name in args})
 
 
-def test_parser_defaults_are_the_config_defaults():
-    assert TrainConfig(**config_args([])) == TrainConfig()  # string defaults (--hidden 32,32) go through `type`
+def test_no_flags_give_the_config_defaults_and_env_presets_fill_the_rest():
+    assert config_of([]) == TrainConfig()
+    walker = config_of(["--env", "walker_linear"])
+    assert walker.hidden == (64, 64) and walker.env_steps == ENV_PRESETS["walker_linear"]["env_steps"]
+    assert config_of(["--env", "walker_linear", "--hidden", "8,8"]).hidden == (8, 8)  # a flag beats the preset
 
 
 def test_tiny_flags_parse_to_the_tiny_config():
-    assert TrainConfig(**config_args(TINY)) == TINY_CONFIG
+    assert config_of(TINY) == TINY_CONFIG
 
 
 def test_python_dash_m_help():

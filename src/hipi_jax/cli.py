@@ -13,7 +13,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from hipi_jax.config import TrainConfig
+from hipi_jax.config import ENV_PRESETS, TrainConfig
 
 RUN_FILES = ("config.json", "metrics.jsonl", "summary.json", "curves.png")
 
@@ -37,14 +37,12 @@ def parser() -> argparse.ArgumentParser:
         prog="hipi-train",
         description="Train multi-task SAC with hindsight relabeling (HIPI-RL, Alg. 2) on one env; "
         "all seeds run as one vmapped, jitted program.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     for f in dataclasses.fields(TrainConfig):
         kind = {int: int, float: float, str: str}.get(type(f.default), _widths)
-        default = ",".join(map(str, f.default)) if isinstance(f.default, tuple) else f.default
-        p.add_argument(
-            "--" + f.name.replace("_", "-"), type=kind, default=default, help=f.metadata["help"], dest=f.name
-        )
+        presets = ", ".join(f"{env}: {_show(p[f.name])}" for env, p in ENV_PRESETS.items() if f.name in p)
+        help = f"{f.metadata['help']} (default: {_show(f.default)}" + (f"; {presets})" if presets else ")")
+        p.add_argument("--" + f.name.replace("_", "-"), type=kind, default=argparse.SUPPRESS, help=help, dest=f.name)
     p.add_argument(
         "--out", type=Path, default=argparse.SUPPRESS, help="run directory to write (default: runs/ENV-RELABEL-sSEED)"
     )
@@ -56,6 +54,15 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--no-progress", action="store_true", default=argparse.SUPPRESS, help="hide the progress bar")
     return p
+
+
+def _show(value) -> str:
+    return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+
+
+def config_from_args(args: dict) -> TrainConfig:
+    """The config of the given flags; the env's preset (ENV_PRESETS) fills the flags not given."""
+    return TrainConfig.preset(**args)
 
 
 def _fail(message: str) -> None:
@@ -78,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     args = vars(parser().parse_args(argv))
     out, overwrite, progress = args.pop("out", None), args.pop("overwrite", False), not args.pop("no_progress", False)
     try:
-        config = TrainConfig(**args)
+        config = config_from_args(args)
     except ValueError as e:
         _fail(str(e))
     out = out or Path("runs") / f"{config.env}-{config.relabel}-s{config.seed}"

@@ -19,6 +19,18 @@ def _field(default, help: str):
     return dataclasses.field(default=default, metadata={"help": help})
 
 
+# Per-env defaults where they differ from the field defaults (which are nav2d's). App. C.1: (64, 64)
+# networks except on 2D navigation. Budgets are CPU-sized; the paper's are a flag away (--env-steps).
+ENV_PRESETS: dict[str, dict] = {
+    "point_goal": {"env_steps": 100_000, "eval_every": 10_000},
+    "walker_linear": {"hidden": (64, 64), "env_steps": 100_000, "eval_every": 10_000},
+    "cheetah_velocity": {"hidden": (64, 64), "env_steps": 100_000, "eval_every": 10_000},
+    "reacher_goal": {"hidden": (64, 64), "env_steps": 200_000, "eval_every": 20_000},
+    "reacher_goal_hard": {"hidden": (64, 64), "env_steps": 200_000, "eval_every": 20_000},
+    "reacher_discrete": {"hidden": (64, 64), "env_steps": 200_000, "eval_every": 20_000},
+}
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     env: str = _field("nav2d", f"environment: one of {', '.join(envs.continuous_names())}")
@@ -142,6 +154,11 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    @classmethod
+    def preset(cls, env: str = "nav2d", **overrides) -> TrainConfig:
+        """The config for `env`: field defaults, then the env's preset, then `overrides`."""
+        return cls(**{**ENV_PRESETS.get(env, {}), "env": env, **overrides})
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
