@@ -216,3 +216,16 @@ def test_invalid_arguments_raise(make):
 def test_valid_edge_arguments_accepted():
     assert GoalMargin(low=[0.0], high=[1.0], margin_low=0.0, margin_high=0.0).task_dim == 2
     assert Linear(low=[1.0], high=[1.0]).task_dim == 1
+
+
+def test_goal_reach_radius_prior_and_validation():
+    family = GoalReach(margin=0.01, low=[-0.2, -0.2], high=[0.2, 0.2], radius=(0.05, 0.2))
+    goals = np.asarray(family.sample(jax.random.key(0), 2000))
+    dist = np.linalg.norm(goals, axis=-1)
+    assert dist.min() >= 0.05 - 1e-6 and dist.max() <= 0.2 + 1e-6
+    # radius is uniform (the DM Control sampler), not area-uniform: about half the goals lie below 0.125
+    assert 0.45 < np.mean(dist < 0.125) < 0.55
+    with pytest.raises(ValueError, match="radius"):
+        GoalReach(margin=0.01, low=[-0.2, -0.2], high=[0.2, 0.2], radius=(0.05, 0.3))  # disc outside the box
+    with pytest.raises(ValueError, match="radius"):
+        GoalReach(margin=0.01, low=[-1.0, -1.0, -1.0], high=[1.0, 1.0, 1.0], radius=(0.0, 0.5))  # not 2-D
