@@ -14,10 +14,16 @@ import pytest
 
 from hipi_jax import envs
 from hipi_jax.envs.base import auto_reset, reset_with_prior
-from hipi_jax.envs.mjx_suite import reacher_discrete_targets
+from hipi_jax.envs.mjx_suite import FINGER_RADIUS, reacher_discrete_targets
 
-MJX_ENVS = ("walker_linear", "cheetah_velocity", "reacher_goal", "reacher_goal_hard", "reacher_discrete")
-ROLLOUT_ENVS = ("walker_linear", "cheetah_velocity", "reacher_goal", "reacher_discrete")  # hard = goal, smaller m
+MJX_ENVS = ("walker_linear", "cheetah_velocity", "reacher_goal", "reacher_goal_hard", "reacher_discrete", "finger_goal")
+ROLLOUT_ENVS = (
+    "walker_linear",
+    "cheetah_velocity",
+    "reacher_goal",
+    "reacher_discrete",
+    "finger_goal",
+)  # hard = goal, smaller m
 NUM_ENVS, NUM_STEPS = 3, 5
 
 pytestmark = pytest.mark.usefixtures("fast_compilation")
@@ -94,6 +100,14 @@ def test_features_by_hand_from_mjx_data(rolled):
         torso = m.body("torso").id
         vel = np.asarray(data._impl.subtree_linvel)[..., torso, 0]
         np.testing.assert_allclose(f[..., 0], vel, rtol=1e-4, atol=1e-5)
+    elif name == "finger_goal":
+        # tip site minus the spinner body, in world XZ (the env reads the framepos sensors)
+        tip = np.asarray(data.site_xpos, np.float64)[..., m.site("tip").id, :][..., [0, 2]]
+        hinge = np.asarray(data.xpos, np.float64)[..., m.body("spinner").id, :][..., [0, 2]]
+        np.testing.assert_allclose(f, tip - hinge, atol=1e-5)
+        # the tip moves on the goal circle of the prior
+        np.testing.assert_allclose(np.linalg.norm(f, axis=-1), FINGER_RADIUS, atol=1e-4)
+        assert FINGER_RADIUS == pytest.approx(float(m.geom("cap1").size.sum()))
     else:
         np.testing.assert_array_equal(f, np.asarray(data.geom_xpos)[..., m.geom("finger").id, :2])
 
@@ -126,6 +140,8 @@ def test_task_priors():
     assert walker.shape == (1000, 7) and np.all(np.abs(walker) <= 1) and np.all(walker[:, 6] <= 0)
     speeds = np.asarray(envs.make("cheetah_velocity").task_family.sample(key, 1000))
     assert speeds.min() >= 0 and speeds.max() <= 3
+    finger = np.asarray(envs.make("finger_goal").task_family.sample(key, 1000))
+    np.testing.assert_allclose(np.linalg.norm(finger, axis=-1), FINGER_RADIUS, rtol=1e-5)
     targets = reacher_discrete_targets()
     assert targets.shape == (32, 2)
     np.testing.assert_allclose(np.linalg.norm(targets, axis=-1), 0.15, rtol=1e-6)

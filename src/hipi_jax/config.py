@@ -28,6 +28,7 @@ ENV_PRESETS: dict[str, dict] = {
     "reacher_goal": {"hidden": (64, 64), "env_steps": 200_000, "eval_every": 20_000},
     "reacher_goal_hard": {"hidden": (64, 64), "env_steps": 200_000, "eval_every": 20_000},
     "reacher_discrete": {"hidden": (64, 64), "env_steps": 200_000, "eval_every": 20_000},
+    "finger_goal": {"hidden": (64, 64), "env_steps": 200_000, "eval_every": 20_000},
 }
 
 

@@ -7,7 +7,7 @@ from functools import partial
 
 from hipi_jax.envs.base import Env, EnvState, auto_reset, reset_with_prior
 from hipi_jax.envs.gridworld import GridWorld
-from hipi_jax.envs.mjx_suite import CheetahVelocity, WalkerLinear, reacher_discrete, reacher_goal
+from hipi_jax.envs.mjx_suite import CheetahVelocity, FingerGoal, WalkerLinear, reacher_discrete, reacher_goal
 from hipi_jax.envs.nav2d import Nav2d
 from hipi_jax.envs.point_goal import PointGoal
 
@@ -20,6 +20,7 @@ _REGISTRY: dict[str, Callable[..., Env]] = {
     "reacher_goal": reacher_goal,
     "reacher_goal_hard": partial(reacher_goal, margin=0.003),
     "reacher_discrete": reacher_discrete,
+    "finger_goal": FingerGoal,
 }
 
 

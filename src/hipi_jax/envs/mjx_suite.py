@@ -56,6 +56,13 @@ class SuiteEnv(Env):
     def action_dim(self) -> int:
         return self.suite.action_size
 
+    def sensor(self, data, name: str) -> Array:
+        """The reading of the model's sensor `name` (as the suite's `get_sensor_data`)."""
+        m = self.suite.mj_model
+        sensor = m.sensor(name).id
+        adr, dim = int(m.sensor_adr[sensor]), int(m.sensor_dim[sensor])
+        return data.sensordata[adr : adr + dim]
+
     def observe(self, data) -> Array:
         raise NotImplementedError
 
@@ -201,3 +208,38 @@ def reacher_goal(margin: float = 0.01) -> Reacher:
 
 def reacher_discrete() -> Reacher:
     return Reacher(task_family=Discrete(targets=reacher_discrete_targets(), margin=0.01))
+
+
+# ---- finger (App. C.4) ------------------------------------------------------------------------------
+
+
+FINGER_RADIUS = 0.13  # distance of the knob tip from the hinge: cap1's half-length + radius (tested)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class FingerGoal(SuiteEnv):
+    """Finger turning a knob; ψ is an XZ goal for the knob tip relative to the hinge (App. C.4),
+    drawn as the suite's turn task draws its target: angle ~ U(−π, π) on the tip's circle.
+    Observation as the suite's spin task: proximal and distal joint angles (2), tip position (2),
+    joint velocities (3), log1p of the two touch sensors (2). Feature: the tip's XZ relative to the hinge."""
+
+    suite_name: str = dataclasses.field(default="FingerTurnEasy", init=False)
+    task_family: TaskFamily = dataclasses.field(
+        default_factory=lambda: GoalReach(
+            margin=0.01, low=[-FINGER_RADIUS] * 2, high=[FINGER_RADIUS] * 2, radius=(FINGER_RADIUS, FINGER_RADIUS)
+        )
+    )
+    max_steps: int = 1000
+
+    @property
+    def obs_dim(self) -> int:
+        return 9
+
+    def observe(self, data) -> Array:
+        touch = jnp.log1p(jnp.concatenate([self.sensor(data, "touchtop"), self.sensor(data, "touchbottom")]))
+        position = [self.sensor(data, "proximal"), self.sensor(data, "distal"), self.features(data)]
+        return jnp.concatenate([*position, data.qvel, touch])
+
+    def features(self, data) -> Array:
+        xz = jnp.array([0, 2])
+        return self.sensor(data, "tip")[xz] - self.sensor(data, "spinner")[xz]
