@@ -16,14 +16,13 @@ from hipi_jax import envs
 from hipi_jax.envs.base import auto_reset, reset_with_prior
 from hipi_jax.envs.mjx_suite import FINGER_RADIUS, reacher_discrete_targets
 
-MJX_ENVS = ("walker_linear", "cheetah_velocity", "reacher_goal", "reacher_goal_hard", "reacher_discrete", "finger_goal")
-ROLLOUT_ENVS = (
-    "walker_linear",
-    "cheetah_velocity",
-    "reacher_goal",
-    "reacher_discrete",
-    "finger_goal",
-)  # hard = goal, smaller m
+MJX_ENVS = ("walker_linear", "cheetah_velocity", "reacher_goal", "reacher_goal_hard", "reacher_discrete", "finger_goal",
+            "quadruped_goal", "quadruped_linear")  # fmt: skip
+# reacher_goal_hard differs from reacher_goal only in its margin; the quadruped takes ~90 s to compile on
+# a CPU, so its contract tests run with the slow set (make test-envs)
+ROLLOUT_ENVS = ("walker_linear", "cheetah_velocity", "reacher_goal", "reacher_discrete", "finger_goal") + tuple(
+    pytest.param(name, marks=pytest.mark.slow) for name in ("quadruped_goal", "quadruped_linear")
+)
 NUM_ENVS, NUM_STEPS = 3, 5
 
 pytestmark = pytest.mark.usefixtures("fast_compilation")
@@ -71,6 +70,8 @@ def _np_reward(name, env, features, action, task):
         return np.sum(f * t[..., :6], -1) + t[..., 6] * np.sum(a**2, -1)
     if name == "cheetah_velocity":
         return -np.abs(f[..., 0] - t[..., 0]) - 0.05 * np.sum(a**2, -1)
+    if name == "quadruped_linear":
+        return np.sum(f * t, -1) - 0.1 * np.sum(a**2, -1)
     family = env.task_family
     goal = t if name != "reacher_discrete" else reacher_discrete_targets()[np.argmax(t, -1)]
     return np.where(np.linalg.norm(f - goal, axis=-1) <= family.margin, 0.0, -1.0)
@@ -85,7 +86,7 @@ def test_reward_is_a_hand_computation_from_features(rolled):
 def test_features_by_hand_from_mjx_data(rolled):
     name, env, _, states, _ = rolled
     data = states.sim  # mjx.Data batched [steps, envs]
-    m = env.suite.mj_model
+    m = env.suite.mj_model if hasattr(env, "suite") else None  # the quadruped is not a Playground env
     f = np.asarray(states.features, np.float64)
     if name == "walker_linear":
         torso, left, right = (m.body(b).id for b in ("torso", "left_foot", "right_foot"))
@@ -100,6 +101,10 @@ def test_features_by_hand_from_mjx_data(rolled):
         torso = m.body("torso").id
         vel = np.asarray(data._impl.subtree_linvel)[..., torso, 0]
         np.testing.assert_allclose(f[..., 0], vel, rtol=1e-4, atol=1e-5)
+    elif name.startswith("quadruped"):
+        # the free joint's world position / linear velocity
+        source = data.qpos if name == "quadruped_goal" else data.qvel
+        np.testing.assert_array_equal(f, np.asarray(source)[..., :2])
     elif name == "finger_goal":
         # tip site minus the spinner body, in world XZ (the env reads the framepos sensors)
         tip = np.asarray(data.site_xpos, np.float64)[..., m.site("tip").id, :][..., [0, 2]]
@@ -142,6 +147,9 @@ def test_task_priors():
     assert speeds.min() >= 0 and speeds.max() <= 3
     finger = np.asarray(envs.make("finger_goal").task_family.sample(key, 1000))
     np.testing.assert_allclose(np.linalg.norm(finger, axis=-1), FINGER_RADIUS, rtol=1e-5)
+    for name in ("quadruped_goal", "quadruped_linear"):
+        tasks = np.asarray(envs.make(name).task_family.sample(key, 1000))
+        np.testing.assert_allclose(np.linalg.norm(tasks, axis=-1), 1.0, rtol=1e-5)
     targets = reacher_discrete_targets()
     assert targets.shape == (32, 2)
     np.testing.assert_allclose(np.linalg.norm(targets, axis=-1), 0.15, rtol=1e-6)

@@ -29,6 +29,8 @@ ENV_PRESETS: dict[str, dict] = {
     "reacher_goal_hard": {"hidden": (64, 64), "env_steps": 200_000, "eval_every": 20_000},
     "reacher_discrete": {"hidden": (64, 64), "env_steps": 200_000, "eval_every": 20_000},
     "finger_goal": {"hidden": (64, 64), "env_steps": 200_000, "eval_every": 20_000},
+    "quadruped_goal": {"hidden": (256, 256), "env_steps": 30_000, "eval_every": 10_000, "warmup_steps": 2_000},
+    "quadruped_linear": {"hidden": (256, 256), "env_steps": 30_000, "eval_every": 10_000, "warmup_steps": 2_000},
 }
 
 

@@ -220,18 +220,24 @@ class Linear(TaskFamily):
     """r = ψᵀφ(s, a) (Fig. 6 centre, App. C.9); ψ ~ U[low, high] per dimension.
 
     With `control_feature`, φ(s, a) = concat(features(s'), ‖a‖²), so the last task dimension weighs
-    a control cost (its bounds, e.g. [−1, 0], make it a penalty).
+    a control cost (its bounds, e.g. [−1, 0], make it a penalty). `control_cost` c subtracts a fixed
+    c‖a‖² instead. With `radius` the prior is uniform on the circle of that radius (2-D tasks, e.g.
+    directions to walk in) rather than on the box.
     """
 
     low: np.ndarray
     high: np.ndarray
     control_feature: bool = False
+    control_cost: float = 0.0
+    radius: float | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "low", _as_array(self.low))
         object.__setattr__(self, "high", _as_array(self.high))
         if np.any(self.low > self.high):
             raise ValueError(f"Linear bounds need low <= high, got {self.low} and {self.high}")
+        if self.radius is not None and (self.task_dim != 2 or self.control_feature or not self.radius > 0):
+            raise ValueError(f"Linear radius={self.radius} needs 2-D tasks without a control feature")
 
     @property
     def task_dim(self) -> int:
@@ -242,12 +248,17 @@ class Linear(TaskFamily):
         return self.task_dim - int(self.control_feature)
 
     def sample(self, key: Array, n: int) -> Array:
+        if self.radius is not None:
+            angle = jax.random.uniform(key, (n,), maxval=2 * jnp.pi)
+            return self.radius * jnp.stack([jnp.cos(angle), jnp.sin(angle)], axis=-1)
         return jax.random.uniform(key, (n, self.task_dim), minval=self.low, maxval=self.high)
 
     def reward(self, features: Array, action: Array, task: Array) -> Array:
         r = jnp.sum(features * task[..., : self.feature_dim], axis=-1)
         if self.control_feature:
             r = r + task[..., -1] * jnp.sum(action**2, axis=-1)
+        if self.control_cost:
+            r = r - self.control_cost * jnp.sum(action**2, axis=-1)
         return r
 
 

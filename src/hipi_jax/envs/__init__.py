@@ -10,6 +10,7 @@ from hipi_jax.envs.gridworld import GridWorld
 from hipi_jax.envs.mjx_suite import CheetahVelocity, FingerGoal, WalkerLinear, reacher_discrete, reacher_goal
 from hipi_jax.envs.nav2d import Nav2d
 from hipi_jax.envs.point_goal import PointGoal
+from hipi_jax.envs.quadruped import quadruped_goal, quadruped_linear
 
 _REGISTRY: dict[str, Callable[..., Env]] = {
     "nav2d": Nav2d,
@@ -21,6 +22,8 @@ _REGISTRY: dict[str, Callable[..., Env]] = {
     "reacher_goal_hard": partial(reacher_goal, margin=0.003),
     "reacher_discrete": reacher_discrete,
     "finger_goal": FingerGoal,
+    "quadruped_goal": quadruped_goal,
+    "quadruped_linear": quadruped_linear,
 }
 
 

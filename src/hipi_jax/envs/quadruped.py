@@ -1,0 +1,167 @@
+"""The DM Control quadruped on MuJoCo MJX, with goal-reaching and linear tasks (App. C.3).
+
+The model is `suite/quadruped.xml` from the `dm-control` package, read as a file (dm_control itself
+is not imported) and simplified exactly as the suite's own walk/run tasks do (`make_model` without
+terrain, rangefinders, walls, ball and target): the terrain heightfield geom, the 20 rangefinder
+sensors, the four walls, the ball and the target site are removed. Physics runs on MJX
+(`impl="jax"`) at the suite's 0.005 s timestep, 4 substeps per 0.02 s control step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import importlib.util
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from hipi_jax.envs.base import Env
+from hipi_jax.tasks import GoalReach, Linear, TaskFamily
+
+Array = jax.Array
+
+CONTROL_SUBSTEPS = 4  # 0.02 s control step / 0.005 s physics step (the suite's)
+REMOVED_GEOMS = ("wall_px", "wall_py", "wall_nx", "wall_ny", "terrain")
+
+
+def suite_dir() -> Path:
+    spec = importlib.util.find_spec("dm_control")
+    if spec is None or spec.origin is None:
+        raise ImportError("the quadruped envs need the dm-control package (pip install dm-control)")
+    return Path(spec.origin).parent / "suite"
+
+
+def model_xml(floor_size: float = 10.0) -> tuple[str, dict[str, bytes]]:
+    """The simplified quadruped MJCF and the include files it needs."""
+    root = ET.fromstring((suite_dir() / "quadruped.xml").read_text())
+    for parent in root.iter():
+        for child in list(parent):
+            name = child.get("name", "")
+            if (
+                (child.tag == "geom" and name in REMOVED_GEOMS)
+                or (child.tag == "body" and name == "ball")
+                or (child.tag == "site" and name == "target")
+                or child.tag == "rangefinder"
+            ):
+                parent.remove(child)
+    root.find(".//geom[@name='floor']").set("size", f"{floor_size} {floor_size} .5")
+    common = suite_dir() / "common"
+    assets = {f"./common/{f.name}": f.read_bytes() for f in common.glob("*.xml")}
+    return ET.tostring(root, encoding="unicode"), assets
+
+
+@functools.cache
+def load_model():
+    """(MjModel, mjx.Model) of the simplified quadruped, built once per process."""
+    import mujoco
+    from mujoco import mjx
+
+    xml, assets = model_xml()
+    mj_model = mujoco.MjModel.from_xml_string(xml, assets)
+    with jax.ensure_compile_time_eval():
+        return mj_model, mjx.put_model(mj_model, impl="jax")
+
+
+def unit_circle_goals() -> GoalReach:
+    """Goals on the unit circle around the start, reached within 0.3 (App. C.3)."""
+    return GoalReach(margin=0.3, low=[-1.0, -1.0], high=[1.0, 1.0], radius=(1.0, 1.0))
+
+
+def unit_circle_directions() -> Linear:
+    """r = ψᵀ v_xy − 0.1‖a‖², ψ on the unit circle (App. C.3 prints +0.1: a control cost is meant)."""
+    return Linear(low=[-1.0, -1.0], high=[1.0, 1.0], radius=1.0, control_cost=0.1)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Quadruped(Env):
+    """Starts upright at the origin with a random heading, legs at rest, dropped from the model's
+    default height. Observation (56): torso XY (2), heading (cos, sin) (2), torso height (1), torso
+    uprightness (1), joint angles (16), joint velocities (16), world-frame torso velocity (3), IMU
+    gyro (3), toe force sensors (12, arcsinh as in the suite). Features: torso XY for goal tasks,
+    world-frame torso XY velocity for linear tasks."""
+
+    task_family: TaskFamily = dataclasses.field(default_factory=unit_circle_goals)
+    max_steps: int = 300
+
+    @property
+    def obs_dim(self) -> int:
+        return 56
+
+    @property
+    def action_dim(self) -> int:
+        return 12
+
+    @functools.cached_property
+    def _ids(self) -> dict[str, int]:
+        m = load_model()[0]
+        names = ("imu_gyro",) + tuple(
+            f"force_toe_{leg}" for leg in ("front_left", "front_right", "back_right", "back_left")
+        )
+        sensors = {n: (int(m.sensor_adr[m.sensor(n).id]), int(m.sensor_dim[m.sensor(n).id])) for n in names}
+        return {"torso": m.body("torso").id, "sensors": sensors}
+
+    def _sensor(self, data, name: str) -> Array:
+        adr, dim = self._ids["sensors"][name]
+        return data.sensordata[adr : adr + dim]
+
+    def observe(self, data) -> Array:
+        torso = self._ids["torso"]
+        xmat = data.xmat[torso]
+        forces = [self._sensor(data, n) for n in self._ids["sensors"] if n.startswith("force")]
+        return jnp.concatenate(
+            [
+                data.qpos[:2],
+                xmat[:2, 0],
+                data.qpos[2:3],
+                xmat[2:3, 2],
+                data.qpos[7:],
+                data.qvel[6:],
+                data.qvel[:3],
+                self._sensor(data, "imu_gyro"),
+                jnp.arcsinh(jnp.concatenate(forces)),
+            ]
+        )
+
+    def features(self, data) -> Array:
+        return data.qpos[:2] if isinstance(self.task_family, GoalReach) else data.qvel[:2]
+
+    def init_sim(self, key: Array):
+        from mujoco import mjx
+
+        mj_model, model = load_model()
+        yaw = jax.random.uniform(key, (), minval=-jnp.pi, maxval=jnp.pi)
+        qpos = jnp.asarray(mj_model.qpos0, jnp.float32)
+        qpos = qpos.at[3:7].set(jnp.stack([jnp.cos(yaw / 2), 0.0, 0.0, jnp.sin(yaw / 2)]))
+        data = mjx.make_data(mj_model, impl="jax").replace(qpos=qpos)
+        data = mjx.forward(model, data)
+        return data, self.observe(data), self.features(data)
+
+    def sim_step(self, sim, action: Array, key: Array):
+        from mujoco import mjx
+
+        model = load_model()[1]
+        ctrl = jnp.clip(action, -1.0, 1.0) * self._ctrl_scale
+
+        def substep(data, _):
+            return mjx.step(model, data.replace(ctrl=ctrl)), None
+
+        data = jax.lax.scan(substep, sim, None, length=CONTROL_SUBSTEPS)[0]
+        return data, self.observe(data), self.features(data)
+
+    @functools.cached_property
+    def _ctrl_scale(self) -> np.ndarray:
+        """Actions in [−1, 1] map onto each actuator's control range (symmetric per actuator)."""
+        ctrlrange = load_model()[0].actuator_ctrlrange
+        return np.asarray(np.maximum(np.abs(ctrlrange[:, 0]), np.abs(ctrlrange[:, 1])), np.float32)
+
+
+def quadruped_goal() -> Quadruped:
+    return Quadruped(task_family=unit_circle_goals())
+
+
+def quadruped_linear() -> Quadruped:
+    return Quadruped(task_family=unit_circle_directions())
