@@ -10,8 +10,6 @@ Prints a Markdown table and writes JSON (machine, versions, per-env figures) to 
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import sys
 import time
 from functools import partial
@@ -20,7 +18,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from hipi_jax import envs
+from hipi_jax import envs, report
 from hipi_jax.envs.base import auto_reset, reset_with_prior
 
 
@@ -74,15 +72,7 @@ def main(argv=None) -> int:
     print(f"\n| env | env steps/s at {args.num_envs} envs |\n|---|---:|")
     for r in rows:
         print(f"| `{r['env']}` | {r['env_steps_per_s']:,.0f} |")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    meta = {
-        "command": " ".join(["python"] + sys.argv),
-        "machine": {"platform": platform.platform(), "device": jax.devices()[0].device_kind},
-        "versions": {"jax": jax.__version__, "python": platform.python_version()},
-        "num_envs": args.num_envs,
-        "rows": rows,
-    }
-    args.out.write_text(json.dumps(meta, indent=2) + "\n")
+    report.write_benchmark(args.out, vars(args), rows)
     print(f"wrote {args.out}")
     return 0
 

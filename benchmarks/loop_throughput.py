@@ -13,8 +13,6 @@ environment steps per seed with `--updates-per-env-step` updates per step.
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import sys
 import time
 from pathlib import Path
@@ -22,7 +20,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from hipi_jax import train
+from hipi_jax import report, train
 from hipi_jax.config import TrainConfig
 
 
@@ -107,20 +105,7 @@ def main(argv=None) -> int:
             f"| {r['strategy']} | {r['batch_size']} | {r['env_steps_per_s']:,.0f} | {r['updates_per_s']:,.0f} "
             f"| {r[ratio]:.2f}x |"
         )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    meta = {
-        "command": " ".join(["python"] + sys.argv),
-        "machine": {
-            "platform": platform.platform(),
-            "processor": platform.processor(),
-            "device": jax.devices()[0].device_kind,
-            "cpu_count": __import__("os").cpu_count(),
-        },
-        "versions": {"jax": jax.__version__, "python": platform.python_version()},
-        "args": {k: str(v) for k, v in vars(args).items()},
-        "rows": rows,
-    }
-    args.out.write_text(json.dumps(meta, indent=2) + "\n")
+    report.write_benchmark(args.out, vars(args), rows)
     print(f"wrote {args.out}")
     return 0
 

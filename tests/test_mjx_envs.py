@@ -4,6 +4,7 @@ the features. Training smoke tests are marked `slow` (`make test-envs`)."""
 
 from __future__ import annotations
 
+import dataclasses
 from functools import partial
 
 import chex
@@ -11,8 +12,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import TINY_CONFIG
 
-from hipi_jax import envs
+from hipi_jax import envs, train
 from hipi_jax.envs.base import auto_reset, reset_with_prior
 from hipi_jax.envs.mjx_suite import FINGER_RADIUS, reacher_discrete_targets
 
@@ -168,22 +170,10 @@ def test_cheetah_reuses_its_initial_state_on_reset():
 @pytest.mark.slow
 @pytest.mark.parametrize("name", MJX_ENVS)
 def test_trains_a_few_hundred_steps(name):
-    from hipi_jax import train
-    from hipi_jax.config import TrainConfig
-
-    config = TrainConfig(
-        env=name,
-        relabel="inverse_rl",
-        seeds=1,
-        env_steps=400,
-        warmup_steps=64,
-        num_envs=8,
-        batch_size=16,
-        hidden=(16, 16),
-        buffer_size=4_000,
-        eval_every=168,
-        eval_episodes=2,
-    )
+    config = dataclasses.replace(
+        TINY_CONFIG, env=name, seeds=1, env_steps=400, warmup_steps=64, num_envs=8, batch_size=16, hidden=(16, 16),
+        buffer_size=4_000, eval_every=168,
+    )  # fmt: skip
     records = []
     summary, _ = train.run(config, records.append, progress=False)
     assert summary["env_steps"] >= 400 and np.all(np.isfinite(summary["eval_return"]))

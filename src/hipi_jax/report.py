@@ -24,6 +24,31 @@ def write_json(path: Path, obj: dict) -> None:
     tmp.replace(path)
 
 
+def write_benchmark(path: Path, args: dict, rows: list[dict]) -> None:
+    """A benchmark's JSON: the command, machine, versions, arguments and its rows."""
+    import os
+    import platform
+    import sys
+
+    import jax
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json(
+        path,
+        {
+            "command": " ".join(["python"] + sys.argv),
+            "machine": {
+                "platform": platform.platform(),
+                "device": jax.devices()[0].device_kind,
+                "cpu_count": os.cpu_count(),
+            },
+            "versions": {"jax": jax.__version__, "python": platform.python_version()},
+            "args": {k: str(v) for k, v in args.items()},
+            "rows": rows,
+        },
+    )
+
+
 def mean_std(records: list[dict], key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(env_steps, mean over seeds, std over seeds) of a per-seed metric."""
     rows = [r for r in records if key in r]
