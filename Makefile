@@ -9,7 +9,7 @@ STEPS ?=
 OUT ?= runs/$(ENV)-$(RELABEL)-$(shell date +%Y%m%d-%H%M%S)
 ARGS ?=
 
-.PHONY: install train test test-envs lint format experiment-nav2d clean
+.PHONY: install train test test-envs lint format relabel-experiment clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,7 +39,7 @@ format: $(BIN)/.installed
 	$(BIN)/ruff check --fix src tests experiments benchmarks
 
 ## none / random / final / future / inverse_rl on nav2d, 3 vmapped seeds each (see README for the budget)
-experiment-nav2d: $(BIN)/.installed
+relabel-experiment: $(BIN)/.installed
 	$(BIN)/python experiments/nav2d_relabel.py $(ARGS)
 
 clean:

@@ -65,13 +65,7 @@ def np_tanh_gaussian(key, mean, log_std) -> tuple[np.ndarray, np.ndarray]:
 # ---- fixtures --------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module", autouse=True)
-def fast_compiles():
-    """These programs are tiny: XLA's optimisation passes cost more than they save (results unchanged)."""
-    previous = jax.config.read("jax_disable_most_optimizations")
-    jax.config.update("jax_disable_most_optimizations", True)
-    yield
-    jax.config.update("jax_disable_most_optimizations", previous)
+pytestmark = pytest.mark.usefixtures("fast_compilation")  # conftest.py: tiny programs compile fast
 
 
 @pytest.fixture(scope="module")

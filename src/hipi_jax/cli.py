@@ -60,11 +60,6 @@ def _show(value) -> str:
     return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
 
 
-def config_from_args(args: dict) -> TrainConfig:
-    """The config of the given flags; the env's preset (ENV_PRESETS) fills the flags not given."""
-    return TrainConfig.preset(**args)
-
-
 def _fail(message: str) -> None:
     print(f"hipi-train: error: {message}", file=sys.stderr)
     sys.exit(2)
@@ -85,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     args = vars(parser().parse_args(argv))
     out, overwrite, progress = args.pop("out", None), args.pop("overwrite", False), not args.pop("no_progress", False)
     try:
-        config = config_from_args(args)
+        config = TrainConfig.preset(**args)  # the env's preset fills the flags not given
     except ValueError as e:
         _fail(str(e))
     out = out or Path("runs") / f"{config.env}-{config.relabel}-s{config.seed}"

@@ -85,10 +85,8 @@ class TrainConfig:
             value = getattr(self, f.name)
             if isinstance(value, float) and not math.isfinite(value):
                 raise ValueError(f"{f.name}={value} must be a finite number")
-        for name in ("relabel_fraction",):
-            value = getattr(self, name)
-            if not 0.0 <= value <= 1.0:
-                raise ValueError(f"{name}={value} is outside [0, 1]")
+        if not 0.0 <= self.relabel_fraction <= 1.0:
+            raise ValueError(f"relabel_fraction={self.relabel_fraction} is outside [0, 1]")
         for name in ("seeds", "env_steps", "num_envs", "batch_size", "buffer_size", "eval_every", "eval_episodes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)} must be a positive integer")

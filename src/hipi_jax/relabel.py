@@ -72,8 +72,9 @@ def candidate_tasks(key: Array, sample: Sample, family: TaskFamily, num_prior: i
     if source not in CANDIDATE_SOURCES:
         raise ValueError(f"unknown candidate source {source!r}; valid: {', '.join(CANDIDATE_SOURCES)}")
     tr = sample.transition
-    parts = [tr.task] if "tasks" in source else []
-    if "achieved" in source:
+    wanted = source.split("+")
+    parts = [tr.task] if "tasks" in wanted else []
+    if "achieved" in wanted:
         parts.append(family.achieved_task(tr.features, tr.task))
     if num_prior > 0:
         parts.append(family.sample(key, num_prior))

@@ -15,6 +15,7 @@ from functools import partial
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
 
 from hipi_jax import buffer as replay
@@ -219,10 +220,11 @@ class NonFiniteError(RuntimeError):
 
 
 def check_finite(metrics: dict, env_steps: int) -> None:
+    """Raise NonFiniteError for the first metric (host arrays, one value per seed) that is NaN or inf."""
     for name, values in metrics.items():
-        finite = jnp.isfinite(jnp.asarray(values))
-        if not bool(finite.all()):
-            seed = int(jnp.argmin(finite.reshape(-1)))
+        finite = np.isfinite(np.asarray(values))
+        if not finite.all():
+            seed = int(np.argmin(finite.reshape(-1)))
             raise NonFiniteError(f"non-finite {name} at env step {env_steps} (seed index {seed}); training stopped")
 
 

@@ -67,7 +67,12 @@ class Env:
     def reset(self, key: Array, task: Array) -> EnvState:
         """Start an episode for `task` ([task_dim])."""
         k_sim, k_next = jax.random.split(key)
-        sim, obs, features = self.init_sim(k_sim)
+        start = self.init_sim(k_sim)
+        return self.begin(start, task, k_next, initial=start if self.reuse_initial_state else None)
+
+    def begin(self, start: tuple[Any, Array, Array], task: Array, key: Array, initial: Any = None) -> EnvState:
+        """The first state of an episode from `start` = (sim, obs, features)."""
+        sim, obs, features = start
         return EnvState(
             sim=sim,
             obs=obs,
@@ -77,8 +82,8 @@ class Env:
             done=jnp.zeros((), bool),
             truncated=jnp.zeros((), bool),
             t=jnp.zeros((), jnp.int32),
-            key=k_next,
-            initial=(sim, obs, features) if self.reuse_initial_state else None,
+            key=key,
+            initial=initial,
         )
 
     def step(self, state: EnvState, action: Array) -> EnvState:
@@ -110,18 +115,7 @@ def reset_with_prior(env: Env, key: Array) -> EnvState:
 def auto_reset(env: Env, state: EnvState, key: Array) -> EnvState:
     """Where the episode ended (done or truncated), start a new one with a fresh task from the prior."""
     if env.reuse_initial_state:
-        sim, obs, features = state.initial
-        zero = jnp.zeros((), bool)
-        fresh = state.replace(
-            sim=sim,
-            obs=obs,
-            features=features,
-            task=env.task_family.sample(key, 1)[0],
-            reward=jnp.zeros((), jnp.float32),
-            done=zero,
-            truncated=zero,
-            t=jnp.zeros((), jnp.int32),
-        )
+        fresh = env.begin(state.initial, env.task_family.sample(key, 1)[0], state.key, initial=state.initial)
     else:
         fresh = reset_with_prior(env, key)
     ended = jnp.logical_or(state.done, state.truncated)

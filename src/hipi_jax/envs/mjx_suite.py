@@ -42,9 +42,17 @@ def _strong(tree):
     return jax.tree.map(lambda x: jnp.asarray(x, dtype=jnp.asarray(x).dtype), tree)
 
 
+def read_sensor(mj_model, data, name: str) -> Array:
+    """The reading of the model's sensor `name` from (unbatched) MJX data, as the suite's `get_sensor_data`."""
+    sensor = mj_model.sensor(name).id
+    adr, dim = int(mj_model.sensor_adr[sensor]), int(mj_model.sensor_dim[sensor])
+    return data.sensordata[adr : adr + dim]
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class SuiteEnv(Env):
-    """An MJX suite domain: subclasses name the Playground env and define `observe` and `features`."""
+    """An MJX suite domain. Subclasses set `suite_name` and define `observe(data)` and `features(data)`,
+    both functions of the `mjx.Data` alone."""
 
     suite_name: str = dataclasses.field(default="", init=False)
 
@@ -57,17 +65,7 @@ class SuiteEnv(Env):
         return self.suite.action_size
 
     def sensor(self, data, name: str) -> Array:
-        """The reading of the model's sensor `name` (as the suite's `get_sensor_data`)."""
-        m = self.suite.mj_model
-        sensor = m.sensor(name).id
-        adr, dim = int(m.sensor_adr[sensor]), int(m.sensor_dim[sensor])
-        return data.sensordata[adr : adr + dim]
-
-    def observe(self, data) -> Array:
-        raise NotImplementedError
-
-    def features(self, data) -> Array:
-        raise NotImplementedError
+        return read_sensor(self.suite.mj_model, data, name)
 
     def init_sim(self, key: Array):
         data = _strong(self.suite.reset(key).data)
@@ -107,29 +105,21 @@ class WalkerLinear(SuiteEnv):
     def obs_dim(self) -> int:
         return 24
 
-    @functools.cached_property
-    def _ids(self) -> dict[str, int]:
-        m = self.suite.mj_model
-        sensor = m.sensor("torso_subtreelinvel").id
-        return {
-            "torso": m.body("torso").id,
-            "left_foot": m.body("left_foot").id,
-            "right_foot": m.body("right_foot").id,
-            "velocity_adr": int(m.sensor_adr[sensor]),
-        }
+    def _body(self, name: str) -> int:
+        return self.suite.mj_model.body(name).id
 
     def observe(self, data) -> Array:
-        ids = self._ids
         orientations = data.xmat[1:, [0, 0], [0, 2]].ravel()
-        return jnp.concatenate([orientations, data.xpos[ids["torso"], 2:3], data.qvel])
+        return jnp.concatenate([orientations, data.xpos[self._body("torso"), 2:3], data.qvel])
 
     def features(self, data) -> Array:
-        ids = self._ids
-        com = data.subtree_com[ids["torso"]][jnp.array([0, 2])]
-        feet = [data.xpos[ids[f]][jnp.array([0, 2])] - com for f in ("left_foot", "right_foot")]
-        height = data.xpos[ids["torso"], 2] - 0.5
-        velocity = data.sensordata[ids["velocity_adr"]]
-        return jnp.concatenate([jnp.stack([height, velocity]), *feet])
+        xz = jnp.array([0, 2])
+        torso = self._body("torso")
+        com = data.subtree_com[torso][xz]
+        feet = [data.xpos[self._body(foot)][xz] - com for foot in ("left_foot", "right_foot")]
+        height = data.xpos[torso, 2:3] - 0.5
+        velocity = self.sensor(data, "torso_subtreelinvel")[:1]
+        return jnp.concatenate([height, velocity, *feet])
 
 
 # ---- cheetah (App. C.10) ----------------------------------------------------------------------------
@@ -152,16 +142,11 @@ class CheetahVelocity(SuiteEnv):
     def obs_dim(self) -> int:
         return 17
 
-    @functools.cached_property
-    def _velocity_adr(self) -> int:
-        m = self.suite.mj_model
-        return int(m.sensor_adr[m.sensor("torso_subtreelinvel").id])
-
     def observe(self, data) -> Array:
         return jnp.concatenate([data.qpos[1:], data.qvel])
 
     def features(self, data) -> Array:
-        return data.sensordata[self._velocity_adr : self._velocity_adr + 1]
+        return self.sensor(data, "torso_subtreelinvel")[:1]
 
 
 # ---- reacher (App. C.5, Fig. 6 left) ---------------------------------------------------------------

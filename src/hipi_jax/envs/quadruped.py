@@ -20,11 +20,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from hipi_jax.envs.base import Env
+from hipi_jax.envs.mjx_suite import read_sensor
 from hipi_jax.tasks import GoalReach, Linear, TaskFamily
 
 Array = jax.Array
 
 CONTROL_SUBSTEPS = 4  # 0.02 s control step / 0.005 s physics step (the suite's)
+TOES = ("front_left", "front_right", "back_right", "back_left")
 REMOVED_GEOMS = ("wall_px", "wall_py", "wall_nx", "wall_ny", "terrain")
 
 
@@ -95,23 +97,12 @@ class Quadruped(Env):
     def action_dim(self) -> int:
         return 12
 
-    @functools.cached_property
-    def _ids(self) -> dict[str, int]:
-        m = load_model()[0]
-        names = ("imu_gyro",) + tuple(
-            f"force_toe_{leg}" for leg in ("front_left", "front_right", "back_right", "back_left")
-        )
-        sensors = {n: (int(m.sensor_adr[m.sensor(n).id]), int(m.sensor_dim[m.sensor(n).id])) for n in names}
-        return {"torso": m.body("torso").id, "sensors": sensors}
-
     def _sensor(self, data, name: str) -> Array:
-        adr, dim = self._ids["sensors"][name]
-        return data.sensordata[adr : adr + dim]
+        return read_sensor(load_model()[0], data, name)
 
     def observe(self, data) -> Array:
-        torso = self._ids["torso"]
-        xmat = data.xmat[torso]
-        forces = [self._sensor(data, n) for n in self._ids["sensors"] if n.startswith("force")]
+        xmat = data.xmat[load_model()[0].body("torso").id]
+        forces = [self._sensor(data, f"force_toe_{leg}") for leg in TOES]
         return jnp.concatenate(
             [
                 data.qpos[:2],
