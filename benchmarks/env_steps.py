@@ -32,7 +32,11 @@ def rollout_fn(env, num_envs: int, steps: int):
         state = jax.vmap(env.step)(state, action)
         return jax.vmap(partial(auto_reset, env))(state, jax.random.split(k_reset, num_envs)), None
 
-    return jax.jit(lambda state, key: jax.lax.scan(body, state, jax.random.split(key, steps))[0], donate_argnums=0)
+    return jax.jit(
+        lambda state, key: jax.lax.scan(body, state, jax.random.split(key, steps))[0],
+        donate_argnums=0,
+        compiler_options=env.compiler_options(),
+    )
 
 
 def main(argv=None) -> int:
@@ -46,7 +50,9 @@ def main(argv=None) -> int:
     rows = []
     for name in args.envs.split(","):
         env = envs.make(name)
-        state = jax.jit(jax.vmap(partial(reset_with_prior, env)))(jax.random.split(jax.random.key(0), args.num_envs))
+        state = jax.jit(jax.vmap(partial(reset_with_prior, env)), compiler_options=env.compiler_options())(
+            jax.random.split(jax.random.key(0), args.num_envs)
+        )
         roll = rollout_fn(env, args.num_envs, args.steps)
         t0 = time.perf_counter()
         state = jax.block_until_ready(roll(state, jax.random.key(1)))

@@ -5,6 +5,7 @@ the features. Training smoke tests are marked `slow` (`make test-envs`)."""
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from functools import partial
 
 import chex
@@ -15,14 +16,23 @@ import pytest
 from conftest import TINY_CONFIG
 
 from hipi_jax import envs, train
+from hipi_jax.envs import jaco
 from hipi_jax.envs.base import auto_reset, reset_with_prior
 from hipi_jax.envs.mjx_suite import FINGER_RADIUS, reacher_discrete_targets
 
 MJX_ENVS = ("walker_linear", "cheetah_velocity", "reacher_goal", "reacher_goal_hard", "reacher_discrete", "finger_goal",
-            "quadruped_goal", "quadruped_linear")  # fmt: skip
-# reacher_goal_hard differs from reacher_goal only in its margin; the quadruped takes ~90 s to compile on
-# a CPU, so its contract tests run with the slow set (make test-envs)
-ROLLOUT_ENVS = ("walker_linear", "cheetah_velocity", "reacher_goal", "reacher_discrete", "finger_goal") + tuple(
+            "quadruped_goal", "quadruped_linear", "arm_reach", "arm_reach_hard", "arm_reach_margin")  # fmt: skip
+# reacher_goal_hard and arm_reach_hard differ from their easy versions only in the margin; the quadruped takes
+# ~90 s to compile on a CPU, so its contract tests run with the slow set (make test-envs)
+ROLLOUT_ENVS = (
+    "walker_linear",
+    "cheetah_velocity",
+    "reacher_goal",
+    "reacher_discrete",
+    "finger_goal",
+    "arm_reach",
+    "arm_reach_margin",
+) + tuple(  # fmt: skip
     pytest.param(name, marks=pytest.mark.slow) for name in ("quadruped_goal", "quadruped_linear")
 )
 NUM_ENVS, NUM_STEPS = 3, 5
@@ -34,7 +44,8 @@ def rollout(name: str):
     """NUM_STEPS random-action steps of NUM_ENVS envs (with auto-reset), all states and actions."""
     env = envs.make(name)
     keys = jax.random.split(jax.random.key(0), NUM_ENVS)
-    state = jax.jit(jax.vmap(partial(reset_with_prior, env)))(keys)
+    jit = partial(jax.jit, compiler_options=env.compiler_options())
+    state = jit(jax.vmap(partial(reset_with_prior, env)))(keys)
 
     def body(s, key):
         k_act, k_reset = jax.random.split(key)
@@ -42,9 +53,7 @@ def rollout(name: str):
         nxt = jax.vmap(env.step)(s, action)
         return jax.vmap(partial(auto_reset, env))(nxt, jax.random.split(k_reset, NUM_ENVS)), (nxt, action)
 
-    _, (states, actions) = jax.jit(lambda s: jax.lax.scan(body, s, jax.random.split(jax.random.key(1), NUM_STEPS)))(
-        state
-    )
+    _, (states, actions) = jit(lambda s: jax.lax.scan(body, s, jax.random.split(jax.random.key(1), NUM_STEPS)))(state)
     return env, state, states, actions
 
 
@@ -74,6 +83,8 @@ def _np_reward(name, env, features, action, task):
         return -np.abs(f[..., 0] - t[..., 0]) - 0.05 * np.sum(a**2, -1)
     if name == "quadruped_linear":
         return np.sum(f * t, -1) - 0.1 * np.sum(a**2, -1)
+    if name == "arm_reach_margin":
+        return np.where(np.linalg.norm(f - t[..., :3], axis=-1) <= t[..., 3], 0.0, -1.0)
     family = env.task_family
     goal = t if name != "reacher_discrete" else reacher_discrete_targets()[np.argmax(t, -1)]
     return np.where(np.linalg.norm(f - goal, axis=-1) <= family.margin, 0.0, -1.0)
@@ -107,6 +118,9 @@ def test_features_by_hand_from_mjx_data(rolled):
         # the free joint's world position / linear velocity
         source = data.qpos if name == "quadruped_goal" else data.qvel
         np.testing.assert_array_equal(f, np.asarray(source)[..., :2])
+    elif name.startswith("arm_reach"):
+        # the grip site; its forward kinematics are checked against MuJoCo C in test_jaco_*
+        np.testing.assert_array_equal(f, np.asarray(data.site_xpos)[..., jaco.load_model()[0].site("gripsite").id, :])
     elif name == "finger_goal":
         # tip site minus the spinner body, in world XZ (the env reads the framepos sensors)
         tip = np.asarray(data.site_xpos, np.float64)[..., m.site("tip").id, :][..., [0, 2]]
@@ -152,6 +166,14 @@ def test_task_priors():
     for name in ("quadruped_goal", "quadruped_linear"):
         tasks = np.asarray(envs.make(name).task_family.sample(key, 1000))
         np.testing.assert_allclose(np.linalg.norm(tasks, axis=-1), 1.0, rtol=1e-5)
+    low, high = np.asarray(jaco.WORKSPACE_LOW), np.asarray(jaco.WORKSPACE_HIGH)
+    for name, margin in (("arm_reach", 0.1), ("arm_reach_hard", 0.01)):
+        family = envs.make(name).task_family
+        goals = np.asarray(family.sample(key, 1000))
+        assert family.margin == margin and np.all(goals >= low) and np.all(goals <= high)
+    tasks = np.asarray(envs.make("arm_reach_margin").task_family.sample(key, 1000))
+    assert np.all(tasks[:, :3] >= low) and np.all(tasks[:, :3] <= high)
+    assert tasks[:, 3].min() >= 0.0 and tasks[:, 3].max() <= 0.1 and tasks[:, 3].std() > 0.02
     targets = reacher_discrete_targets()
     assert targets.shape == (32, 2)
     np.testing.assert_allclose(np.linalg.norm(targets, axis=-1), 0.15, rtol=1e-6)
@@ -165,6 +187,70 @@ def test_cheetah_reuses_its_initial_state_on_reset():
     np.testing.assert_array_equal(np.asarray(fresh.obs), np.asarray(state.obs))
     assert int(fresh.t) == 0 and not bool(fresh.truncated)
     assert not np.array_equal(np.asarray(fresh.task), np.asarray(state.task))  # a new task from the prior
+
+
+def test_jaco_model_is_the_dm_control_arm_with_velocity_actuators_and_no_collisions():
+    import mujoco
+
+    m = jaco.load_model()[0]
+    assert (m.nq, m.nv, m.nu) == (6, 6, 6)
+    assert np.all(m.geom_contype == 0) and np.all(m.geom_conaffinity == 0)
+    large, small = np.deg2rad(36.0), np.deg2rad(48.0)
+    np.testing.assert_allclose(m.actuator_ctrlrange[:, 1], [large] * 3 + [small] * 3, rtol=1e-6)
+    np.testing.assert_allclose(m.actuator_forcerange[:, 1], [30.5] * 3 + [6.8] * 3)
+    np.testing.assert_allclose(m.actuator_gainprm[:, 0], 500.0)
+    np.testing.assert_allclose(m.body("b_base").pos, jaco.ARM_OFFSET)
+    assert m.opt.timestep * jaco.CONTROL_SUBSTEPS == pytest.approx(0.04)
+    assert m.opt.integrator == mujoco.mjtIntegrator.mjINT_EULER and m.opt.iterations == 8
+    # explicit actuator damping: kv dt / M_ii <= kv dt / armature <= 1, so velocities settle without oscillating
+    assert np.all(500.0 * m.opt.timestep / m.dof_armature <= 1.0 + 1e-9)
+
+
+def test_jaco_grip_site_by_mujoco_c_forward_kinematics():
+    """The features equal MuJoCo C's grip site at reset (the home pose, 0.3 m above the box centre) and
+    after the same 10 random actions run through MuJoCo C's own step on the same model."""
+    import mujoco
+
+    env = envs.make("arm_reach")
+    m = jaco.load_model()[0]
+    jit = partial(jax.jit, compiler_options=env.compiler_options())
+    state = jit(partial(reset_with_prior, env))(jax.random.key(4))
+    step = jit(lambda s, a: jax.lax.scan(lambda s, a: (env.step(s, a), s), s, a))
+    actions = jax.random.uniform(jax.random.key(5), (10, env.action_dim), minval=-1.0, maxval=1.0)
+    last, _ = step(state, actions)
+    d = mujoco.MjData(m)
+    d.qpos[:] = jaco.HOME_QPOS
+    mujoco.mj_forward(m, d)
+    site = m.site("gripsite").id
+    np.testing.assert_allclose(np.asarray(state.features), d.site_xpos[site], atol=1e-5)
+    np.testing.assert_allclose(d.site_xpos[site], [0.0, 0.0, 0.3], atol=1e-3)
+    for action in np.asarray(actions, np.float64):
+        d.ctrl[:] = action * m.actuator_ctrlrange[:, 1]
+        mujoco.mj_step(m, d, jaco.CONTROL_SUBSTEPS)
+    np.testing.assert_allclose(np.asarray(last.features), d.site_xpos[site], atol=1e-4)  # float32 (MJX) vs float64 (C)
+    assert np.linalg.norm(np.asarray(last.features - state.features)) > 0.01  # the arm moved
+
+
+def test_jaco_every_corner_of_the_goal_box_is_reachable_in_an_episode():
+    """A resolved-rate controller through the env's own actuators (MuJoCo C, same model) brings the grip
+    site within the hard margin (0.01) of each corner of the goal box in under a third of an episode."""
+    import mujoco
+
+    m = jaco.load_model()[0]
+    d = mujoco.MjData(m)
+    site, scale = m.site("gripsite").id, m.actuator_ctrlrange[:, 1]
+    for corner in itertools.product(*zip(jaco.WORKSPACE_LOW, jaco.WORKSPACE_HIGH, strict=True)):
+        mujoco.mj_resetData(m, d)
+        d.qpos[:] = jaco.HOME_QPOS
+        mujoco.mj_forward(m, d)
+        for _ in range(50):
+            jac = np.zeros((3, m.nv))
+            mujoco.mj_jacSite(m, d, jac, None, site)
+            error = np.asarray(corner) - d.site_xpos[site]
+            velocity = jac.T @ np.linalg.solve(jac @ jac.T + 1e-3 * np.eye(3), 3.0 * error)
+            d.ctrl[:] = np.clip(velocity / scale, -1.0, 1.0) * scale  # what the env does to an action
+            mujoco.mj_step(m, d, jaco.CONTROL_SUBSTEPS)
+        assert np.linalg.norm(np.asarray(corner) - d.site_xpos[site]) < 0.01, corner
 
 
 @pytest.mark.slow

@@ -31,6 +31,9 @@ ENV_PRESETS: dict[str, dict] = {
     "finger_goal": {"hidden": (64, 64), "env_steps": 200_000, "eval_every": 20_000},
     "quadruped_goal": {"hidden": (256, 256), "env_steps": 30_000, "eval_every": 10_000, "warmup_steps": 2_000},
     "quadruped_linear": {"hidden": (256, 256), "env_steps": 30_000, "eval_every": 10_000, "warmup_steps": 2_000},
+    "arm_reach": {"hidden": (64, 64), "env_steps": 100_000, "eval_every": 10_000},
+    "arm_reach_hard": {"hidden": (64, 64), "env_steps": 100_000, "eval_every": 10_000},
+    "arm_reach_margin": {"hidden": (64, 64), "env_steps": 100_000, "eval_every": 10_000},
 }
 
 

@@ -24,6 +24,7 @@ from hipi_jax.agents.sac import SAC, SACState
 from hipi_jax.config import TrainConfig
 from hipi_jax.envs.base import EnvState, auto_reset, reset_with_prior
 from hipi_jax.relabel import INVERSE_RL_STRATEGIES, relabel
+from hipi_jax.rollout import rollout
 from hipi_jax.types import Sample, Transition
 
 Array = jax.Array
@@ -167,21 +168,12 @@ def warmup(tr: Trainer, state: TrainState) -> TrainState:
 def evaluate(tr: Trainer, actor_params, key: Array) -> dict[str, Array]:
     """Deterministic policy (tanh of the mean) on `eval_episodes` prior tasks, one full episode each:
     mean undiscounted return and success rate (first terminal before the time limit)."""
-    env, n = tr.env, tr.config.eval_episodes
-    es = jax.vmap(partial(reset_with_prior, env))(jax.random.split(key, n))
 
-    def body(carry, _):
-        es, ret, success, alive = carry
-        action = tr.agent.act(actor_params, None, es.obs, es.task, deterministic=True)
-        es = jax.vmap(env.step)(es, action)
-        ret = ret + jnp.where(alive, es.reward, 0.0)
-        success = jnp.logical_or(success, jnp.logical_and(alive, es.done))
-        alive = jnp.logical_and(alive, jnp.logical_not(jnp.logical_or(es.done, es.truncated)))
-        return (es, ret, success, alive), None
+    def act(key, obs, task):
+        return tr.agent.act(actor_params, None, obs, task, deterministic=True)
 
-    carry = (es, jnp.zeros(n), jnp.zeros(n, bool), jnp.ones(n, bool))
-    (_, ret, success, _), _ = jax.lax.scan(body, carry, None, length=env.max_steps)
-    return {"eval_return": ret.mean(), "eval_success": success.astype(jnp.float32).mean()}
+    episodes = rollout(tr.env, act, key, tr.config.eval_episodes)
+    return {"eval_return": episodes.returns.mean(), "eval_success": episodes.success.astype(jnp.float32).mean()}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -195,11 +187,12 @@ class Programs:
 
 
 def programs(tr: Trainer) -> Programs:
+    jit = partial(jax.jit, compiler_options=tr.env.compiler_options())
     return Programs(
-        init=jax.jit(jax.vmap(partial(init, tr))),
-        warmup=jax.jit(jax.vmap(partial(warmup, tr)), donate_argnums=0),
-        chunk=jax.jit(jax.vmap(partial(chunk, tr)), donate_argnums=0),
-        evaluate=jax.jit(jax.vmap(partial(evaluate, tr))),
+        init=jit(jax.vmap(partial(init, tr))),
+        warmup=jit(jax.vmap(partial(warmup, tr)), donate_argnums=0),
+        chunk=jit(jax.vmap(partial(chunk, tr)), donate_argnums=0),
+        evaluate=jit(jax.vmap(partial(evaluate, tr))),
     )
 
 

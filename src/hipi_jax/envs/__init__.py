@@ -7,6 +7,7 @@ from functools import partial
 
 from hipi_jax.envs.base import Env, EnvState, auto_reset, reset_with_prior
 from hipi_jax.envs.gridworld import GridWorld
+from hipi_jax.envs.jaco import arm_reach, arm_reach_margin
 from hipi_jax.envs.mjx_suite import CheetahVelocity, FingerGoal, WalkerLinear, reacher_discrete, reacher_goal
 from hipi_jax.envs.nav2d import Nav2d
 from hipi_jax.envs.point_goal import PointGoal
@@ -24,6 +25,9 @@ _REGISTRY: dict[str, Callable[..., Env]] = {
     "finger_goal": FingerGoal,
     "quadruped_goal": quadruped_goal,
     "quadruped_linear": quadruped_linear,
+    "arm_reach": arm_reach,
+    "arm_reach_hard": partial(arm_reach, margin=0.01),
+    "arm_reach_margin": arm_reach_margin,
 }
 
 

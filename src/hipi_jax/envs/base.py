@@ -56,6 +56,10 @@ class Env:
     # step (under vmap a conditional reset computes both branches). Brax's AutoResetWrapper does the same.
     reuse_initial_state: bool = dataclasses.field(default=False, init=False)
 
+    def compiler_options(self) -> dict[str, Any] | None:
+        """XLA options for programs that step this env (`jax.jit(..., compiler_options=...)`); None = defaults."""
+        return None
+
     def init_sim(self, key: Array) -> tuple[Any, Array, Array]:
         """Initial simulator state, observation and features."""
         raise NotImplementedError

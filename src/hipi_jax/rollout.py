@@ -1,0 +1,64 @@
+"""Whole episodes of a policy on prior tasks: evaluation (Alg. 2) and HIPI-BC's demonstrations (Alg. 3).
+
+One `lax.scan` of `max_steps` vector steps; steps after an episode ends are masked out, never reset,
+so row i of every array is one complete episode.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from hipi_jax.envs.base import Env, reset_with_prior
+
+Array = jax.Array
+
+# act(key, obs [n, obs_dim], task [n, task_dim]) -> actions [n, action_dim]
+ActFn = Callable[[Array, Array, Array], Array]
+
+
+@struct.dataclass
+class Episodes:
+    """n episodes of T = env.max_steps steps; `features[i, t]` is φ(s_{t+1}), reached by `actions[i, t]`."""
+
+    obs: Array  # [n, T, obs_dim] s_t
+    actions: Array  # [n, T, action_dim]
+    features: Array  # [n, T, feature_dim]
+    rewards: Array  # [n, T] r_ψ under the commanded task
+    done: Array  # [n, T] bool, terminal under the commanded task
+    mask: Array  # [n, T] bool, step t belongs to the episode
+    tasks: Array  # [n, task_dim] the commanded tasks
+
+    @property
+    def returns(self) -> Array:
+        """Undiscounted return of each episode: [n]."""
+        return jnp.sum(jnp.where(self.mask, self.rewards, 0.0), axis=1)
+
+    @property
+    def success(self) -> Array:
+        """Whether each episode reached a terminal (goal) state: [n] bool."""
+        return jnp.any(jnp.logical_and(self.done, self.mask), axis=1)
+
+
+def rollout(env: Env, act: ActFn, key: Array, n: int) -> Episodes:
+    """n episodes of `act` on tasks from the prior p(ψ), one per env; env i starts from
+    `reset_with_prior(env, split(key, n)[i])`."""
+    start = jax.vmap(partial(reset_with_prior, env))(jax.random.split(key, n))
+    k_act = jax.random.fold_in(key, n)
+
+    def body(carry, key):
+        es, alive = carry
+        action = act(key, es.obs, es.task)
+        nxt = jax.vmap(env.step)(es, action)
+        step = (es.obs, action, nxt.features, nxt.reward, nxt.done, alive)
+        alive = jnp.logical_and(alive, jnp.logical_not(jnp.logical_or(nxt.done, nxt.truncated)))
+        return (nxt, alive), step
+
+    keys = jax.random.split(k_act, env.max_steps)
+    _, steps = jax.lax.scan(body, (start, jnp.ones(n, bool)), keys)
+    obs, actions, features, rewards, done, mask = jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), steps)
+    return Episodes(obs, actions, features, rewards, done, mask, start.task)
