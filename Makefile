@@ -9,7 +9,7 @@ STEPS ?=
 OUT ?= runs/$(ENV)-$(RELABEL)-$(shell date +%Y%m%d-%H%M%S)
 ARGS ?=
 
-.PHONY: install train test test-envs lint format relabel-experiment clean
+.PHONY: install train bc test test-envs lint format relabel-experiment bc-experiment clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,13 @@ install: $(BIN)/.installed
 ## make train ENV=nav2d RELABEL=inverse_rl SEEDS=1 STEPS=... ARGS="--batch-size 64"
 train: $(BIN)/.installed
 	$(BIN)/hipi-train --env $(ENV) --relabel $(RELABEL) --seeds $(SEEDS) $(if $(STEPS),--env-steps $(STEPS)) --out $(OUT) $(ARGS)
+
+## make bc ENV=cheetah_velocity BC_SEEDS=5 STEPS=...: train an expert, collect its rollouts, relabel + clone
+BC_OUT ?= runs/bc-$(ENV)-$(shell date +%Y%m%d-%H%M%S)
+BC_SEEDS ?= 5
+bc: $(BIN)/.installed
+	$(BIN)/hipi-bc collect --env $(ENV) --out $(BC_OUT)/demos.npz $(if $(STEPS),--expert-steps $(STEPS))
+	$(BIN)/hipi-bc train --data $(BC_OUT)/demos.npz --out $(BC_OUT) --seeds $(BC_SEEDS) $(ARGS)
 
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest -q
@@ -41,6 +48,10 @@ format: $(BIN)/.installed
 ## none / random / final / future / inverse_rl on nav2d, 3 vmapped seeds each (see README for the budget)
 relabel-experiment: $(BIN)/.installed
 	$(BIN)/python experiments/nav2d_relabel.py $(ARGS)
+
+## HIPI-BC vs task-agnostic BC and the Fig. 8 ablation on three domains (CPU budget; see its --help)
+bc-experiment: $(BIN)/.installed
+	$(BIN)/python experiments/bc_relabel.py --out runs/bc_relabel $(ARGS)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .hypothesis

@@ -80,3 +80,27 @@ def plot_curves(curves: dict[str, list[dict]], path: Path, title: str = "") -> N
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def plot_bars(results: dict[str, dict[str, dict]], path: Path, key: str = "eval_return", title: str = "") -> None:
+    """One panel per group (e.g. env), one bar per method: mean ± std over seeds of `key`."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(results), figsize=(4.5 * len(results), 4), squeeze=False)
+    for ax, (group, methods) in zip(axes[0], results.items(), strict=True):
+        names = list(methods)
+        means = [methods[m][f"{key}_mean"] for m in names]
+        stds = [methods[m][f"{key}_std"] for m in names]
+        ax.bar(range(len(names)), means, yerr=stds, capsize=4, color=[f"C{i}" for i in range(len(names))])
+        ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
+        ax.set_title(group)
+        ax.set_ylabel(key.replace("_", " "))
+        ax.grid(axis="y", alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
