@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import TINY_CONFIG
 
 from hipi_jax import bc, bc_cli, dataset, envs
 from hipi_jax.agents.bc import Normalizer
@@ -129,6 +130,18 @@ def test_steps_keep_exactly_the_valid_steps():
         np.testing.assert_array_equal(steps.actions[r], np.asarray(data.actions)[i, t])
 
 
+def test_demonstrations_train_an_expert_and_roll_it_out(tmp_path):
+    config = dataclasses.replace(TINY_CONFIG, seeds=1)
+    data, summary = bc.demonstrations(config, 5, jax.random.key(0), progress=False)
+    env = envs.make(config.env)
+    assert data.obs.shape == (5, env.max_steps, env.obs_dim) and data.tasks.shape == (5, env.task_family.task_dim)
+    assert summary["env_steps"] >= config.env_steps
+    mask = np.asarray(data.mask)
+    assert np.all(mask[:, 0]) and not np.any(mask[:, 1:] & ~mask[:, :-1])
+    dataset.save(tmp_path / "d.npz", data)
+    assert dataset.load(tmp_path / "d.npz").num_trajectories == 5
+
+
 def test_dataset_round_trip(tmp_path):
     data = random_dataset(n=3)
     dataset.save(tmp_path / "d.npz", data)
@@ -148,6 +161,8 @@ def test_dataset_schema_errors(tmp_path):
     good["env"] = np.asarray("point_goal")
     hole = np.zeros_like(good["mask"])
     hole[:, [0, 2]] = True
+    _write(tmp_path / "by_numpy.npz", **good)  # a file written by another tool with the schema loads
+    assert dataset.load(tmp_path / "by_numpy.npz").num_trajectories == 3
     cases = {
         "missing actions": ({k: v for k, v in good.items() if k != "actions"}, "missing actions"),
         "unknown env": ({**good, "env": np.asarray("mars")}, "unknown env 'mars'"),
