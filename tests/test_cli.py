@@ -237,14 +237,14 @@ def test_run_writes_the_run_directory_and_guards_it(tmp_path, capsys):
     assert_rejected(capsys, [*TINY, "--out", str(out), "--no-progress"], str(out), "--overwrite")
     assert snapshot(out) == before
 
-    # --overwrite replaces the run files (metrics are not appended), keeps other files, drops checkpoints
+    # --overwrite replaces the run files (metrics are not appended), keeps other files, replaces checkpoints
     (out / "notes.txt").write_text("mine")
-    (out / "checkpoints").mkdir()
     (out / "checkpoints" / "stale").write_text("old")
     assert cli.main([*TINY, "--out", str(out), "--no-progress", "--overwrite"]) == 0
     check_run_dir(out, TINY_CONFIG)
     assert (out / "notes.txt").read_text() == "mine"
-    assert not (out / "checkpoints").exists()
+    assert not (out / "checkpoints" / "stale").exists()
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["1", "2"]  # --keep 2 of 2 chunks
     # same config, same seed: the metrics are the same apart from wall-clock time
     strip = lambda text: [{k: v for k, v in json.loads(x).items() if k != "wall_s"} for x in text.splitlines()]
     assert strip((out / "metrics.jsonl").read_text()) == strip(before["metrics.jsonl"].decode())
@@ -257,6 +257,7 @@ def test_diverging_run_exits_1_and_keeps_what_it_wrote(tmp_path, capsys):
     err = capsys.readouterr().err
     assert re.search(r"^hipi-train: error: non-finite \w+ at env step 34 \(seed index [01]\)", err, re.M), err
     assert "Traceback" not in err
-    assert {p.name for p in out.iterdir()} == {"config.json", "metrics.jsonl", "curves.png"}
+    assert {p.name for p in out.iterdir()} == {"config.json", "metrics.jsonl", "curves.png", "checkpoints"}
+    assert not list((out / "checkpoints").iterdir())  # the non-finite state is never checkpointed
     assert [json.loads(line)["env_steps"] for line in (out / "metrics.jsonl").read_text().splitlines()] == [10]
     assert (out / "curves.png").read_bytes().startswith(b"\x89PNG")

@@ -52,6 +52,21 @@ def parser() -> argparse.ArgumentParser:
         default=argparse.SUPPRESS,
         help="replace the run files of an existing --out directory",
     )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="continue the run in --out from its newest usable checkpoint; every option must match the saved "
+        "config except --env-steps (the budget), and the resumed run ends bitwise as an uninterrupted one",
+    )
+    p.add_argument(
+        "--ckpt-every",
+        type=int,
+        default=argparse.SUPPRESS,
+        help="save a checkpoint (the whole training state, replay buffer included) every this many evaluation "
+        "chunks and after the last; 0 = never (default: 1)",
+    )
+    p.add_argument("--keep", type=int, default=argparse.SUPPRESS, help="newest checkpoints to keep (default: 2)")
     p.add_argument("--no-progress", action="store_true", default=argparse.SUPPRESS, help="hide the progress bar")
     return p
 
@@ -76,27 +91,80 @@ def _check_out_dir(out: Path, overwrite: bool) -> None:
         _fail(f"--out {out} is not writable ({parent} denies write access)")
 
 
+def _check_resume(out: Path, config: TrainConfig) -> None:
+    """Refuse --resume without a run in --out, or with options that differ from it beyond the budget."""
+    import json
+
+    if not (out / "config.json").is_file() or not (out / "checkpoints").is_dir():
+        _fail(f"--resume: {out} holds no run to resume (config.json and checkpoints/ are missing)")
+    saved = json.loads((out / "config.json").read_text())
+    given = config.to_dict()
+    differ = [k for k in given if k != "env_steps" and json.dumps(saved.get(k)) != json.dumps(given[k])]
+    if differ:
+        changes = ", ".join(f"{k}: saved {saved.get(k)!r}, given {given[k]!r}" for k in differ)
+        _fail(f"--resume: the options differ from the run in {out} beyond --env-steps ({changes})")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = vars(parser().parse_args(argv))
     out, overwrite, progress = args.pop("out", None), args.pop("overwrite", False), not args.pop("no_progress", False)
+    resume, ckpt_every, keep = args.pop("resume", False), args.pop("ckpt_every", 1), args.pop("keep", 2)
+    if ckpt_every < 0:
+        _fail(f"--ckpt-every {ckpt_every} must be >= 0")
+    if keep < 1:
+        _fail(f"--keep {keep} must be >= 1")
     try:
         config = TrainConfig.preset(**args)  # the env's preset fills the flags not given
     except ValueError as e:
         _fail(str(e))
     out = out or Path("runs") / f"{config.env}-{config.relabel}-s{config.seed}"
-    _check_out_dir(out, overwrite)
+    if resume:
+        _check_resume(out, config)
+    else:
+        _check_out_dir(out, overwrite)
 
-    from hipi_jax import report, train  # heavy imports only once the input is valid
+    import jax
 
-    out.mkdir(parents=True, exist_ok=True)
-    for name in RUN_FILES:
-        (out / name).unlink(missing_ok=True)
-    shutil.rmtree(out / "checkpoints", ignore_errors=True)
-    report.write_json(out / "config.json", config.to_dict())
+    from hipi_jax import checkpoint, report, train  # heavy imports only once the input is valid
+
     metrics_path = out / "metrics.jsonl"
+    start = None
+    if resume:
+        mgr = checkpoint.manager(out / "checkpoints", keep)
+        tr = train.build(config)
+        like = jax.eval_shape(train.programs(tr).init, train.seed_keys(config.seed, config.seeds))
+        restored = checkpoint.restore_latest(mgr, like)
+        if restored is None:
+            _fail(f"--resume: no usable checkpoint in {out / 'checkpoints'}")
+        state, meta = restored
+        done = meta["chunks_done"]
+        if done >= config.num_chunks:
+            _fail(f"--resume: the run in {out} already did its {done} chunks; raise --env-steps to train on")
+        records = report.read_jsonl(metrics_path)[: done + 1] if metrics_path.exists() else []
+        report.write_jsonl(metrics_path, records)  # drop what was logged after the checkpoint
+        start = (state, done)
+        print(f"hipi-train: resuming {out} after chunk {done} ({int(state.env_steps[0])} env steps)", flush=True)
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        for name in RUN_FILES:
+            (out / name).unlink(missing_ok=True)
+        shutil.rmtree(out / "checkpoints", ignore_errors=True)
+        mgr = checkpoint.manager(out / "checkpoints", keep) if ckpt_every else None
+    report.write_json(out / "config.json", config.to_dict())
+
+    def on_chunk(done: int, state) -> None:
+        if ckpt_every and mgr is not None and (done % ckpt_every == 0 or done == config.num_chunks):
+            checkpoint.save(mgr, done, state, config.to_dict())
+
     print(f"hipi-train: {config.env} / {config.relabel}, {config.seeds} seed(s), writing {out}", flush=True)
     try:
-        summary, _ = train.run(config, lambda rec: report.append_jsonl(metrics_path, rec), progress=progress)
+        summary, _ = train.run(
+            config,
+            lambda rec: report.append_jsonl(metrics_path, rec),
+            progress=progress,
+            start=start,
+            on_chunk=on_chunk,
+        )
     except train.NonFiniteError as e:
         print(f"hipi-train: error: {e}", file=sys.stderr)
         return 1

@@ -221,8 +221,16 @@ def check_finite(metrics: dict, env_steps: int) -> None:
             raise NonFiniteError(f"non-finite {name} at env step {env_steps} (seed index {seed}); training stopped")
 
 
-def run(config: TrainConfig, log: Callable[[dict], None], progress: bool = True) -> tuple[dict, TrainState]:
+def run(
+    config: TrainConfig,
+    log: Callable[[dict], None],
+    progress: bool = True,
+    start: tuple[TrainState, int] | None = None,
+    on_chunk: Callable[[int, TrainState], None] | None = None,
+) -> tuple[dict, TrainState]:
     """Train `config.seeds` seeds; `log(record)` receives one record per evaluation.
+    `start` = (state, chunks done) resumes a run (warm-up and the first record are not repeated);
+    `on_chunk(chunks_done, state)` runs after every chunk (e.g. to checkpoint).
     Returns the summary and the final (seed-batched) state."""
     from tqdm.auto import tqdm
 
@@ -230,7 +238,7 @@ def run(config: TrainConfig, log: Callable[[dict], None], progress: bool = True)
     prog = programs(tr)
     has_success = tr.env.task_family.has_success
     t_start = time.perf_counter()
-    state = prog.init(seed_keys(config.seed, config.seeds))
+    state, done = start if start is not None else (prog.init(seed_keys(config.seed, config.seeds)), 0)
     buffer_mib = replay.nbytes(state.buffer) / 2**20
     print(
         f"replay buffer: {config.seeds} seed(s) x {config.num_envs} envs x {config.capacity_per_env} steps = "
@@ -238,10 +246,12 @@ def run(config: TrainConfig, log: Callable[[dict], None], progress: bool = True)
         flush=True,
     )
     t0 = time.perf_counter()
-    warm = prog.warmup.lower(state).compile()
     chunk_fn = prog.chunk.lower(state).compile()
+    if start is None:
+        warm = prog.warmup.lower(state).compile()
     compile_s = time.perf_counter() - t0
-    state = jax.block_until_ready(warm(state))
+    if start is None:
+        state = jax.block_until_ready(warm(state))
 
     def record(log_index: int, train_metrics: dict) -> dict:
         ev = jax.device_get(prog.evaluate(state.agent.actor_params, eval_keys(config.seed, config.seeds, log_index)))
@@ -256,15 +266,20 @@ def run(config: TrainConfig, log: Callable[[dict], None], progress: bool = True)
         rec.update({k: v.tolist() for k, v in jax.device_get(train_metrics).items()})
         return rec
 
-    log(record(0, {}))
+    if start is None:
+        log(record(0, {}))
     train_s = 0.0
+    per_chunk = config.iterations_per_chunk * config.num_envs
     bar = tqdm(
-        total=config.num_chunks * config.iterations_per_chunk * config.num_envs,
+        total=config.num_chunks * per_chunk,
+        initial=done * per_chunk,
         unit="step",
         disable=not progress,
         desc=f"{config.env}/{config.relabel}",
     )
-    for i in range(config.num_chunks):
+    if done >= config.num_chunks:
+        raise ValueError(f"the run has done {done} of {config.num_chunks} chunks: nothing left to train")
+    for i in range(done, config.num_chunks):
         t0 = time.perf_counter()
         state, metrics = chunk_fn(state)
         metrics = jax.device_get(metrics)
@@ -272,19 +287,21 @@ def run(config: TrainConfig, log: Callable[[dict], None], progress: bool = True)
         check_finite(metrics, int(state.env_steps[0]))
         rec = record(i + 1, metrics)
         log(rec)
-        bar.update(config.iterations_per_chunk * config.num_envs)
+        if on_chunk is not None:
+            on_chunk(i + 1, state)
+        bar.update(per_chunk)
         bar.set_postfix(ret=f"{sum(rec['eval_return']) / config.seeds:.1f}")
     bar.close()
-    trained_steps = config.num_chunks * config.iterations_per_chunk * config.num_envs
+    chunks_run = config.num_chunks - done
     summary = {k: v for k, v in rec.items() if k in ("env_steps", "updates", "eval_return", "eval_success")}
     summary.update(
         wall_s=round(time.perf_counter() - t_start, 3),
         compile_s=round(compile_s, 3),
         train_s=round(train_s, 3),
         # throughput of the compiled chunks, all seeds together, warm-up and evaluation excluded
-        env_steps_per_s=round(config.seeds * trained_steps / train_s, 1),
+        env_steps_per_s=round(config.seeds * chunks_run * per_chunk / train_s, 1),
         updates_per_s=round(
-            config.seeds * config.num_chunks * config.iterations_per_chunk * config.updates_per_iteration / train_s, 1
+            config.seeds * chunks_run * config.iterations_per_chunk * config.updates_per_iteration / train_s, 1
         ),
     )
     return summary, state
