@@ -8,14 +8,15 @@ evaluate each on --eval-episodes prior tasks. Fig. 8: `hipi` and `hipi_no_partit
     python experiments/bc_relabel.py --out runs/bc_relabel              # CPU budget (see --help)
     python experiments/bc_relabel.py --out runs/bc_paper --paper-scale  # 1000 trajectories, 1M-step experts
 
-Writes results.json, bc_relabel.png (Fig. 7) and fig8_partition.png into --out, and each domain's
-dataset as --out/ENV/demos.npz.
+Writes results.json, bc_relabel.png (Fig. 7) and fig8_partition.png into --out after every domain,
+and each domain's dataset as --out/ENV/demos.npz.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import sys
 import time
 from pathlib import Path
@@ -32,6 +33,21 @@ METHODS = ("hipi", "hipi_no_partition", "agnostic", "true_task")
 CPU_BUDGET = {"cheetah_velocity": (200, 200), "reacher_discrete": (200, 200), "quadruped_linear": (64, 20)}
 
 
+def plot(results: dict, out: Path) -> None:
+    """Fig. 7 (every method per domain) and Fig. 8 (with and without the reward bias) bar charts."""
+    report.plot_bars({env: r["methods"] for env, r in results.items()}, out / "bc_relabel.png",
+                     title="HIPI-BC vs task-agnostic BC (Fig. 7)")  # fmt: skip
+    fig8 = {
+        env: {
+            **{m: r["methods"][m] for m in ("hipi", "hipi_no_partition")},
+            **{f"{m} + bias": r["fig8"][m] for m in ("hipi", "hipi_no_partition")},
+        }
+        for env, r in results.items()
+    }
+    bias = next(iter(results.values()))["fig8_reward_bias"]
+    report.plot_bars(fig8, out / "fig8_partition.png", title=f"reward bias {bias} on one task (Fig. 8)")
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", type=Path, required=True, help="output directory")
@@ -43,7 +59,12 @@ def main(argv=None) -> int:
     p.add_argument("--expert-steps", type=int, default=None, help="expert SAC env steps (default: the env's preset)")
     p.add_argument("--reward-bias", type=float, default=1.0, help="Fig. 8 per-step bias on one task (default: 1.0)")
     p.add_argument("--paper-scale", action="store_true", help="1000 trajectories, 200 eval episodes, 1M-step experts")
+    p.add_argument("--replot", action="store_true", help="only redraw the plots from --out/results.json")
     args = p.parse_args(argv)
+    if args.replot:
+        saved = json.loads((args.out / "results.json").read_text())
+        plot({k: v for k, v in saved.items() if k != "args"}, args.out)
+        return 0
     args.out.mkdir(parents=True, exist_ok=True)
     results = {}
     for env in args.domains.split(","):
@@ -77,18 +98,7 @@ def main(argv=None) -> int:
             "wall_s": round(time.perf_counter() - t0, 1),
         }
         report.write_json(args.out / "results.json", {"args": {k: str(v) for k, v in vars(args).items()}, **results})
-    report.plot_bars({env: r["methods"] for env, r in results.items()}, args.out / "bc_relabel.png",
-                     title="HIPI-BC vs task-agnostic BC (Fig. 7)")  # fmt: skip
-    fig8 = {
-        env: {
-            **{f"{m}": r["methods"][m] for m in ("hipi", "hipi_no_partition")},
-            **{f"{m} + bias": r["fig8"][m] for m in ("hipi", "hipi_no_partition")},
-        }
-        for env, r in results.items()
-    }
-    report.plot_bars(
-        fig8, args.out / "fig8_partition.png", title=f"reward bias {args.reward_bias} on one task (Fig. 8)"
-    )
+        plot(results, args.out)
     print(f"wrote {args.out}/results.json, bc_relabel.png, fig8_partition.png")
     return 0
 
