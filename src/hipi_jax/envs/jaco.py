@@ -35,6 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from hipi_jax.envs.base import Env
+from hipi_jax.envs.mjx_suite import step_actuated
 from hipi_jax.tasks import GoalMargin, GoalReach, TaskFamily
 
 Array = jax.Array
@@ -160,20 +161,8 @@ class JacoReach(Env):
         return data, self.observe(data), self.features(data)
 
     def sim_step(self, sim, action: Array, key: Array):
-        from mujoco import mjx
-
-        model = load_model()[1]
-        ctrl = jnp.clip(action, -1.0, 1.0) * self._ctrl_scale
-
-        def substep(data, _):
-            return mjx.step(model, data.replace(ctrl=ctrl)), None
-
-        data = jax.lax.scan(substep, sim, None, length=CONTROL_SUBSTEPS)[0]
+        data = step_actuated(*load_model(), sim, action, CONTROL_SUBSTEPS)
         return data, self.observe(data), self.features(data)
-
-    @functools.cached_property
-    def _ctrl_scale(self) -> np.ndarray:
-        return np.asarray(load_model()[0].actuator_ctrlrange[:, 1], np.float32)
 
 
 def arm_reach(margin: float = 0.1) -> JacoReach:

@@ -49,6 +49,24 @@ def read_sensor(mj_model, data, name: str) -> Array:
     return data.sensordata[adr : adr + dim]
 
 
+def ctrl_scale(mj_model) -> np.ndarray:
+    """Per-actuator factor that maps an action in [−1, 1] onto the actuator's (symmetric) control range."""
+    ctrlrange = mj_model.actuator_ctrlrange
+    return np.asarray(np.maximum(np.abs(ctrlrange[:, 0]), np.abs(ctrlrange[:, 1])), np.float32)
+
+
+def step_actuated(mj_model, model, data, action: Array, substeps: int):
+    """Hold the scaled, clipped action for `substeps` MJX physics steps (one control step)."""
+    from mujoco import mjx
+
+    ctrl = jnp.clip(action, -1.0, 1.0) * ctrl_scale(mj_model)
+
+    def substep(data, _):
+        return mjx.step(model, data.replace(ctrl=ctrl)), None
+
+    return jax.lax.scan(substep, data, None, length=substeps)[0]
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class SuiteEnv(Env):
     """An MJX suite domain. Subclasses set `suite_name` and define `observe(data)` and `features(data)`,

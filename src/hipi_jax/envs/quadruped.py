@@ -17,10 +17,9 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from hipi_jax.envs.base import Env
-from hipi_jax.envs.mjx_suite import read_sensor
+from hipi_jax.envs.mjx_suite import read_sensor, step_actuated
 from hipi_jax.tasks import GoalReach, Linear, TaskFamily
 
 Array = jax.Array
@@ -132,22 +131,8 @@ class Quadruped(Env):
         return data, self.observe(data), self.features(data)
 
     def sim_step(self, sim, action: Array, key: Array):
-        from mujoco import mjx
-
-        model = load_model()[1]
-        ctrl = jnp.clip(action, -1.0, 1.0) * self._ctrl_scale
-
-        def substep(data, _):
-            return mjx.step(model, data.replace(ctrl=ctrl)), None
-
-        data = jax.lax.scan(substep, sim, None, length=CONTROL_SUBSTEPS)[0]
+        data = step_actuated(*load_model(), sim, action, CONTROL_SUBSTEPS)
         return data, self.observe(data), self.features(data)
-
-    @functools.cached_property
-    def _ctrl_scale(self) -> np.ndarray:
-        """Actions in [−1, 1] map onto each actuator's control range (symmetric per actuator)."""
-        ctrlrange = load_model()[0].actuator_ctrlrange
-        return np.asarray(np.maximum(np.abs(ctrlrange[:, 0]), np.abs(ctrlrange[:, 1])), np.float32)
 
 
 def quadruped_goal() -> Quadruped:
