@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import struct
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from hipi_jax import buffer as replay
 from hipi_jax import envs
@@ -208,6 +209,17 @@ def eval_keys(seed: int, num_seeds: int, log_index: int) -> Array:
     return jax.vmap(partial(jax.random.fold_in, data=log_index))(keys)
 
 
+def seed_sharding(seeds: int) -> Callable:
+    """`tree -> tree` placing the leading seed axis over all visible devices (a 1-D Mesh, NamedSharding):
+    the seed-vmapped programs then run partitioned, one slice of seeds per device. Identity on one
+    device, or when the seeds do not divide evenly over the devices."""
+    devices = jax.devices()
+    if len(devices) < 2 or seeds % len(devices):
+        return lambda tree: tree
+    sharding = NamedSharding(Mesh(np.asarray(devices), ("seeds",)), PartitionSpec("seeds"))
+    return lambda tree: jax.device_put(tree, sharding)
+
+
 class NonFiniteError(RuntimeError):
     """Training produced a NaN or inf; the message names the quantity, seed and env step."""
 
@@ -238,11 +250,13 @@ def run(
     prog = programs(tr)
     has_success = tr.env.task_family.has_success
     t_start = time.perf_counter()
-    state, done = start if start is not None else (prog.init(seed_keys(config.seed, config.seeds)), 0)
+    shard = seed_sharding(config.seeds)
+    state, done = start if start is not None else (prog.init(shard(seed_keys(config.seed, config.seeds))), 0)
+    state = shard(state)
     buffer_mib = replay.nbytes(state.buffer) / 2**20
     print(
         f"replay buffer: {config.seeds} seed(s) x {config.num_envs} envs x {config.capacity_per_env} steps = "
-        f"{buffer_mib:.1f} MiB on {jax.devices()[0].platform}",
+        f"{buffer_mib:.1f} MiB on {len(state.key.devices())} {jax.devices()[0].platform} device(s)",
         flush=True,
     )
     t0 = time.perf_counter()
@@ -254,7 +268,8 @@ def run(
         state = jax.block_until_ready(warm(state))
 
     def record(log_index: int, train_metrics: dict) -> dict:
-        ev = jax.device_get(prog.evaluate(state.agent.actor_params, eval_keys(config.seed, config.seeds, log_index)))
+        keys = shard(eval_keys(config.seed, config.seeds, log_index))
+        ev = jax.device_get(prog.evaluate(state.agent.actor_params, keys))
         rec = {
             "env_steps": int(state.env_steps[0]),
             "updates": int(state.updates[0]),
