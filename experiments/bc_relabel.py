@@ -61,7 +61,12 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", type=int, default=5, help="BC seeds per method, vmapped (default: 5)")
     p.add_argument("--episodes", type=int, default=None, help="trajectories per domain (default: CPU_BUDGET)")
     p.add_argument("--eval-episodes", type=int, default=None, help="evaluation episodes per seed (default: CPU_BUDGET)")
-    p.add_argument("--expert-steps", type=int, default=None, help="expert SAC env steps (default: CPU_BUDGET, else the env's preset)")
+    p.add_argument(
+        "--expert-steps",
+        type=int,
+        default=None,
+        help="expert SAC env steps (default: CPU_BUDGET, else the env's preset)",
+    )
     p.add_argument("--reward-bias", type=float, default=1.0, help="Fig. 8 per-step bias on one task (default: 1.0)")
     p.add_argument("--paper-scale", action="store_true", help="1000 trajectories, 200 eval episodes, 1M-step experts")
     p.add_argument("--replot", action="store_true", help="only redraw the plots from --out/results.json")
