@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import sys
 from pathlib import Path
 
 from hipi_jax import envs
 from hipi_jax.bc import METHOD_HELP, METHODS, BCConfig
+from hipi_jax.cli import unwritable_dir
 
 TRAIN_FILES = ("config.json", "results.json", "metrics.jsonl", "bc.png")
 
@@ -78,9 +78,8 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _writable(path: Path) -> None:
-    parent = path if path.is_dir() else next(p for p in path.absolute().parents if p.exists())
-    if not os.access(parent, os.W_OK | os.X_OK):
-        _fail(f"--out {path} is not writable ({parent} denies write access)")
+    if (denied := unwritable_dir(path)) is not None:
+        _fail(f"--out {path} is not writable ({denied} denies write access)")
 
 
 def collect(args) -> int:

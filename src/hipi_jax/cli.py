@@ -80,15 +80,21 @@ def _fail(message: str) -> None:
     sys.exit(2)
 
 
+def unwritable_dir(path: Path) -> Path | None:
+    """The directory that would refuse writing `path` (itself if a directory, else its nearest existing
+    ancestor), or None when it can be written."""
+    parent = path if path.is_dir() else next(p for p in path.absolute().parents if p.exists())
+    return None if os.access(parent, os.W_OK | os.X_OK) else parent
+
+
 def _check_out_dir(out: Path, overwrite: bool) -> None:
     """Refuse an existing run directory without --overwrite, or one we cannot create or write."""
     if out.exists() and not out.is_dir():
         _fail(f"--out {out} exists and is not a directory")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         _fail(f"--out {out} already holds files; pass --overwrite to replace them or choose another --out")
-    parent = out if out.exists() else next(p for p in out.absolute().parents if p.exists())
-    if not os.access(parent, os.W_OK | os.X_OK):
-        _fail(f"--out {out} is not writable ({parent} denies write access)")
+    if (denied := unwritable_dir(out)) is not None:
+        _fail(f"--out {out} is not writable ({denied} denies write access)")
 
 
 def _check_resume(out: Path, config: TrainConfig) -> None:
