@@ -126,6 +126,22 @@ BAD_INPUTS = [
     pytest.param(["--updates-per-env-step", "inf"], ["updates_per_env_step=inf"], id="infinite-updates-per-env-step"),
     pytest.param(["--learning-rate", "inf"], ["learning_rate=inf"], id="infinite-learning-rate"),
     pytest.param(["--grad-clip", "nan"], ["grad_clip=nan"], id="nan-grad-clip"),
+    pytest.param(["--sweep", "lr=1,2"], ["sweep='lr=1,2'", "relabel_fraction, learning_rate"], id="sweep-unknown-name"),
+    pytest.param(["--sweep", "gamma"], ["sweep='gamma'", "NAME=V1,V2"], id="sweep-without-values"),
+    pytest.param(["--sweep", "gamma=0.9,x"], ["sweep='gamma=0.9,x'", "numbers"], id="sweep-non-numeric"),
+    pytest.param(["--sweep", "gamma=0.9,0.9"], ["sweep='gamma=0.9,0.9'", "repeats"], id="sweep-repeated-value"),
+    pytest.param(["--sweep", "relabel_fraction=0,1.5"], ["relabel_fraction=1.5"], id="sweep-value-out-of-range"),
+    pytest.param(["--coordinator", "localhost"], ["'localhost'", "HOST:PORT"], id="coordinator-without-port"),
+    pytest.param(["--coordinator", "localhost:1234"], ["--num-processes", "--process-id"], id="coordinator-alone"),
+    pytest.param(
+        ["--coordinator", "localhost:1234", "--num-processes", "2", "--process-id", "2"],
+        ["--process-id 2", "[0, --num-processes 2)"],
+        id="process-id-out-of-range",
+    ),
+    pytest.param(["--process-id", "1"], ["--coordinator"], id="process-id-without-coordinator"),
+    pytest.param(
+        ["--buffer-size", str(10**12)], ["GiB per device", "buffer_size=1000000000000"], id="buffer-too-big-for-device"
+    ),
 ]
 
 
@@ -250,12 +266,32 @@ def test_run_writes_the_run_directory_and_guards_it(tmp_path, capsys):
     assert strip((out / "metrics.jsonl").read_text()) == strip(before["metrics.jsonl"].decode())
 
 
+def test_sweep_is_the_separate_runs_in_one_program(tmp_path, capsys):
+    """--sweep gamma=0.9,0.99 with 2 seeds = 4 runs in one vmapped program; run r has value r // 2 and
+    seed index r % 2, and equals the separate 2-seed run with that value (bitwise on this CPU)."""
+    out = tmp_path / "sweep"
+    assert cli.main([*TINY, "--sweep", "gamma=0.9,0.99", "--out", str(out), "--no-progress"]) == 0
+    capsys.readouterr()
+    swept = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["runs"] == [{"gamma": g, "seed_index": s} for g in (0.9, 0.99) for s in (0, 1)]
+    for i, gamma in enumerate((0.9, 0.99)):
+        alone = []
+        train.run(dataclasses.replace(TINY_CONFIG, gamma=gamma), alone.append, progress=False)
+        assert len(alone) == len(swept)
+        for a, b in zip(alone, swept, strict=True):
+            for key, value in a.items():
+                if key != "wall_s":
+                    assert value == (b[key][2 * i : 2 * i + 2] if isinstance(value, list) else b[key]), (gamma, key)
+    assert (out / "curves.png").read_bytes().startswith(b"\x89PNG")
+
+
 def test_diverging_run_exits_1_and_keeps_what_it_wrote(tmp_path, capsys):
     """NonFiniteError: exit 1, one error line naming the quantity; config, metrics so far and curves stay."""
     out = tmp_path / "run"
     assert cli.main([*TINY, "--learning-rate", "1e30", "--out", str(out), "--no-progress"]) == 1
     err = capsys.readouterr().err
-    assert re.search(r"^hipi-train: error: non-finite \w+ at env step 34 \(seed index [01]\)", err, re.M), err
+    assert re.search(r"^hipi-train: error: non-finite \w+ at env step 34 \(run index [01]\)", err, re.M), err
     assert "Traceback" not in err
     assert {p.name for p in out.iterdir()} == {"config.json", "metrics.jsonl", "curves.png", "checkpoints"}
     assert not list((out / "checkpoints").iterdir())  # the non-finite state is never checkpointed

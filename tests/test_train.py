@@ -290,9 +290,9 @@ def test_check_finite_passes_finite_metrics():
     [(np.array([np.nan, 1.0]), 0), (np.array([1.0, np.nan]), 1), (np.array([0.0, 0.0, np.inf]), 2),
      (np.array([-np.inf]), 0)],
 )  # fmt: skip
-def test_check_finite_names_quantity_seed_and_step(bad, seed):
+def test_check_finite_names_quantity_run_and_step(bad, seed):
     metrics = {"critic_loss": np.ones_like(bad), "actor_loss": bad, "alpha": np.ones_like(bad)}
-    with pytest.raises(train.NonFiniteError, match=rf"non-finite actor_loss at env step 123 \(seed index {seed}\)"):
+    with pytest.raises(train.NonFiniteError, match=rf"non-finite actor_loss at env step 123 \(run index {seed}\)"):
         train.check_finite(metrics, env_steps=123)
 
 
@@ -304,7 +304,7 @@ def test_run_stops_on_a_diverging_learning_rate():
     """lr = 1e30: the first Adam steps blow every parameter up, so the first chunk's losses are not finite."""
     config = dataclasses.replace(BASE, learning_rate=1e30)
     records = []
-    with pytest.raises(train.NonFiniteError, match=r"non-finite \w+ at env step 34 \(seed index [01]\)"):
+    with pytest.raises(train.NonFiniteError, match=r"non-finite \w+ at env step 34 \(run index [01]\)"):
         train.run(config, records.append, progress=False)
     assert len(records) == 1 and records[0]["env_steps"] == 10  # only the evaluation before training was logged
 

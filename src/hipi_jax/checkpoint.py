@@ -21,14 +21,30 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 
+def _shards(leaf: Any) -> list[np.ndarray]:
+    """The blocks of `leaf` this process holds (one copy of each), in index order."""
+    if not isinstance(leaf, jax.Array):
+        return [np.asarray(leaf)]
+    shards = [s for s in leaf.addressable_shards if s.replica_id == 0]
+    shards.sort(key=lambda s: tuple(i.start or 0 for i in s.index))
+    return [np.asarray(s.data) for s in shards]
+
+
 def fingerprint(state: Any) -> str:
-    """SHA-256 over the bytes, shapes and dtypes of every leaf."""
+    """SHA-256 over the shapes, dtypes and bytes of every leaf, read shard by shard where each shard
+    lives (a multi-process state is hashed by every process and the digests combined), so nothing is
+    gathered. It depends on the placement: compare fingerprints of runs laid out alike."""
     h = hashlib.sha256()
-    for leaf in jax.tree.leaves(jax.device_get(state)):
-        leaf = np.asarray(leaf)
+    for leaf in jax.tree.leaves(state):
         h.update(f"{leaf.dtype}{leaf.shape}".encode())
-        h.update(np.ascontiguousarray(leaf).tobytes())
-    return h.hexdigest()
+        for block in _shards(leaf):
+            h.update(np.ascontiguousarray(block).tobytes())
+    if jax.process_count() == 1:
+        return h.hexdigest()
+    from jax.experimental import multihost_utils
+
+    digests = multihost_utils.process_allgather(np.frombuffer(h.digest(), np.uint8))  # [processes, 32]
+    return hashlib.sha256(np.ascontiguousarray(digests).tobytes()).hexdigest()
 
 
 def _items(state: Any) -> dict[str, Any]:
@@ -59,9 +75,10 @@ def save(mgr: ocp.CheckpointManager, chunks_done: int, state: Any, config: dict)
 
 def restore_latest(mgr: ocp.CheckpointManager, like: Any) -> tuple[Any, dict] | None:
     """(state, meta) of the newest checkpoint that restores and matches its fingerprint; a warning
-    names each newer one that does not. None when there is no usable checkpoint."""
+    names each newer one that does not. None when there is no usable checkpoint. `like` is the
+    state's abstract tree; where its leaves carry shardings, the state is restored onto them."""
     abstract = _items(jax.tree.map(ocp.utils.to_shape_dtype_struct, like))
-    for step in sorted(mgr.all_steps(read=True), reverse=True):
+    for step in sorted((mgr.reload(), mgr.all_steps())[1], reverse=True):
         try:
             restored = mgr.restore(
                 step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore())

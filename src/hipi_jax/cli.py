@@ -68,11 +68,58 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--keep", type=int, default=argparse.SUPPRESS, help="newest checkpoints to keep (default: 2)")
     p.add_argument("--no-progress", action="store_true", default=argparse.SUPPRESS, help="hide the progress bar")
+    multi = p.add_argument_group(
+        "multi-process runs (one process per host, all started with the same options; jax.distributed)"
+    )
+    multi.add_argument(
+        "--coordinator",
+        default=argparse.SUPPRESS,
+        help="HOST:PORT of process 0's coordinator, or 'auto' to let JAX read the cluster (SLURM, Open MPI, "
+        "Kubernetes, Cloud TPU); the runs and envs are then split over the devices of all processes",
+    )
+    multi.add_argument(
+        "--num-processes", type=int, default=argparse.SUPPRESS, help="number of processes (with --coordinator)"
+    )
+    multi.add_argument(
+        "--process-id", type=int, default=argparse.SUPPRESS, help="this process's index in [0, --num-processes)"
+    )
     return p
 
 
 def _show(value) -> str:
-    return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+    return ",".join(map(str, value)) if isinstance(value, tuple) else str(value) if value != "" else "none"
+
+
+def _distributed(coordinator: str | None, num_processes: int | None, process_id: int | None) -> None:
+    """Join a multi-process run (`jax.distributed.initialize`) before anything touches a device."""
+    given = {"--num-processes": num_processes, "--process-id": process_id}
+    if coordinator is None:
+        if any(v is not None for v in given.values()):
+            _fail("--num-processes and --process-id need --coordinator HOST:PORT (or --coordinator auto)")
+        return
+    if coordinator != "auto":
+        host, _, port = coordinator.rpartition(":")
+        if not host or not port.isdigit():
+            _fail(f"--coordinator {coordinator!r} must be HOST:PORT or 'auto'")
+        missing = [k for k, v in given.items() if v is None]
+        if missing:
+            _fail(f"--coordinator {coordinator} needs {' and '.join(missing)}")
+        if num_processes < 1 or not 0 <= process_id < num_processes:
+            _fail(f"--process-id {process_id} must be in [0, --num-processes {num_processes}), with >= 1 process")
+    import jax
+
+    jax.distributed.initialize(None if coordinator == "auto" else coordinator, num_processes, process_id)
+
+
+def split_runs(records: list[dict], config: TrainConfig) -> dict[str, list[dict]]:
+    """Learning-curve records per sweep value (label -> records over that value's seeds)."""
+    label = f"{config.relabel} ({config.seeds} seed{'s' if config.seeds > 1 else ''})"
+    if config.sweep_axis is None:
+        return {label: records}
+    name, values = config.sweep_axis
+    s = config.seeds
+    part = lambda r, i: {k: x[i * s : (i + 1) * s] if isinstance(x, list) else x for k, x in r.items()}
+    return {f"{name}={v:g}": [part(r, i) for r in records] for i, v in enumerate(values)}
 
 
 def _fail(message: str) -> None:
@@ -115,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     args = vars(parser().parse_args(argv))
     out, overwrite, progress = args.pop("out", None), args.pop("overwrite", False), not args.pop("no_progress", False)
     resume, ckpt_every, keep = args.pop("resume", False), args.pop("ckpt_every", 1), args.pop("keep", 2)
+    _distributed(args.pop("coordinator", None), args.pop("num_processes", None), args.pop("process_id", None))
     if ckpt_every < 0:
         _fail(f"--ckpt-every {ckpt_every} must be >= 0")
     if keep < 1:
@@ -133,41 +181,62 @@ def main(argv: list[str] | None = None) -> int:
 
     from hipi_jax import checkpoint, report, train  # heavy imports only once the input is valid
 
+    try:
+        prog = train.programs(train.build(config))
+    except ValueError as e:  # a multi-process run that cannot use every device
+        _fail(str(e))
+    need, have = train.state_bytes_per_device(prog.like), train.device_memory()
+    if need > have:  # refuse before anything is allocated or written
+        buffer = sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(prog.like.buffer))
+        _fail(
+            f"the training state needs {need / 2**30:.2f} GiB per device (replay buffers: {buffer / 2**30:.2f} GiB "
+            f"in all for buffer_size={config.buffer_size} x {config.runs} run(s)) but a "
+            f"{jax.devices()[0].platform} device has {have / 2**30:.2f} GiB; lower --buffer-size, --seeds, "
+            "--num-envs or the sweep"
+        )
+    lead = jax.process_index() == 0  # the one process that writes the run's files (checkpoints: all)
+    barrier = _barrier if jax.process_count() > 1 else lambda name: None
+    barrier("options checked")
     metrics_path = out / "metrics.jsonl"
     start = None
     if resume:
         mgr = checkpoint.manager(out / "checkpoints", keep)
-        tr = train.build(config)
-        like = jax.eval_shape(train.programs(tr).init, train.seed_keys(config.seed, config.seeds))
-        restored = checkpoint.restore_latest(mgr, like)
+        restored = checkpoint.restore_latest(mgr, prog.like)
         if restored is None:
             _fail(f"--resume: no usable checkpoint in {out / 'checkpoints'}")
         state, meta = restored
         done = meta["chunks_done"]
         if done >= config.num_chunks:
             _fail(f"--resume: the run in {out} already did its {done} chunks; raise --env-steps to train on")
-        records = report.read_jsonl(metrics_path)[: done + 1] if metrics_path.exists() else []
-        report.write_jsonl(metrics_path, records)  # drop what was logged after the checkpoint
+        barrier("checkpoint restored")
+        if lead:
+            records = report.read_jsonl(metrics_path)[: done + 1] if metrics_path.exists() else []
+            report.write_jsonl(metrics_path, records)  # drop what was logged after the checkpoint
         start = (state, done)
-        print(f"hipi-train: resuming {out} after chunk {done} ({int(state.env_steps[0])} env steps)", flush=True)
+        steps = int(train.to_host(state.env_steps)[0])
+        print(f"hipi-train: resuming {out} after chunk {done} ({steps} env steps)", flush=True)
     else:
-        out.mkdir(parents=True, exist_ok=True)
-        for name in RUN_FILES:
-            (out / name).unlink(missing_ok=True)
-        shutil.rmtree(out / "checkpoints", ignore_errors=True)
+        if lead:
+            out.mkdir(parents=True, exist_ok=True)
+            for name in RUN_FILES:
+                (out / name).unlink(missing_ok=True)
+            shutil.rmtree(out / "checkpoints", ignore_errors=True)
+        barrier("run directory cleared")
         mgr = checkpoint.manager(out / "checkpoints", keep) if ckpt_every else None
-    report.write_json(out / "config.json", config.to_dict())
+    if lead:
+        report.write_json(out / "config.json", config.to_dict())
 
     def on_chunk(done: int, state) -> None:
         if ckpt_every and mgr is not None and (done % ckpt_every == 0 or done == config.num_chunks):
             checkpoint.save(mgr, done, state, config.to_dict())
 
-    print(f"hipi-train: {config.env} / {config.relabel}, {config.seeds} seed(s), writing {out}", flush=True)
+    sweep = f", sweep {config.sweep}" if config.sweep else ""
+    print(f"hipi-train: {config.env} / {config.relabel}, {config.seeds} seed(s){sweep}, writing {out}", flush=True)
     try:
         summary, _ = train.run(
             config,
-            lambda rec: report.append_jsonl(metrics_path, rec),
-            progress=progress,
+            (lambda rec: report.append_jsonl(metrics_path, rec)) if lead else (lambda rec: None),
+            progress=progress and lead,
             start=start,
             on_chunk=on_chunk,
         )
@@ -175,12 +244,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"hipi-train: error: {e}", file=sys.stderr)
         return 1
     finally:
-        if metrics_path.exists():
-            label = f"{config.relabel} ({config.seeds} seed{'s' if config.seeds > 1 else ''})"
-            report.plot_curves({label: report.read_jsonl(metrics_path)}, out / "curves.png", title=config.env)
-    report.write_json(out / "summary.json", summary)
-    print(f"hipi-train: done in {summary['wall_s']:.0f} s; final eval_return per seed {summary['eval_return']}")
+        if lead and metrics_path.exists():
+            curves = split_runs(report.read_jsonl(metrics_path), config)
+            report.plot_curves(curves, out / "curves.png", title=config.env)
+    if config.sweep_axis is not None:
+        name, values = config.sweep_axis
+        summary["runs"] = [{name: v, "seed_index": s} for v in values for s in range(config.seeds)]
+    if lead:
+        report.write_json(out / "summary.json", summary)
+    print(f"hipi-train: done in {summary['wall_s']:.0f} s; final eval_return per run {summary['eval_return']}")
     return 0
+
+
+def _barrier(name: str) -> None:
+    from jax.experimental import multihost_utils
+
+    multihost_utils.sync_global_devices(name)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,8 @@ from hipi_jax import envs
 from hipi_jax.relabel import CANDIDATE_SOURCES, HINDSIGHT_GOAL_STRATEGIES, STRATEGIES
 
 VALUE_ESTIMATORS = ("critic", "backup")
+# Numeric hyperparameters a sweep may vary in one compiled program: none of them changes a shape.
+SWEEPABLE = ("relabel_fraction", "learning_rate", "gamma", "tau")
 
 
 def _field(default, help: str):
@@ -74,6 +76,12 @@ class TrainConfig:
     buffer_size: int = _field(1_000_000, "replay capacity in transitions, all parallel envs together")
     eval_every: int = _field(25_000, "environment steps between evaluations (one compiled chunk)")
     eval_episodes: int = _field(20, "deterministic evaluation episodes per seed at each evaluation")
+    sweep: str = _field(
+        "",
+        "hyperparameter sweep NAME=V1,V2,...: every value x every seed is one run of the same vmapped program "
+        f"(run r has value r // seeds and seed index r % seeds); NAME is one of {', '.join(SWEEPABLE)}, "
+        "and the values replace that option's",
+    )
 
     def __post_init__(self):
         if self.env not in envs.names():
@@ -129,10 +137,35 @@ class TrainConfig:
             raise ValueError(
                 f"candidates={self.candidates!r} needs a goal-reaching task family, which env={self.env!r} lacks"
             )
+        if self.sweep:
+            name, values = self.sweep_axis
+            for value in values:  # each value must be a valid config on its own
+                dataclasses.replace(self, sweep="", **{name: value})
         if envs.make(self.env).discrete_actions:
             raise ValueError(f"env={self.env!r} has discrete actions; SAC training needs a continuous-action env")
 
     # ---- derived quantities (never stored) ------------------------------------------------------------
+    @property
+    def sweep_axis(self) -> tuple[str, tuple[float, ...]] | None:
+        """(name, values) of `sweep`, or None."""
+        if not self.sweep:
+            return None
+        name, sep, text = self.sweep.partition("=")
+        if not sep or name not in SWEEPABLE:
+            raise ValueError(f"sweep={self.sweep!r} must be NAME=V1,V2,... with NAME one of {', '.join(SWEEPABLE)}")
+        try:
+            values = tuple(float(v) for v in text.split(","))
+        except ValueError:
+            raise ValueError(f"sweep={self.sweep!r}: the values must be comma-separated numbers") from None
+        if len(set(values)) != len(values):
+            raise ValueError(f"sweep={self.sweep!r} repeats a value")
+        return name, values
+
+    @property
+    def runs(self) -> int:
+        """Independent runs trained as one vmapped program: seeds x sweep values."""
+        return self.seeds * (len(self.sweep_axis[1]) if self.sweep else 1)
+
     @property
     def updates_per_iteration(self) -> int:
         """Gradient updates after each vector step of all `num_envs` envs."""

@@ -1,14 +1,17 @@
 """The fused training loop (Alg. 2): collect → insert → U × (sample → relabel → SAC update).
 
 `init`, `collect`, `update`, `iteration` and `evaluate` are pure functions of one `TrainState`;
-`Programs` holds their jitted, seed-vmapped forms: a chunk of K iterations is one `lax.scan` inside
-one `jax.jit` with the state donated. `run` is the thin host loop between chunks (evaluation,
-logging, progress bar); nothing on the host runs per step.
+`Programs` holds their jitted forms, vmapped over the run axis (seeds x sweep values): a chunk of K
+iterations is one `lax.scan` inside one `jax.jit` with the state donated. `Placement` lays the run
+axis, and the env axis of env states and replay buffers, over a device mesh. `run` is the thin host
+loop between chunks (evaluation, logging, progress bar); nothing on the host runs per step.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import os
 import time
 from collections.abc import Callable
 from functools import partial
@@ -22,7 +25,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from hipi_jax import buffer as replay
 from hipi_jax import envs
 from hipi_jax.agents.sac import SAC, SACState
-from hipi_jax.config import TrainConfig
+from hipi_jax.config import SWEEPABLE, TrainConfig
 from hipi_jax.envs.base import EnvState, auto_reset, reset_with_prior
 from hipi_jax.relabel import INVERSE_RL_STRATEGIES, relabel
 from hipi_jax.rollout import rollout
@@ -32,15 +35,27 @@ Array = jax.Array
 
 
 @struct.dataclass
+class Hyper:
+    """The run's values of the sweepable hyperparameters (`config.SWEEPABLE`). They are traced, not
+    baked into the program, so runs with different values share one vmapped program."""
+
+    relabel_fraction: Array
+    learning_rate: Array
+    gamma: Array
+    tau: Array
+
+
+@struct.dataclass
 class TrainState:
-    """Everything a seed carries through the scan (and what a checkpoint holds)."""
+    """Everything a run carries through the scan (and what a checkpoint holds)."""
 
     agent: SACState
     buffer: replay.BufferState
     env_state: EnvState  # [num_envs]
     key: Array
-    env_steps: Array  # [] int32, environment steps taken by this seed
-    updates: Array  # [] int32, gradient updates done by this seed
+    env_steps: Array  # [] int32, environment steps taken by this run
+    updates: Array  # [] int32, gradient updates done by this run
+    hyper: Hyper
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -68,8 +83,17 @@ def build(config: TrainConfig) -> Trainer:
     return Trainer(config, env, agent)
 
 
-def init(tr: Trainer, key: Array) -> TrainState:
-    """A fresh seed: agent parameters, empty buffer, `num_envs` envs reset with prior tasks."""
+def run_hyper(config: TrainConfig) -> Hyper:
+    """Per-run values [runs] float32: the config's, with the swept one set to value r // seeds in run r."""
+    values = {name: np.full(config.runs, getattr(config, name), np.float32) for name in SWEEPABLE}
+    if config.sweep_axis is not None:
+        name, swept = config.sweep_axis
+        values[name] = np.repeat(np.asarray(swept, np.float32), config.seeds)
+    return Hyper(**values)
+
+
+def init(tr: Trainer, key: Array, hyper: Hyper) -> TrainState:
+    """A fresh run: agent parameters, empty buffer, `num_envs` envs reset with prior tasks."""
     cfg, env = tr.config, tr.env
     k_agent, k_env, k_run = jax.random.split(key, 3)
     env_state = jax.vmap(partial(reset_with_prior, env))(jax.random.split(k_env, cfg.num_envs))
@@ -88,6 +112,7 @@ def init(tr: Trainer, key: Array) -> TrainState:
         key=k_run,
         env_steps=jnp.zeros((), jnp.int32),
         updates=jnp.zeros((), jnp.int32),
+        hyper=hyper,
     )
 
 
@@ -108,26 +133,31 @@ def collect(tr: Trainer, state: TrainState, random_actions: bool = False) -> Tra
     return state.replace(buffer=buf, env_state=nxt, key=key, env_steps=state.env_steps + cfg.num_envs)
 
 
-def values_fn(tr: Trainer, agent_state: SACState) -> Callable[[Array, Sample, Array], Array]:
+def agent_of(tr: Trainer, hyper: Hyper) -> SAC:
+    """The SAC learner with this run's (traced) learning rate, discount and Polyak rate."""
+    return dataclasses.replace(tr.agent, learning_rate=hyper.learning_rate, gamma=hyper.gamma, tau=hyper.tau)
+
+
+def values_fn(tr: Trainer, agent: SAC, agent_state: SACState) -> Callable[[Array, Sample, Array], Array]:
     """R_ψj(s_i, a_i) for HIPI-RL (Eq. 8): the critic's soft Q, or the one-step soft backup."""
     family = tr.env.task_family
 
     def critic(key, sample: Sample, tasks: Array) -> Array:
         t = sample.transition
-        return tr.agent.soft_q_matrix(agent_state, t.obs, t.action, tasks)
+        return agent.soft_q_matrix(agent_state, t.obs, t.action, tasks)
 
     def backup(key, sample: Sample, tasks: Array) -> Array:
         t = sample.transition
         reward = family.reward(t.features[:, None], t.action[:, None], tasks[None])  # [B, K]
         done = family.terminal(t.features[:, None], tasks[None]).astype(jnp.float32)
-        return tr.agent.soft_backup_matrix(agent_state, key, t.obs, t.action, t.next_obs, tasks, reward, done)
+        return agent.soft_backup_matrix(agent_state, key, t.obs, t.action, t.next_obs, tasks, reward, done)
 
     return critic if tr.config.relabel_values == "critic" else backup
 
 
 def update(tr: Trainer, state: TrainState) -> tuple[TrainState, dict[str, Array]]:
     """Sample a batch, relabel it, take one SAC step (Alg. 2)."""
-    cfg = tr.config
+    cfg, agent = tr.config, agent_of(tr, state.hyper)
     key, k_sample, k_relabel, k_sac = jax.random.split(state.key, 4)
     sample = replay.sample(state.buffer, k_sample, cfg.batch_size)
     batch, relabel_metrics = relabel(
@@ -135,12 +165,12 @@ def update(tr: Trainer, state: TrainState) -> tuple[TrainState, dict[str, Array]
         sample,
         cfg.relabel,
         tr.env.task_family,
-        cfg.relabel_fraction,
-        values_fn(tr, state.agent) if cfg.relabel in INVERSE_RL_STRATEGIES else None,
+        state.hyper.relabel_fraction,
+        values_fn(tr, agent, state.agent) if cfg.relabel in INVERSE_RL_STRATEGIES else None,
         cfg.prior_candidates,
         cfg.candidates,
     )
-    agent, metrics = tr.agent.update(state.agent, batch, k_sac)
+    agent, metrics = agent.update(state.agent, batch, k_sac)
     return state.replace(agent=agent, key=key, updates=state.updates + 1), {**metrics, **relabel_metrics}
 
 
@@ -178,22 +208,87 @@ def evaluate(tr: Trainer, actor_params, key: Array) -> dict[str, Array]:
 
 
 @dataclasses.dataclass(frozen=True)
+class Placement:
+    """Where a run's arrays live: a 2-D device mesh ("runs", "envs"). The run axis (seeds x sweep
+    values) is split over "runs"; the env axis of the env states and the replay buffer over "envs",
+    which is what is left of the devices when the runs are fewer. Everything else (parameters,
+    optimizer states, keys, counters) follows its run. One device gives a 1 x 1 mesh."""
+
+    mesh: Mesh
+
+    @classmethod
+    def of(cls, config: TrainConfig, devices: list | None = None) -> Placement:
+        devices = jax.devices() if devices is None else devices
+        runs = math.gcd(config.runs, len(devices))
+        env_split = math.gcd(config.num_envs, len(devices) // runs)
+        used = runs * env_split
+        if used < len(devices) and jax.process_count() > 1:
+            raise ValueError(
+                f"runs={config.runs} (seeds x sweep values) and num_envs={config.num_envs} split over {used} of "
+                f"the {len(devices)} devices of {jax.process_count()} processes; a multi-process run must use "
+                "them all (make runs x num_envs divisible by the device count)"
+            )
+        return cls(Mesh(np.asarray(devices[:used]).reshape(runs, env_split), ("runs", "envs")))
+
+    @property
+    def runs(self) -> NamedSharding:
+        """Leading run axis split, the rest whole."""
+        return NamedSharding(self.mesh, PartitionSpec("runs"))
+
+    def put_runs(self, x) -> Array:
+        """A host array with a leading run axis (the same on every process), split over the runs."""
+        x = np.asarray(x)
+        return jax.make_array_from_callback(x.shape, self.runs, lambda index: x[index])
+
+    def state(self, state: TrainState) -> TrainState:
+        """The sharding of every leaf of a run-batched (possibly abstract) `TrainState`."""
+        env_split = NamedSharding(self.mesh, PartitionSpec("runs", "envs"))
+        by_run = lambda tree: jax.tree.map(lambda _: self.runs, tree)
+        by_env = lambda tree: jax.tree.map(lambda x: env_split if x.ndim >= 2 else self.runs, tree)
+        return by_run(state).replace(buffer=by_env(state.buffer), env_state=by_env(state.env_state))
+
+    @property
+    def devices(self) -> int:
+        return self.mesh.devices.size
+
+
+def run_keys(config: TrainConfig) -> Array:
+    """Key of run r = key of seed index r % seeds: every sweep value sees the same seeds."""
+    return jnp.tile(seed_keys(config.seed, config.seeds), (config.runs // config.seeds, 1))
+
+
+@dataclasses.dataclass(frozen=True)
 class Programs:
-    """The jitted programs of a run, each vmapped over the leading seed axis."""
+    """The jitted programs of a run, each vmapped over the leading run axis; `init(keys)` builds the
+    state already placed, the others keep it where it is. `like` is the state's abstract tree
+    (`jax.ShapeDtypeStruct` leaves with their shardings), e.g. to restore a checkpoint onto."""
 
     init: Callable
     warmup: Callable
     chunk: Callable
     evaluate: Callable
+    like: TrainState
 
 
-def programs(tr: Trainer) -> Programs:
+def programs(tr: Trainer, placement: Placement | None = None) -> Programs:
+    """Compile-ready programs for `tr.config.runs` runs laid out by `placement` (default: all devices)."""
+    place = placement or Placement.of(tr.config)
     jit = partial(jax.jit, compiler_options=tr.env.compiler_options())
+    hyper = run_hyper(tr.config)
+    init_runs = jax.vmap(partial(init, tr))
+    abstract = jax.eval_shape(init_runs, run_keys(tr.config), hyper)
+    state_sh = place.state(abstract)
     return Programs(
-        init=jit(jax.vmap(partial(init, tr))),
-        warmup=jit(jax.vmap(partial(warmup, tr)), donate_argnums=0),
-        chunk=jit(jax.vmap(partial(chunk, tr)), donate_argnums=0),
-        evaluate=jit(jax.vmap(partial(evaluate, tr))),
+        init=jit(lambda keys: init_runs(keys, hyper), in_shardings=place.runs, out_shardings=state_sh),
+        warmup=jit(jax.vmap(partial(warmup, tr)), donate_argnums=0, in_shardings=(state_sh,), out_shardings=state_sh),
+        chunk=jit(
+            jax.vmap(partial(chunk, tr)),
+            donate_argnums=0,
+            in_shardings=(state_sh,),
+            out_shardings=(state_sh, place.runs),
+        ),
+        evaluate=jit(jax.vmap(partial(evaluate, tr)), in_shardings=place.runs, out_shardings=place.runs),
+        like=jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), abstract, state_sh),
     )
 
 
@@ -209,28 +304,40 @@ def eval_keys(seed: int, num_seeds: int, log_index: int) -> Array:
     return jax.vmap(partial(jax.random.fold_in, data=log_index))(keys)
 
 
-def seed_sharding(seeds: int) -> Callable:
-    """`tree -> tree` placing the leading seed axis over all visible devices (a 1-D Mesh, NamedSharding):
-    the seed-vmapped programs then run partitioned, one slice of seeds per device. Identity on one
-    device, or when the seeds do not divide evenly over the devices."""
-    devices = jax.devices()
-    if len(devices) < 2 or seeds % len(devices):
-        return lambda tree: tree
-    sharding = NamedSharding(Mesh(np.asarray(devices), ("seeds",)), PartitionSpec("seeds"))
-    return lambda tree: jax.device_put(tree, sharding)
+def state_bytes_per_device(like: TrainState) -> int:
+    """Bytes of the training state on each device, from its abstract tree (nothing is allocated)."""
+    return sum(math.prod(x.sharding.shard_shape(x.shape)) * x.dtype.itemsize for x in jax.tree.leaves(like))
+
+
+def device_memory() -> int:
+    """Memory of one local device: the allocator's limit on an accelerator, or on the CPU the host's
+    physical memory shared by its devices."""
+    stats = jax.local_devices()[0].memory_stats() or {}
+    if "bytes_limit" in stats:
+        return int(stats["bytes_limit"])
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // jax.local_device_count()
+
+
+def to_host(tree):
+    """Numpy copies of (possibly multi-process) global arrays: every process gets the whole value."""
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        return multihost_utils.process_allgather(tree, tiled=True)
+    return jax.device_get(tree)
 
 
 class NonFiniteError(RuntimeError):
-    """Training produced a NaN or inf; the message names the quantity, seed and env step."""
+    """Training produced a NaN or inf; the message names the quantity, run and env step."""
 
 
 def check_finite(metrics: dict, env_steps: int) -> None:
-    """Raise NonFiniteError for the first metric (host arrays, one value per seed) that is NaN or inf."""
+    """Raise NonFiniteError for the first metric (host arrays, one value per run) that is NaN or inf."""
     for name, values in metrics.items():
         finite = np.isfinite(np.asarray(values))
         if not finite.all():
-            seed = int(np.argmin(finite.reshape(-1)))
-            raise NonFiniteError(f"non-finite {name} at env step {env_steps} (seed index {seed}); training stopped")
+            run = int(np.argmin(finite.reshape(-1)))
+            raise NonFiniteError(f"non-finite {name} at env step {env_steps} (run index {run}); training stopped")
 
 
 def run(
@@ -240,23 +347,28 @@ def run(
     start: tuple[TrainState, int] | None = None,
     on_chunk: Callable[[int, TrainState], None] | None = None,
 ) -> tuple[dict, TrainState]:
-    """Train `config.seeds` seeds; `log(record)` receives one record per evaluation.
+    """Train `config.runs` runs (seeds x sweep values); `log(record)` receives one record per evaluation
+    (per-run lists, run r = value r // seeds, seed index r % seeds).
     `start` = (state, chunks done) resumes a run (warm-up and the first record are not repeated);
     `on_chunk(chunks_done, state)` runs after every chunk (e.g. to checkpoint).
     Returns the summary and the final (seed-batched) state."""
     from tqdm.auto import tqdm
 
     tr = build(config)
-    prog = programs(tr)
+    place = Placement.of(config)
+    prog = programs(tr, place)
     has_success = tr.env.task_family.has_success
     t_start = time.perf_counter()
-    shard = seed_sharding(config.seeds)
-    state, done = start if start is not None else (prog.init(shard(seed_keys(config.seed, config.seeds))), 0)
-    state = shard(state)
+    if start is None:
+        state, done = prog.init(place.put_runs(run_keys(config))), 0
+    else:
+        state, done = jax.device_put(start[0], jax.tree.map(lambda x: x.sharding, prog.like)), start[1]
     buffer_mib = replay.nbytes(state.buffer) / 2**20
+    mesh = dict(place.mesh.shape)
     print(
-        f"replay buffer: {config.seeds} seed(s) x {config.num_envs} envs x {config.capacity_per_env} steps = "
-        f"{buffer_mib:.1f} MiB on {len(state.key.devices())} {jax.devices()[0].platform} device(s)",
+        f"replay buffer: {config.runs} run(s) x {config.num_envs} envs x {config.capacity_per_env} steps = "
+        f"{buffer_mib:.1f} MiB on {place.devices} {jax.devices()[0].platform} device(s) "
+        f"({mesh['runs']} for runs x {mesh['envs']} for envs)",
         flush=True,
     )
     t0 = time.perf_counter()
@@ -268,17 +380,18 @@ def run(
         state = jax.block_until_ready(warm(state))
 
     def record(log_index: int, train_metrics: dict) -> dict:
-        keys = shard(eval_keys(config.seed, config.seeds, log_index))
-        ev = jax.device_get(prog.evaluate(state.agent.actor_params, keys))
+        keys = np.tile(eval_keys(config.seed, config.seeds, log_index), (config.runs // config.seeds, 1))
+        ev = to_host(prog.evaluate(state.agent.actor_params, place.put_runs(keys)))
+        counts = to_host({"env_steps": state.env_steps, "updates": state.updates})
         rec = {
-            "env_steps": int(state.env_steps[0]),
-            "updates": int(state.updates[0]),
+            "env_steps": int(counts["env_steps"][0]),
+            "updates": int(counts["updates"][0]),
             "wall_s": round(time.perf_counter() - t_start, 3),
             "eval_return": ev["eval_return"].tolist(),
         }
         if has_success:
             rec["eval_success"] = ev["eval_success"].tolist()
-        rec.update({k: v.tolist() for k, v in jax.device_get(train_metrics).items()})
+        rec.update({k: v.tolist() for k, v in train_metrics.items()})
         return rec
 
     if start is None:
@@ -297,15 +410,15 @@ def run(
     for i in range(done, config.num_chunks):
         t0 = time.perf_counter()
         state, metrics = chunk_fn(state)
-        metrics = jax.device_get(metrics)
+        metrics = to_host(metrics)
         train_s += time.perf_counter() - t0
-        check_finite(metrics, int(state.env_steps[0]))
+        check_finite(metrics, int(to_host(state.env_steps)[0]))
         rec = record(i + 1, metrics)
         log(rec)
         if on_chunk is not None:
             on_chunk(i + 1, state)
         bar.update(per_chunk)
-        bar.set_postfix(ret=f"{sum(rec['eval_return']) / config.seeds:.1f}")
+        bar.set_postfix(ret=f"{np.mean(rec['eval_return']):.1f}")
     bar.close()
     chunks_run = config.num_chunks - done
     summary = {k: v for k, v in rec.items() if k in ("env_steps", "updates", "eval_return", "eval_success")}
@@ -313,10 +426,10 @@ def run(
         wall_s=round(time.perf_counter() - t_start, 3),
         compile_s=round(compile_s, 3),
         train_s=round(train_s, 3),
-        # throughput of the compiled chunks, all seeds together, warm-up and evaluation excluded
-        env_steps_per_s=round(config.seeds * chunks_run * per_chunk / train_s, 1),
+        # throughput of the compiled chunks, all runs together, warm-up and evaluation excluded
+        env_steps_per_s=round(config.runs * chunks_run * per_chunk / train_s, 1),
         updates_per_s=round(
-            config.seeds * chunks_run * config.iterations_per_chunk * config.updates_per_iteration / train_s, 1
+            config.runs * chunks_run * config.iterations_per_chunk * config.updates_per_iteration / train_s, 1
         ),
     )
     return summary, state
