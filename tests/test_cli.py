@@ -130,7 +130,7 @@ BAD_INPUTS = [
     pytest.param(["--sweep", "gamma"], ["sweep='gamma'", "NAME=V1,V2"], id="sweep-without-values"),
     pytest.param(["--sweep", "gamma=0.9,x"], ["sweep='gamma=0.9,x'", "numbers"], id="sweep-non-numeric"),
     pytest.param(["--sweep", "gamma=0.9,0.9"], ["sweep='gamma=0.9,0.9'", "repeats"], id="sweep-repeated-value"),
-    pytest.param(["--sweep", "relabel_fraction=0,1.5"], ["relabel_fraction=1.5"], id="sweep-value-out-of-range"),
+    pytest.param(["--sweep", "relabel_fraction=0,1.5"], ["sweep=", "fraction=1.5"], id="sweep-value-out-of-range"),
     pytest.param(["--coordinator", "localhost"], ["'localhost'", "HOST:PORT"], id="coordinator-without-port"),
     pytest.param(["--coordinator", "localhost:1234"], ["--num-processes", "--process-id"], id="coordinator-alone"),
     pytest.param(

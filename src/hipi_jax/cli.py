@@ -162,11 +162,11 @@ def main(argv: list[str] | None = None) -> int:
     args = vars(parser().parse_args(argv))
     out, overwrite, progress = args.pop("out", None), args.pop("overwrite", False), not args.pop("no_progress", False)
     resume, ckpt_every, keep = args.pop("resume", False), args.pop("ckpt_every", 1), args.pop("keep", 2)
-    _distributed(args.pop("coordinator", None), args.pop("num_processes", None), args.pop("process_id", None))
     if ckpt_every < 0:
         _fail(f"--ckpt-every {ckpt_every} must be >= 0")
     if keep < 1:
         _fail(f"--keep {keep} must be >= 1")
+    _distributed(args.pop("coordinator", None), args.pop("num_processes", None), args.pop("process_id", None))
     try:
         config = TrainConfig.preset(**args)  # the env's preset fills the flags not given
     except ValueError as e:
@@ -217,7 +217,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"hipi-train: resuming {out} after chunk {done} ({steps} env steps)", flush=True)
     else:
         if lead:
-            out.mkdir(parents=True, exist_ok=True)
+            try:
+                out.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                _fail(f"--out {out} cannot be created ({e.strerror})")
             for name in RUN_FILES:
                 (out / name).unlink(missing_ok=True)
             shutil.rmtree(out / "checkpoints", ignore_errors=True)

@@ -140,7 +140,10 @@ class TrainConfig:
         if self.sweep:
             name, values = self.sweep_axis
             for value in values:  # each value must be a valid config on its own
-                dataclasses.replace(self, sweep="", **{name: value})
+                try:
+                    dataclasses.replace(self, sweep="", **{name: value})
+                except ValueError as e:
+                    raise ValueError(f"sweep={self.sweep!r}: {e}") from None
         if envs.make(self.env).discrete_actions:
             raise ValueError(f"env={self.env!r} has discrete actions; SAC training needs a continuous-action env")
 
