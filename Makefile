@@ -9,7 +9,7 @@ STEPS ?=
 OUT ?= runs/$(ENV)-$(RELABEL)-$(shell date +%Y%m%d-%H%M%S)
 ARGS ?=
 
-.PHONY: install train bc test test-envs lint format relabel-experiment bc-experiment clean
+.PHONY: install train bc test test-envs lint format relabel-experiment bc-experiment peers bench bench-quick clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -53,5 +53,30 @@ relabel-experiment: $(BIN)/.installed
 bc-experiment: $(BIN)/.installed
 	$(BIN)/python experiments/bc_relabel.py --out runs/bc_relabel $(ARGS)
 
+## the peers' own venvs for the benchmarks: Brax's SAC needs jax < 0.8; SBX runs Gymnasium's MuJoCo envs
+PEERS := .venv-peers
+$(PEERS)/%/.installed: benchmarks/peers/%.txt
+	$(PYTHON) -m venv $(PEERS)/$*
+	$(PEERS)/$*/bin/pip install -q --upgrade pip
+	$(PEERS)/$*/bin/pip install -q -r $<
+	touch $@
+
+peers: $(PEERS)/brax/.installed $(PEERS)/sbx/.installed
+
+## every benchmark on this machine (about 20 min on 2 CPU cores), then docs/benchmarks.md from the JSON
+BENCH_DIR ?= benchmarks/results
+bench: $(BIN)/.installed peers
+	$(BIN)/python benchmarks/vs_brax.py --out $(BENCH_DIR)/vs_brax.json $(BENCH_ARGS)
+	$(BIN)/python benchmarks/vs_python_loop.py --out $(BENCH_DIR)/vs_python_loop.json $(BENCH_ARGS)
+	$(BIN)/python benchmarks/relabel_overhead.py --out $(BENCH_DIR)/relabel_overhead.json $(BENCH_ARGS)
+	$(BIN)/python benchmarks/seeds_vmap.py --out $(BENCH_DIR)/seeds_vmap.json $(BENCH_ARGS)
+	$(BIN)/python benchmarks/scaling.py --out $(BENCH_DIR)/scaling.json $(BENCH_ARGS)
+	$(BIN)/python benchmarks/write_docs.py --results $(BENCH_DIR) --out $(BENCH_DIR)/benchmarks.md
+	$(if $(filter benchmarks/results,$(BENCH_DIR)),cp $(BENCH_DIR)/benchmarks.md docs/benchmarks.md)
+
+## the same scripts at CI size (a few minutes), into runs/bench-quick/; docs/ is left alone
+bench-quick:
+	$(MAKE) bench BENCH_DIR=runs/bench-quick BENCH_ARGS=--quick
+
 clean:
-	rm -rf $(VENV) runs .pytest_cache .hypothesis
+	rm -rf $(VENV) $(PEERS) runs .pytest_cache .hypothesis

@@ -478,6 +478,22 @@ def test_candidate_tasks_appends_prior_samples():
     np.testing.assert_array_equal(np.asarray(rl.candidate_tasks(key, sample, DISCRETE, 6)), np.eye(3))
 
 
+@given(limit=st.integers(0, 12), seed=st.integers(0, 2**31 - 1))
+@settings(max_examples=25, deadline=None)
+def test_candidate_limit_keeps_a_random_subset_of_k(limit, seed):
+    """K = limit distinct candidates drawn from the full set (all of them when K is 0 or not smaller)."""
+    sample = make_sample(FEATURES, TASKS)
+    key = jax.random.key(seed)
+    full = np.asarray(rl.candidate_tasks(key, sample, GOAL, num_prior=6))
+    kept = np.asarray(rl.candidate_tasks(key, sample, GOAL, num_prior=6, limit=limit))
+    assert kept.shape == ((limit if 0 < limit < 10 else 10), 2)
+    rows = [tuple(r) for r in full]
+    picked = [rows.index(tuple(r)) for r in kept]
+    assert len(set(picked)) == len(picked)  # without replacement
+    if not 0 < limit < 10:
+        np.testing.assert_array_equal(kept, full)
+
+
 def test_candidate_sources_achieved_and_both():
     sample = make_sample(FEATURES, TASKS)
     key = jax.random.key(3)

@@ -57,6 +57,11 @@ class TrainConfig:
     prior_candidates: int = _field(
         0, "extra candidate tasks drawn from the prior for inverse RL (0 = batch tasks only)"
     )
+    num_candidates: int = _field(
+        0,
+        "K: inverse RL scores B x K pairs against a random subset of K of its candidate tasks (0 = all of them); "
+        "the kernel's cost grows with K, and log Z is still estimated over the whole batch",
+    )
     seed: int = _field(0, "base random seed; seed i of the vmapped axis uses fold_in(seed, i)")
     seeds: int = _field(1, "number of independent seeds, trained as one vmapped program")
     env_steps: int = _field(
@@ -101,7 +106,7 @@ class TrainConfig:
         for name in ("seeds", "env_steps", "num_envs", "batch_size", "buffer_size", "eval_every", "eval_episodes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)} must be a positive integer")
-        for name in ("warmup_steps", "prior_candidates"):
+        for name in ("warmup_steps", "prior_candidates", "num_candidates"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}={getattr(self, name)} must be >= 0")
         for name in ("learning_rate", "updates_per_env_step"):

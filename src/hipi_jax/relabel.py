@@ -61,11 +61,21 @@ def log_partition(values: Array) -> Array:
     return jax.nn.logsumexp(values, axis=0) - math.log(values.shape[0])
 
 
-def candidate_tasks(key: Array, sample: Sample, family: TaskFamily, num_prior: int = 0, source: str = "tasks") -> Array:
+def candidate_tasks(
+    key: Array, sample: Sample, family: TaskFamily, num_prior: int = 0, source: str = "tasks", limit: int = 0
+) -> Array:
     """Candidate tasks for inverse RL: [K, task_dim]. A finite family offers its whole task set.
     Otherwise `source` picks them: "tasks" = the batch's own commanded tasks (Alg. 1); "achieved" =
     the goals the batch reached, φ(s′) (the authors' code's state candidates; goal families only);
-    "tasks+achieved" = both. `num_prior` draws from the prior are appended."""
+    "tasks+achieved" = both. `num_prior` draws from the prior are appended. `limit` > 0 keeps a
+    uniformly random subset of that many (K ≤ B bounds the B × K kernel's cost)."""
+    candidates = _all_candidates(key, sample, family, num_prior, source)
+    if 0 < limit < candidates.shape[0]:
+        candidates = candidates[jax.random.permutation(jax.random.fold_in(key, 1), candidates.shape[0])[:limit]]
+    return candidates
+
+
+def _all_candidates(key: Array, sample: Sample, family: TaskFamily, num_prior: int, source: str) -> Array:
     fixed = family.candidate_tasks()
     if fixed is not None:
         return fixed
@@ -89,6 +99,7 @@ def propose_tasks(
     values_fn: ValuesFn | None = None,
     num_prior_candidates: int = 0,
     candidate_source: str = "tasks",
+    num_candidates: int = 0,
 ) -> Array:
     """The task each sample would be relabeled with under `strategy`: [batch, task_dim]."""
     tasks = sample.transition.task
@@ -104,7 +115,7 @@ def propose_tasks(
         if values_fn is None:
             raise ValueError(f"relabel strategy {strategy!r} needs a values_fn (the critic)")
         k_cand, k_values, k_pick = jax.random.split(key, 3)
-        candidates = candidate_tasks(k_cand, sample, family, num_prior_candidates, candidate_source)
+        candidates = candidate_tasks(k_cand, sample, family, num_prior_candidates, candidate_source, num_candidates)
         values = values_fn(k_values, sample, candidates)  # [batch, K]
         log_q = inverse_rl_log_probs(values, use_partition=strategy == "inverse_rl")
         return candidates[jax.random.categorical(k_pick, log_q, axis=-1)]
@@ -139,10 +150,13 @@ def relabel(
     values_fn: ValuesFn | None = None,
     num_prior_candidates: int = 0,
     candidate_source: str = "tasks",
+    num_candidates: int = 0,
 ) -> tuple[Batch, dict[str, Array]]:
     """Relabel `fraction` of a replay sample with `strategy` (Alg. 2) and recompute reward and done."""
     k_propose, k_mask = jax.random.split(key)
-    proposed = propose_tasks(k_propose, sample, strategy, family, values_fn, num_prior_candidates, candidate_source)
+    proposed = propose_tasks(
+        k_propose, sample, strategy, family, values_fn, num_prior_candidates, candidate_source, num_candidates
+    )
     mask = relabel_mask(k_mask, proposed.shape[0], fraction)
     task = jnp.where(mask[:, None], proposed, sample.transition.task)
     changed = jnp.any(task != sample.transition.task, axis=-1)

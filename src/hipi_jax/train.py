@@ -169,6 +169,7 @@ def update(tr: Trainer, state: TrainState) -> tuple[TrainState, dict[str, Array]
         values_fn(tr, agent, state.agent) if cfg.relabel in INVERSE_RL_STRATEGIES else None,
         cfg.prior_candidates,
         cfg.candidates,
+        cfg.num_candidates,
     )
     agent, metrics = agent.update(state.agent, batch, k_sac)
     return state.replace(agent=agent, key=key, updates=state.updates + 1), {**metrics, **relabel_metrics}

@@ -1,0 +1,47 @@
+"""Shared by the peer benchmarks: run a peer in its own venv, and time hipi-jax on the same task."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from hipi_jax import train
+from hipi_jax.config import TrainConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_peer(venv: str, script: str, *args: str) -> dict:
+    """Run `benchmarks/peers/SCRIPT` with `.venv-peers/VENV` and return the JSON line it prints."""
+    python = ROOT / ".venv-peers" / venv / "bin" / "python"
+    if not python.exists():
+        sys.exit(f"{python} is missing; run `make peers` first")
+    out = subprocess.run([str(python), str(ROOT / "benchmarks/peers" / script), *args], capture_output=True,
+                         text=True, timeout=1800)  # fmt: skip
+    if out.returncode:
+        sys.exit(f"the peer {script} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def run_hipi(epoch_steps: int, epochs: int, **overrides) -> dict:
+    """hipi-jax on reacher_goal (the Playground ReacherEasy physics): 16 envs, batch 32, (64, 64),
+    replay 100k, 1k warm-up, then `overrides` (e.g. relabel); `epochs` chunks of `epoch_steps` env
+    steps. Throughput of the compiled chunks (`summary.json`'s figures), compilation apart."""
+    config = TrainConfig(
+        **{
+            "env": "reacher_goal",
+            "num_envs": 16,
+            "batch_size": 32,
+            "hidden": (64, 64),
+            "buffer_size": 100_000,
+            "warmup_steps": 1_000,
+            "eval_every": epoch_steps,
+            "eval_episodes": 1,
+            "env_steps": 1_000 + epochs * epoch_steps,
+            **overrides,
+        }
+    )
+    summary, _ = train.run(config, lambda record: None, progress=False)
+    return {k: summary[k] for k in ("env_steps_per_s", "updates_per_s", "compile_s", "train_s")}

@@ -1,0 +1,78 @@
+"""S seeds as one vmapped program vs S sequential runs: time of one compiled chunk with S seeds
+against S times the 1-seed chunk (what S runs one after another cost, compilation apart), all
+programs timed round-robin in one process. Compile times are reported apart: sequential runs pay
+them S times, the vmapped program once.
+
+    python benchmarks/seeds_vmap.py              # nav2d, inverse_rl, S in 1, 2, 4, 8
+    python benchmarks/seeds_vmap.py --quick      # CI-size
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from hipi_jax import report, train
+from hipi_jax.config import TrainConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def parse(argv):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--env", default="nav2d", help="registry name of the environment")
+    p.add_argument("--relabel", default="inverse_rl", help="relabel strategy")
+    p.add_argument("--seeds", default="1,2,4,8", help="comma-separated seed counts S (1 is the baseline)")
+    p.add_argument("--chunk-steps", type=int, default=4_000, help="env steps per seed in one timed chunk")
+    p.add_argument("--repeats", type=int, default=5, help="timed chunks per program (median reported)")
+    p.add_argument("--quick", action="store_true", help="CI-size: S in 1, 2, 1k-step chunks, 2 repeats")
+    p.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/seeds_vmap.json", help="JSON output")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.seeds, args.chunk_steps, args.repeats = "1,2", 1_000, 2
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse(argv)
+    counts = sorted({1, *map(int, args.seeds.split(","))})
+    programs = {}
+    for s in counts:
+        config = TrainConfig(env=args.env, relabel=args.relabel, seeds=s, eval_every=args.chunk_steps,
+                             warmup_steps=1_000, env_steps=10**6)  # fmt: skip
+        prog = train.programs(train.build(config))
+        state = prog.warmup(prog.init(train.run_keys(config)))
+        t0 = time.perf_counter()
+        chunk = prog.chunk.lower(state).compile()
+        programs[s] = {"chunk": chunk, "state": state, "compile_s": time.perf_counter() - t0, "times": []}
+        print(f"compiled S={s} in {programs[s]['compile_s']:.1f} s", flush=True)
+    for _ in range(args.repeats):
+        for p in programs.values():
+            t0 = time.perf_counter()
+            p["state"], _ = jax.block_until_ready(p["chunk"](p["state"]))
+            p["times"].append(time.perf_counter() - t0)
+    one = float(np.median(programs[1]["times"]))
+    rows = []
+    for s, p in programs.items():
+        sec = float(np.median(p["times"]))
+        rows.append({"seeds": s, "chunk_s": sec, "sequential_chunk_s": s * one, "speedup_vs_sequential": s * one / sec,
+                     "env_steps_per_s": s * args.chunk_steps / sec, "compile_s": p["compile_s"],
+                     "chunk_s_all": p["times"]})  # fmt: skip
+    print("\n| seeds | vmapped chunk s | sequential s | speed-up | env steps/s (all seeds) | compile s |")
+    print("|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        speedup = f"{r['speedup_vs_sequential']:.2f}x"
+        print(f"| {r['seeds']} | {r['chunk_s']:.2f} | {r['sequential_chunk_s']:.2f} | {speedup} "
+              f"| {r['env_steps_per_s']:,.0f} | {r['compile_s']:.1f} |")  # fmt: skip
+    report.write_benchmark(args.out, vars(args), rows)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""hipi-jax vs Brax's SAC trainer (`brax.training.agents.sac.train`), the fused JAX peer, on the same
+MuJoCo Playground physics (ReacherEasy, `impl="jax"`): whole-training env steps/s and updates/s,
+compilation reported apart. Brax runs in its own venv (`make peers`), as a subprocess, alternating
+with hipi-jax (`none` and `inverse_rl`) so that machine noise hits every program alike.
+
+    python benchmarks/vs_brax.py                 # 2 alternations, 20k env steps per timed epoch
+    python benchmarks/vs_brax.py --quick         # CI-size
+
+Matched: 16 envs, batch 32, (64, 64) networks, replay 100k, 1k prefill, and one update per vector
+step of all envs (Brax's `grad_updates_per_step=1` = hipi-jax `--updates-per-env-step 1/16`).
+Both exclude evaluation from their throughput; Brax's figure is its own `training/sps` of the epochs
+after the first (which compiles), hipi-jax's is `summary.json`'s `env_steps_per_s` (compiled chunks).
+hipi-jax's reacher_goal steps the same Playground model; its episodes also end on reaching the goal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+from common import ROOT, run_hipi, run_peer
+
+from hipi_jax import report
+
+
+def parse(argv):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--repeats", type=int, default=2, help="alternations of (brax, none, inverse_rl)")
+    p.add_argument("--epoch-steps", type=int, default=20_000, help="env steps per timed epoch / chunk")
+    p.add_argument("--epochs", type=int, default=2, help="timed epochs per run (brax runs one more, which compiles)")
+    p.add_argument("--quick", action="store_true", help="CI-size: 1 alternation, 4k-step epochs")
+    p.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/vs_brax.json", help="JSON output")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.repeats, args.epoch_steps = 1, 4_000
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse(argv)
+    runs = {"brax": [], "none": [], "inverse_rl": []}
+    for i in range(args.repeats):
+        runs["brax"].append(run_peer("brax", "brax_sac.py", "--epoch-steps", str(args.epoch_steps),
+                                     "--epochs", str(args.epochs + 1)))  # fmt: skip
+        for relabel in ("none", "inverse_rl"):
+            run = run_hipi(args.epoch_steps, args.epochs, relabel=relabel, updates_per_env_step=1 / 16)
+            runs[relabel].append(run)
+        print(f"alternation {i + 1}: " + ", ".join(f"{k} {v[-1]['env_steps_per_s']:,.0f}" for k, v in runs.items()),
+              flush=True)  # fmt: skip
+    brax_sps = np.median([r["env_steps_per_s"] for r in runs["brax"]])
+    rows = []
+    for name, rs in runs.items():
+        sps = float(np.median([r["env_steps_per_s"] for r in rs]))
+        rows.append({
+            "program": "brax sac.train (" + rs[0]["jax"] + ")" if name == "brax" else f"hipi-jax {name}",
+            "env_steps_per_s": sps,
+            "updates_per_s": float(np.median([r["updates_per_s"] for r in rs])),
+            "compile_s": float(np.median([r["compile_s"] for r in rs])),
+            "ratio_to_brax": sps / brax_sps,
+            "per_run": rs,
+        })  # fmt: skip
+    print("\n| program | env steps/s | updates/s | compile s | vs Brax |\n|---|---:|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['program']} | {r['env_steps_per_s']:,.0f} | {r['updates_per_s']:,.0f} | {r['compile_s']:.0f} "
+              f"| {r['ratio_to_brax']:.2f}x |")  # fmt: skip
+    report.write_benchmark(args.out, vars(args), rows)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
