@@ -11,6 +11,8 @@ step of all envs (Brax's `grad_updates_per_step=1` = hipi-jax `--updates-per-env
 Both exclude evaluation from their throughput; Brax's figure is its own `training/sps` of the epochs
 after the first (which compiles), hipi-jax's is `summary.json`'s `env_steps_per_s` (compiled chunks).
 hipi-jax's reacher_goal steps the same Playground model; its episodes also end on reaching the goal.
+Brax restarts every env from its first start (AutoResetWrapper): hipi-jax `--starts reuse` does the
+same, `--starts fresh` (its default) draws a new start every episode.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from hipi_jax import report
 
 def parse(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--repeats", type=int, default=2, help="alternations of (brax, none, inverse_rl)")
+    p.add_argument("--repeats", type=int, default=2, help="alternations of brax and the hipi-jax programs")
     p.add_argument("--epoch-steps", type=int, default=20_000, help="env steps per timed epoch / chunk")
     p.add_argument("--epochs", type=int, default=2, help="timed epochs per run (brax runs one more, which compiles)")
     p.add_argument("--quick", action="store_true", help="CI-size: 1 alternation, 4k-step epochs")
@@ -38,15 +40,21 @@ def parse(argv):
     return args
 
 
+PROGRAMS = {  # hipi-jax programs: name -> overrides
+    "hipi-jax none, --starts reuse": {"relabel": "none", "starts": "reuse"},
+    "hipi-jax none, --starts fresh": {"relabel": "none", "starts": "fresh"},
+    "hipi-jax inverse_rl, --starts reuse": {"relabel": "inverse_rl", "starts": "reuse"},
+}
+
+
 def main(argv=None) -> int:
     args = parse(argv)
-    runs = {"brax": [], "none": [], "inverse_rl": []}
+    runs = {"brax": [], **{name: [] for name in PROGRAMS}}
     for i in range(args.repeats):
         runs["brax"].append(run_peer("brax", "brax_sac.py", "--epoch-steps", str(args.epoch_steps),
                                      "--epochs", str(args.epochs + 1)))  # fmt: skip
-        for relabel in ("none", "inverse_rl"):
-            run = run_hipi(args.epoch_steps, args.epochs, relabel=relabel, updates_per_env_step=1 / 16)
-            runs[relabel].append(run)
+        for name, overrides in PROGRAMS.items():
+            runs[name].append(run_hipi(args.epoch_steps, args.epochs, updates_per_env_step=1 / 16, **overrides))
         print(f"alternation {i + 1}: " + ", ".join(f"{k} {v[-1]['env_steps_per_s']:,.0f}" for k, v in runs.items()),
               flush=True)  # fmt: skip
     brax_sps = np.median([r["env_steps_per_s"] for r in runs["brax"]])
@@ -54,7 +62,7 @@ def main(argv=None) -> int:
     for name, rs in runs.items():
         sps = float(np.median([r["env_steps_per_s"] for r in rs]))
         rows.append({
-            "program": "brax sac.train (" + rs[0]["jax"] + ")" if name == "brax" else f"hipi-jax {name}",
+            "program": rs[0]["peer"] + " (jax " + rs[0]["jax"] + ")" if name == "brax" else name,
             "env_steps_per_s": sps,
             "updates_per_s": float(np.median([r["updates_per_s"] for r in rs])),
             "compile_s": float(np.median([r["compile_s"] for r in rs])),

@@ -139,6 +139,7 @@ BAD_INPUTS = [
         id="process-id-out-of-range",
     ),
     pytest.param(["--process-id", "1"], ["--coordinator"], id="process-id-without-coordinator"),
+    pytest.param(["--starts", "random"], ["starts='random'", "fresh, reuse"], id="unknown-starts"),
     pytest.param(
         ["--buffer-size", str(10**12)], ["GiB per device", "buffer_size=1000000000000"], id="buffer-too-big-for-device"
     ),

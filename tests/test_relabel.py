@@ -517,3 +517,18 @@ def test_inverse_rl_with_achieved_candidates_relabels_to_a_reached_goal():
     np.testing.assert_array_equal(np.asarray(batch.task), FEATURES)
     np.testing.assert_array_equal(np.asarray(batch.reward), np.zeros(4))
     np.testing.assert_array_equal(np.asarray(batch.done), np.ones(4))
+
+
+def test_inverse_rl_scores_only_num_candidates_tasks():
+    """`num_candidates` K: the values function sees [B, K] pairs, and every proposal is one of those K."""
+    sample = make_sample(FEATURES, TASKS)
+    seen = []
+
+    def values_fn(key, s, cands):
+        seen.append(cands)
+        return jnp.zeros((s.transition.task.shape[0], cands.shape[0]))
+
+    proposed = rl.propose_tasks(jax.random.key(0), sample, "inverse_rl", GOAL, values_fn, num_candidates=2)
+    (cands,) = seen
+    chex.assert_shape(cands, (2, 2))
+    assert all(any(np.array_equal(p, c) for c in np.asarray(cands)) for p in np.asarray(proposed))

@@ -382,3 +382,17 @@ def test_run_returns_summary_and_final_state():
     _, summary, state = run_once(BASE)
     assert isinstance(summary, dict) and isinstance(state, train.TrainState)
     assert summary["env_steps"] == int(state.env_steps[0]) and summary["updates"] == int(state.updates[0])
+
+
+@pytest.mark.parametrize("starts", ["fresh", "reuse"])
+def test_starts_fresh_draws_a_new_start_and_reuse_the_first_one(starts):
+    """After an episode ends, `--starts reuse` restarts the env where its first episode started (Brax's
+    AutoResetWrapper); `fresh` draws a new start. Either way the task is drawn anew from the prior."""
+    tr = train.build(dataclasses.replace(BASE, starts=starts))
+    assert tr.env.reuse_initial_state == (starts == "reuse")
+    first = reset_with_prior(tr.env, jax.random.key(0))
+    moved = tr.env.step(first, jnp.ones((tr.env.action_dim,)))
+    ended = moved.replace(truncated=jnp.ones((), bool))
+    again = envs.auto_reset(tr.env, ended, jax.random.key(1))
+    assert int(again.t) == 0 and not np.array_equal(again.task, first.task)
+    assert np.array_equal(again.obs, first.obs) == (starts == "reuse")

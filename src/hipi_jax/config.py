@@ -13,6 +13,7 @@ from hipi_jax import envs
 from hipi_jax.relabel import CANDIDATE_SOURCES, HINDSIGHT_GOAL_STRATEGIES, STRATEGIES
 
 VALUE_ESTIMATORS = ("critic", "backup")
+START_MODES = ("fresh", "reuse")
 # Numeric hyperparameters a sweep may vary in one compiled program: none of them changes a shape.
 SWEEPABLE = ("relabel_fraction", "learning_rate", "gamma", "tau")
 
@@ -62,6 +63,12 @@ class TrainConfig:
         "K: inverse RL scores B x K pairs against a random subset of K of its candidate tasks (0 = all of them); "
         "the kernel's cost grows with K, and log Z is still estimated over the whole batch",
     )
+    starts: str = _field(
+        "fresh",
+        "where an env restarts after an episode: 'fresh' = a new draw of its start distribution every episode; "
+        "'reuse' = the start it first drew (Brax's AutoResetWrapper), cheaper where a reset is costly, e.g. MJX. "
+        "Tasks are drawn anew either way; cheetah, quadruped and the arm always reuse (their start is fixed)",
+    )
     seed: int = _field(0, "base random seed; seed i of the vmapped axis uses fold_in(seed, i)")
     seeds: int = _field(1, "number of independent seeds, trained as one vmapped program")
     env_steps: int = _field(
@@ -95,6 +102,8 @@ class TrainConfig:
             raise ValueError(f"relabel={self.relabel!r} is unknown; valid strategies: {', '.join(STRATEGIES)}")
         if self.relabel_values not in VALUE_ESTIMATORS:
             raise ValueError(f"relabel_values={self.relabel_values!r} is unknown; valid: {', '.join(VALUE_ESTIMATORS)}")
+        if self.starts not in START_MODES:
+            raise ValueError(f"starts={self.starts!r} is unknown; valid: {', '.join(START_MODES)}")
         if self.candidates not in CANDIDATE_SOURCES:
             raise ValueError(f"candidates={self.candidates!r} is unknown; valid: {', '.join(CANDIDATE_SOURCES)}")
         for f in dataclasses.fields(self):

@@ -69,6 +69,8 @@ class Trainer:
 
 def build(config: TrainConfig) -> Trainer:
     env = envs.make(config.env)
+    if config.starts == "reuse":
+        env = dataclasses.replace(env, reuse_initial_state=True)
     family = env.task_family
     agent = SAC(
         obs_dim=env.obs_dim,
@@ -253,6 +255,15 @@ class Placement:
         return self.mesh.devices.size
 
 
+def compiler_options(env: envs.Env) -> dict:
+    """XLA options of the training programs: the env's, and on the CPU copy insertion by region
+    analysis. Without it XLA copies whole replay-buffer columns on every iteration, because one loop
+    body both writes the buffer (insert) and reads it (sample): 1.3x the chunk time on reacher_goal
+    (`benchmarks/vs_brax.py`)."""
+    options = {"xla_cpu_copy_insertion_use_region_analysis": True} if jax.default_backend() == "cpu" else {}
+    return {**options, **(env.compiler_options() or {})}
+
+
 def run_keys(config: TrainConfig) -> Array:
     """Key of run r = key of seed index r % seeds: every sweep value sees the same seeds."""
     return jnp.tile(seed_keys(config.seed, config.seeds), (config.runs // config.seeds, 1))
@@ -274,7 +285,7 @@ class Programs:
 def programs(tr: Trainer, placement: Placement | None = None) -> Programs:
     """Compile-ready programs for `tr.config.runs` runs laid out by `placement` (default: all devices)."""
     place = placement or Placement.of(tr.config)
-    jit = partial(jax.jit, compiler_options=tr.env.compiler_options())
+    jit = partial(jax.jit, compiler_options=compiler_options(tr.env))
     hyper = run_hyper(tr.config)
     init_runs = jax.vmap(partial(init, tr))
     abstract = jax.eval_shape(init_runs, run_keys(tr.config), hyper)

@@ -54,7 +54,7 @@ class Env:
     # Where `init_sim` is expensive (e.g. a physics settle), `auto_reset` restarts an env slot from the
     # initial state it was first reset to, with a fresh task, instead of computing a new one on every
     # step (under vmap a conditional reset computes both branches). Brax's AutoResetWrapper does the same.
-    reuse_initial_state: bool = dataclasses.field(default=False, init=False)
+    reuse_initial_state: bool = False
 
     def compiler_options(self) -> dict[str, Any] | None:
         """XLA options for programs that step this env (`jax.jit(..., compiler_options=...)`); None = defaults."""

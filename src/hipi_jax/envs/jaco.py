@@ -130,7 +130,7 @@ class JacoReach(Env):
 
     task_family: TaskFamily = dataclasses.field(default_factory=lambda: reach_goals(0.1))
     max_steps: int = 150
-    reuse_initial_state: bool = dataclasses.field(default=True, init=False)  # the start is deterministic
+    reuse_initial_state: bool = True  # the start is deterministic
 
     @property
     def obs_dim(self) -> int:

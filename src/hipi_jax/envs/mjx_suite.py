@@ -154,7 +154,7 @@ class CheetahVelocity(SuiteEnv):
     suite_name: str = dataclasses.field(default="CheetahRun", init=False)
     task_family: TaskFamily = dataclasses.field(default_factory=lambda: TargetVelocity(0.0, 3.0, 0.05))
     max_steps: int = 100
-    reuse_initial_state: bool = dataclasses.field(default=True, init=False)
+    reuse_initial_state: bool = True
 
     @property
     def obs_dim(self) -> int:
