@@ -1,0 +1,36 @@
+"""Fig. 5: relabeling for goal reaching. inverse_rl vs final vs future vs random vs none on nav2d,
+reacher_goal, finger_goal, quadruped_goal and arm_reach, and the sparse variants (reacher_goal_hard,
+arm_reach_hard), as learning curves of success.
+
+    python experiments/fig5_goal_reaching.py --out runs/fig5                  # CPU budgets (BUDGETS)
+    python experiments/fig5_goal_reaching.py --envs nav2d --seeds 5
+    python experiments/fig5_goal_reaching.py --paper-scale --out runs/fig5_paper   # GPU-sized
+
+Writes OUT/ENV/STRATEGY/{config.json,metrics.jsonl,summary.json}, OUT/results.json and OUT/fig5.png
+(or OUT/<out name>.png). Complete pairs are not run again (see strategy_curves.py).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import strategy_curves
+
+ENVS = "nav2d,reacher_goal,finger_goal,quadruped_goal,arm_reach,reacher_goal_hard,arm_reach_hard"
+STRATEGIES = "none,random,final,future,inverse_rl"
+# CPU budgets: env steps per seed (the presets' networks and other settings); --paper-scale: App. C
+CPU = {"nav2d": {"env_steps": 300_000}, "reacher_goal": {}, "reacher_goal_hard": {}, "finger_goal": {},
+       "quadruped_goal": {}, "arm_reach": {}, "arm_reach_hard": {}}  # fmt: skip
+PAPER = {env: {"env_steps": 1_000_000} for env in CPU} | {"quadruped_goal": {"env_steps": 3_000_000}}
+
+
+def main(argv=None) -> int:
+    p = strategy_curves.parser(__doc__.split("\n\n")[0], ENVS, STRATEGIES, "runs/fig5")
+    p.prog = "fig5_goal_reaching"
+    args = p.parse_args(argv)
+    budgets = PAPER if args.paper_scale else CPU
+    return strategy_curves.run(strategy_curves.check(p, args, budgets), budgets, "Fig. 5: goal reaching")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,33 @@
+"""Fig. 6: relabeling for general task families. inverse_rl vs random vs none on reacher_discrete
+(32 target goals), walker_linear (linear rewards ψᵀφ) and arm_reach_margin (goal + margin), as
+learning curves of return (or success where the family has one).
+
+    python experiments/fig6_general_tasks.py --out runs/fig6                  # CPU budgets (BUDGETS)
+    python experiments/fig6_general_tasks.py --paper-scale --out runs/fig6_paper   # GPU-sized
+
+Writes OUT/ENV/STRATEGY/{config.json,metrics.jsonl,summary.json}, OUT/results.json and OUT/fig6.png
+(or OUT/<out name>.png). Complete pairs are not run again (see strategy_curves.py).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import strategy_curves
+
+ENVS = "reacher_discrete,walker_linear,arm_reach_margin"
+STRATEGIES = "none,random,inverse_rl"
+CPU = {"reacher_discrete": {}, "walker_linear": {}, "arm_reach_margin": {}}  # the presets' CPU budgets
+PAPER = {env: {"env_steps": 1_000_000} for env in CPU}
+
+
+def main(argv=None) -> int:
+    p = strategy_curves.parser(__doc__.split("\n\n")[0], ENVS, STRATEGIES, "runs/fig6")
+    p.prog = "fig6_general_tasks"
+    args = p.parse_args(argv)
+    budgets = PAPER if args.paper_scale else CPU
+    return strategy_curves.run(strategy_curves.check(p, args, budgets), budgets, "Fig. 6: general task families")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,137 @@
+"""Learning curves of relabeling strategies on several envs, the machinery behind Fig. 5 and Fig. 6
+(`fig5_goal_reaching.py`, `fig6_general_tasks.py`). Every (env, strategy) pair is one `hipi-train`
+pipeline run with all its seeds as one vmapped program, under the same budget and evaluation tasks.
+
+A pair whose run is complete in `--out` (same config) is not run again, so a long suite can be
+stopped and restarted, and `--envs` can add envs to an existing results directory. results.json
+holds, per env and strategy, the env-step grid and the per-seed curves of return and success.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from hipi_jax import envs, report, train
+from hipi_jax.config import TrainConfig
+from hipi_jax.relabel import STRATEGIES
+
+
+def parser(description: str, envs_default: str, strategies_default: str, out_default: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", type=Path, default=Path(out_default), help="output directory")
+    p.add_argument("--envs", default=envs_default, help="comma-separated envs")
+    p.add_argument("--strategies", default=strategies_default, help="comma-separated relabel strategies")
+    p.add_argument("--seed", type=int, default=0, help="base seed (seed i uses fold_in(seed, i))")
+    p.add_argument("--seeds", type=int, default=3, help="seeds per (env, strategy), one vmapped program")
+    p.add_argument("--env-steps", type=int, default=0, help="env steps per seed for every env (0 = the CPU budget)")
+    p.add_argument("--paper-scale", action="store_true", help="the paper's budgets (GPU-sized: 1M+ steps per env)")
+    p.add_argument("--replot", action="store_true", help="only redraw the figure and results.json from --out")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    return p
+
+
+def check(p: argparse.ArgumentParser, args, budgets: dict) -> argparse.Namespace:
+    name = p.prog
+    args.envs, args.strategies = args.envs.split(","), args.strategies.split(",")
+    for env in args.envs:
+        if env not in envs.continuous_names():
+            p.exit(2, f"{name}: error: unknown env {env!r}; valid: {', '.join(envs.continuous_names())}\n")
+        if env not in budgets:
+            p.exit(2, f"{name}: error: env {env!r} has no budget here; valid: {', '.join(budgets)}\n")
+    for s in args.strategies:
+        if s not in STRATEGIES:
+            p.exit(2, f"{name}: error: unknown strategy {s!r}; valid: {', '.join(STRATEGIES)}\n")
+    if args.seeds < 1 or args.env_steps < 0:
+        p.exit(2, f"{name}: error: --seeds must be >= 1 and --env-steps >= 0\n")
+    return args
+
+
+def config_for(args, env: str, strategy: str, budget: dict) -> TrainConfig:
+    overrides = dict(budget)
+    if args.env_steps:
+        overrides["env_steps"] = args.env_steps
+    return TrainConfig.preset(env, relabel=strategy, seeds=args.seeds, seed=args.seed, **overrides)
+
+
+def run(args, budgets: dict, title: str) -> int:
+    """Train every (env, strategy) pair not yet complete in --out, then write results.json and the PNG."""
+    args.out.mkdir(parents=True, exist_ok=True)
+    for env in args.envs:
+        for strategy in args.strategies:
+            if args.replot:
+                continue
+            try:
+                config = config_for(args, env, strategy, budgets[env])
+            except ValueError as e:  # e.g. final/future on a non-goal env
+                print(f"{env}/{strategy}: skipped ({e})", file=sys.stderr)
+                continue
+            run_dir = args.out / env / strategy
+            done = run_dir / "summary.json"
+            if done.exists() and json.loads((run_dir / "config.json").read_text()) == config.to_dict():
+                print(f"{env}/{strategy}: complete in {run_dir}, not run again")
+                continue
+            run_dir.mkdir(parents=True, exist_ok=True)
+            done.unlink(missing_ok=True)
+            metrics = run_dir / "metrics.jsonl"
+            metrics.unlink(missing_ok=True)
+            report.write_json(run_dir / "config.json", config.to_dict())
+            summary, _ = train.run(config, lambda rec, m=metrics: report.append_jsonl(m, rec), not args.no_progress)
+            report.write_json(done, summary)
+            print(f"{env}/{strategy}: final success {np.mean(summary.get('eval_success', [np.nan])):.2f}, "
+                  f"return {np.mean(summary['eval_return']):.1f} ({summary['wall_s']:.0f} s)", flush=True)  # fmt: skip
+    results = collect(args.out)
+    report.write_json(args.out / "results.json", {"command": " ".join(sys.argv), "results": results})
+    plot(results, args.out / f"{args.out.name}.png", title)
+    print(f"wrote {args.out / 'results.json'} and {args.out / (args.out.name + '.png')}")
+    return 0
+
+
+def collect(out: Path) -> dict:
+    """Per env and strategy: the env-step grid, per-seed curves and the final figures (mean ± std)."""
+    results = {}
+    for summary_path in sorted(out.glob("*/*/summary.json")):
+        env, strategy = summary_path.parent.parent.name, summary_path.parent.name
+        records = report.read_jsonl(summary_path.parent / "metrics.jsonl")
+        entry = {"env_steps": [r["env_steps"] for r in records]}
+        for key in ("eval_return", "eval_success"):
+            if key in records[0]:
+                per_seed = np.asarray([r[key] for r in records]).T  # [seeds, points]
+                entry[key] = per_seed.tolist()
+                final = per_seed[:, -1]
+                entry[f"final_{key}_mean"], entry[f"final_{key}_std"] = float(final.mean()), float(final.std())
+        entry["wall_s"] = json.loads(summary_path.read_text())["wall_s"]
+        results.setdefault(env, {})[strategy] = entry
+    return results
+
+
+def plot(results: dict, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(results)
+    if not names:
+        return
+    key = lambda env: "eval_success" if any("eval_success" in e for e in results[env].values()) else "eval_return"
+    fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.4), squeeze=False)
+    for ax, env in zip(axes[0], names, strict=True):
+        for strategy, e in results[env].items():
+            k = key(env)
+            curves = np.asarray(e[k])
+            mean, std, steps = curves.mean(0), curves.std(0), np.asarray(e["env_steps"])
+            ax.plot(steps, mean, label=strategy)
+            ax.fill_between(steps, mean - std, mean + std, alpha=0.2)
+            ax.set_ylabel(k.replace("_", " "))
+        ax.set_title(env)
+        ax.set_xlabel("env steps per seed")
+    axes[0][0].legend(fontsize=8)
+    fig.suptitle(f"{title} (mean ± std over seeds)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
