@@ -9,7 +9,7 @@ STEPS ?=
 OUT ?= runs/$(ENV)-$(RELABEL)-$(shell date +%Y%m%d-%H%M%S)
 ARGS ?=
 
-.PHONY: install train bc test test-envs lint format relabel-experiment bc-experiment peers bench bench-quick clean
+.PHONY: install train bc test test-envs lint format relabel-experiment bc-experiment figures peers bench bench-quick clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,15 @@ relabel-experiment: $(BIN)/.installed
 ## HIPI-BC vs task-agnostic BC and the Fig. 8 ablation on three domains (CPU budget; see its --help)
 bc-experiment: $(BIN)/.installed
 	$(BIN)/python experiments/bc_relabel.py --out runs/bc_relabel $(ARGS)
+
+## the paper's figures at CPU scale into runs/figures/ (hours on 2 cores; docs/results.md has each command)
+FIG_OUT ?= runs/figures
+figures: $(BIN)/.installed
+	$(BIN)/python experiments/fig2_partition.py --out $(FIG_OUT)/fig2_partition
+	$(BIN)/python experiments/gridworld_stitching.py --out $(FIG_OUT)/gridworld_stitching
+	$(BIN)/python experiments/fig5_goal_reaching.py --out $(FIG_OUT)/fig5
+	$(BIN)/python experiments/fig6_general_tasks.py --out $(FIG_OUT)/fig6
+	$(BIN)/python experiments/bc_relabel.py --out $(FIG_OUT)/bc_relabel
 
 ## the peers' own venvs for the benchmarks: Brax's SAC needs jax < 0.8; SBX runs Gymnasium's MuJoCo envs
 PEERS := .venv-peers

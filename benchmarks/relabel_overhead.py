@@ -35,7 +35,7 @@ def parse(argv):
     p.add_argument("--hidden", default="64,64;256,256", help="network widths to try, ';'-separated")
     p.add_argument("--candidates", default="8,16,32,64,128", help="K values for the curve at the largest B (+ K = B)")
     p.add_argument("--seconds", type=float, default=1.0, help="target time per timed repeat")
-    p.add_argument("--repeats", type=int, default=5, help="timed repeats per program (median reported)")
+    p.add_argument("--repeats", type=int, default=3, help="timed repeats per program (median reported)")
     p.add_argument("--quick", action="store_true", help="CI-size: B 32,64, (64,64) only, K 8,32, 2 repeats")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/relabel_overhead.json", help="JSON output")
     args = p.parse_args(argv)

@@ -72,7 +72,10 @@ def run(args, budgets: dict, title: str) -> int:
                 continue
             run_dir = args.out / env / strategy
             done = run_dir / "summary.json"
-            if done.exists() and json.loads((run_dir / "config.json").read_text()) == config.to_dict():
+            same = done.exists() and json.loads((run_dir / "config.json").read_text()) == json.loads(
+                json.dumps(config.to_dict())
+            )
+            if same:
                 print(f"{env}/{strategy}: complete in {run_dir}, not run again")
                 continue
             run_dir.mkdir(parents=True, exist_ok=True)
