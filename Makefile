@@ -72,7 +72,7 @@ $(PEERS)/%/.installed: benchmarks/peers/%.txt
 
 peers: $(PEERS)/brax/.installed $(PEERS)/sbx/.installed
 
-## every benchmark on this machine (about 20 min on 2 CPU cores), then docs/benchmarks.md from the JSON
+## every benchmark on this machine (21 min on 2 CPU cores), then docs/benchmarks.md from the JSON
 BENCH_DIR ?= benchmarks/results
 bench: $(BIN)/.installed peers
 	$(BIN)/python benchmarks/vs_brax.py --out $(BENCH_DIR)/vs_brax.json $(BENCH_ARGS)

@@ -133,6 +133,7 @@ def plot(results: dict, path: Path, title: str) -> None:
             ax.set_ylabel(k.replace("_", " "))
         ax.set_title(env)
         ax.set_xlabel("env steps per seed")
+        ax.xaxis.set_major_formatter(lambda x, _: f"{x / 1e3:g}k")
     axes[0][0].legend(fontsize=8)
     fig.suptitle(f"{title} (mean ± std over seeds)")
     fig.tight_layout()
