@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+
+import numpy as np
 
 from hipi_jax import train
 from hipi_jax.config import TrainConfig
@@ -45,3 +48,27 @@ def run_hipi(epoch_steps: int, epochs: int, **overrides) -> dict:
     )
     summary, _ = train.run(config, lambda record: None, progress=False)
     return {k: summary[k] for k in ("env_steps_per_s", "updates_per_s", "compile_s", "train_s")}
+
+
+def alternate(repeats: int, programs: dict[str, Callable[[], dict]]) -> dict[str, list[dict]]:
+    """Run every program once per alternation, in order, `repeats` times: machine noise hits all alike."""
+    runs = {name: [] for name in programs}
+    for i in range(repeats):
+        for name, program in programs.items():
+            runs[name].append(program())
+        print(f"alternation {i + 1}: " + ", ".join(f"{k} {v[-1]['env_steps_per_s']:,.0f}" for k, v in runs.items()),
+              flush=True)  # fmt: skip
+    return runs
+
+
+def ratio_rows(runs: dict[str, list[dict]], base: str, label: str, ratio_key: str) -> list[dict]:
+    """One row per program: medians over its runs and the ratio of env steps/s to program `base`,
+    which is named `label` in the table."""
+    median = lambda rs, k: float(np.median([r[k] for r in rs]))
+    base_sps = median(runs[base], "env_steps_per_s")
+    rows = []
+    for name, rs in runs.items():
+        row = {"program": label if name == base else name}
+        row.update({k: median(rs, k) for k in ("env_steps_per_s", "updates_per_s", "compile_s") if k in rs[0]})
+        rows.append({**row, ratio_key: row["env_steps_per_s"] / base_sps, "per_run": rs})
+    return rows

@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from functools import partial
 from pathlib import Path
 
-import numpy as np
-from common import ROOT, run_hipi, run_peer
+from common import ROOT, alternate, ratio_rows, run_hipi, run_peer
 
 from hipi_jax import report
 
@@ -49,26 +49,13 @@ PROGRAMS = {  # hipi-jax programs: name -> overrides
 
 def main(argv=None) -> int:
     args = parse(argv)
-    runs = {"brax": [], **{name: [] for name in PROGRAMS}}
-    for i in range(args.repeats):
-        runs["brax"].append(run_peer("brax", "brax_sac.py", "--epoch-steps", str(args.epoch_steps),
-                                     "--epochs", str(args.epochs + 1)))  # fmt: skip
-        for name, overrides in PROGRAMS.items():
-            runs[name].append(run_hipi(args.epoch_steps, args.epochs, updates_per_env_step=1 / 16, **overrides))
-        print(f"alternation {i + 1}: " + ", ".join(f"{k} {v[-1]['env_steps_per_s']:,.0f}" for k, v in runs.items()),
-              flush=True)  # fmt: skip
-    brax_sps = np.median([r["env_steps_per_s"] for r in runs["brax"]])
-    rows = []
-    for name, rs in runs.items():
-        sps = float(np.median([r["env_steps_per_s"] for r in rs]))
-        rows.append({
-            "program": rs[0]["peer"] + " (jax " + rs[0]["jax"] + ")" if name == "brax" else name,
-            "env_steps_per_s": sps,
-            "updates_per_s": float(np.median([r["updates_per_s"] for r in rs])),
-            "compile_s": float(np.median([r["compile_s"] for r in rs])),
-            "ratio_to_brax": sps / brax_sps,
-            "per_run": rs,
-        })  # fmt: skip
+    brax = ["--epoch-steps", str(args.epoch_steps), "--epochs", str(args.epochs + 1)]
+    programs = {"brax": lambda: run_peer("brax", "brax_sac.py", *brax)}
+    for name, overrides in PROGRAMS.items():
+        programs[name] = partial(run_hipi, args.epoch_steps, args.epochs, updates_per_env_step=1 / 16, **overrides)
+    runs = alternate(args.repeats, programs)
+    peer = runs["brax"][0]
+    rows = ratio_rows(runs, "brax", f"{peer['peer']} (jax {peer['jax']})", "ratio_to_brax")
     print("\n| program | env steps/s | updates/s | compile s | vs Brax |\n|---|---:|---:|---:|---:|")
     for r in rows:
         print(f"| {r['program']} | {r['env_steps_per_s']:,.0f} | {r['updates_per_s']:,.0f} | {r['compile_s']:.0f} "

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from functools import partial
 from pathlib import Path
 
-import numpy as np
-from common import ROOT, run_hipi, run_peer
+from common import ROOT, alternate, ratio_rows, run_hipi, run_peer
 
 from hipi_jax import report
 
@@ -42,25 +42,14 @@ def parse(argv):
 
 def main(argv=None) -> int:
     args = parse(argv)
-    runs = {"sbx": [], **{name: [] for name in PROGRAMS}}
-    for i in range(args.repeats):
-        runs["sbx"].append(run_peer("sbx", "sbx_sac.py", "--steps", str(args.steps)))
-        for name, overrides in PROGRAMS.items():
-            steps = args.steps // 2 // overrides.get("num_envs", 16) * overrides.get("num_envs", 16)
-            runs[name].append(run_hipi(epoch_steps=steps, epochs=2, updates_per_env_step=1.0, **overrides))
-        print(f"alternation {i + 1}: " + ", ".join(f"{k} {v[-1]['env_steps_per_s']:,.0f}" for k, v in runs.items()),
-              flush=True)  # fmt: skip
-    base = np.median([r["env_steps_per_s"] for r in runs["sbx"]])
-    rows = []
-    for name, rs in runs.items():
-        sps = float(np.median([r["env_steps_per_s"] for r in rs]))
-        rows.append({
-            "program": rs[0]["peer"] + f" ({rs[0]['env']})" if name == "sbx" else name,
-            "env_steps_per_s": sps,
-            "updates_per_s": float(np.median([r["updates_per_s"] for r in rs])),
-            "ratio_to_sbx": sps / base,
-            "per_run": rs,
-        })  # fmt: skip
+    programs = {"sbx": lambda: run_peer("sbx", "sbx_sac.py", "--steps", str(args.steps))}
+    for name, overrides in PROGRAMS.items():
+        envs = overrides.get("num_envs", 16)
+        steps = args.steps // 2 // envs * envs  # two chunks, whole vector steps
+        programs[name] = partial(run_hipi, steps, 2, updates_per_env_step=1.0, **overrides)
+    runs = alternate(args.repeats, programs)
+    peer = runs["sbx"][0]
+    rows = ratio_rows(runs, "sbx", f"{peer['peer']} ({peer['env']})", "ratio_to_sbx")
     print("\n| program | env steps/s | updates/s | vs SBX |\n|---|---:|---:|---:|")
     for r in rows:
         sps, ups = f"{r['env_steps_per_s']:,.0f}", f"{r['updates_per_s']:,.0f}"

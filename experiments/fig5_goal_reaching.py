@@ -25,11 +25,9 @@ PAPER = {env: {"env_steps": 1_000_000} for env in CPU} | {"quadruped_goal": {"en
 
 
 def main(argv=None) -> int:
-    p = strategy_curves.parser(__doc__.split("\n\n")[0], ENVS, STRATEGIES, "runs/fig5")
-    p.prog = "fig5_goal_reaching"
-    args = p.parse_args(argv)
-    budgets = PAPER if args.paper_scale else CPU
-    return strategy_curves.run(strategy_curves.check(p, args, budgets), budgets, "Fig. 5: goal reaching")
+    return strategy_curves.main(
+        argv, "fig5_goal_reaching", __doc__, ENVS, STRATEGIES, CPU, PAPER, "Fig. 5: goal reaching"
+    )
 
 
 if __name__ == "__main__":

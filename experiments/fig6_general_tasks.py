@@ -22,11 +22,9 @@ PAPER = {env: {"env_steps": 1_000_000} for env in CPU}
 
 
 def main(argv=None) -> int:
-    p = strategy_curves.parser(__doc__.split("\n\n")[0], ENVS, STRATEGIES, "runs/fig6")
-    p.prog = "fig6_general_tasks"
-    args = p.parse_args(argv)
-    budgets = PAPER if args.paper_scale else CPU
-    return strategy_curves.run(strategy_curves.check(p, args, budgets), budgets, "Fig. 6: general task families")
+    return strategy_curves.main(
+        argv, "fig6_general_tasks", __doc__, ENVS, STRATEGIES, CPU, PAPER, "Fig. 6: general task families"
+    )
 
 
 if __name__ == "__main__":

@@ -58,6 +58,15 @@ def config_for(args, env: str, strategy: str, budget: dict) -> TrainConfig:
     return TrainConfig.preset(env, relabel=strategy, seeds=args.seeds, seed=args.seed, **overrides)
 
 
+def main(argv, prog: str, doc: str, envs: str, strategies: str, budgets: dict, paper: dict, title: str) -> int:
+    """A figure script's entry point: parse `argv`, pick the CPU or `--paper-scale` budgets, run."""
+    p = parser(doc.split("\n\n")[0], envs, strategies, f"runs/{prog.split('_')[0]}")
+    p.prog = prog
+    args = p.parse_args(argv)
+    budgets = paper if args.paper_scale else budgets
+    return run(check(p, args, budgets), budgets, title)
+
+
 def run(args, budgets: dict, title: str) -> int:
     """Train every (env, strategy) pair not yet complete in --out, then write results.json and the PNG."""
     args.out.mkdir(parents=True, exist_ok=True)

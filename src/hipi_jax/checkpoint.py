@@ -78,7 +78,8 @@ def restore_latest(mgr: ocp.CheckpointManager, like: Any) -> tuple[Any, dict] | 
     names each newer one that does not. None when there is no usable checkpoint. `like` is the
     state's abstract tree; where its leaves carry shardings, the state is restored onto them."""
     abstract = _items(jax.tree.map(ocp.utils.to_shape_dtype_struct, like))
-    for step in sorted((mgr.reload(), mgr.all_steps())[1], reverse=True):
+    mgr.reload()  # see checkpoints written since the manager was made
+    for step in sorted(mgr.all_steps(), reverse=True):
         try:
             restored = mgr.restore(
                 step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore())

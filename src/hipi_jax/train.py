@@ -264,9 +264,13 @@ def compiler_options(env: envs.Env) -> dict:
     return {**options, **(env.compiler_options() or {})}
 
 
+def per_run(config: TrainConfig, per_seed: Array) -> Array:
+    """Run r gets row r % seeds of a per-seed array: every sweep value sees the same seeds."""
+    return jnp.tile(per_seed, (config.runs // config.seeds,) + (1,) * (per_seed.ndim - 1))
+
+
 def run_keys(config: TrainConfig) -> Array:
-    """Key of run r = key of seed index r % seeds: every sweep value sees the same seeds."""
-    return jnp.tile(seed_keys(config.seed, config.seeds), (config.runs // config.seeds, 1))
+    return per_run(config, seed_keys(config.seed, config.seeds))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -392,7 +396,7 @@ def run(
         state = jax.block_until_ready(warm(state))
 
     def record(log_index: int, train_metrics: dict) -> dict:
-        keys = np.tile(eval_keys(config.seed, config.seeds, log_index), (config.runs // config.seeds, 1))
+        keys = per_run(config, eval_keys(config.seed, config.seeds, log_index))
         ev = to_host(prog.evaluate(state.agent.actor_params, place.put_runs(keys)))
         counts = to_host({"env_steps": state.env_steps, "updates": state.updates})
         rec = {
