@@ -49,9 +49,10 @@ format: $(BIN)/.installed
 relabel-experiment: $(BIN)/.installed
 	$(BIN)/python experiments/nav2d_relabel.py $(ARGS)
 
-## HIPI-BC vs task-agnostic BC and the Fig. 8 ablation on three domains (CPU budget; see its --help)
+## HIPI-BC vs task-agnostic BC (Fig. 7) and the log Z ablation (Fig. 8, on Fig. 7's datasets); see their --help
 bc-experiment: $(BIN)/.installed
-	$(BIN)/python experiments/bc_relabel.py --out runs/bc_relabel $(ARGS)
+	$(BIN)/python experiments/fig7_bc.py --out runs/fig7 $(ARGS)
+	$(BIN)/python experiments/fig8_partition_ablation.py --demos runs/fig7 --out runs/fig8 $(ARGS)
 
 ## the paper's figures at CPU scale into runs/figures/ (hours on 2 cores; docs/results.md has each command)
 FIG_OUT ?= runs/figures
@@ -60,7 +61,8 @@ figures: $(BIN)/.installed
 	$(BIN)/python experiments/gridworld_stitching.py --out $(FIG_OUT)/gridworld_stitching
 	$(BIN)/python experiments/fig5_goal_reaching.py --out $(FIG_OUT)/fig5
 	$(BIN)/python experiments/fig6_general_tasks.py --out $(FIG_OUT)/fig6
-	$(BIN)/python experiments/bc_relabel.py --out $(FIG_OUT)/bc_relabel
+	$(BIN)/python experiments/fig7_bc.py --out $(FIG_OUT)/fig7
+	$(BIN)/python experiments/fig8_partition_ablation.py --demos $(FIG_OUT)/fig7 --out $(FIG_OUT)/fig8
 
 ## the peers' own venvs for the benchmarks: Brax's SAC needs jax < 0.8; SBX runs Gymnasium's MuJoCo envs
 PEERS := .venv-peers

@@ -2,7 +2,7 @@
 reacher_goal, finger_goal, quadruped_goal and arm_reach, and the sparse variants (reacher_goal_hard,
 arm_reach_hard), as learning curves of success.
 
-    python experiments/fig5_goal_reaching.py --out runs/fig5                  # CPU budgets (BUDGETS)
+    python experiments/fig5_goal_reaching.py --out runs/fig5                  # CPU budgets (CPU below)
     python experiments/fig5_goal_reaching.py --envs nav2d --seeds 5
     python experiments/fig5_goal_reaching.py --paper-scale --out runs/fig5_paper   # GPU-sized
 

@@ -2,7 +2,7 @@
 (32 target goals), walker_linear (linear rewards ψᵀφ) and arm_reach_margin (goal + margin), as
 learning curves of return (or success where the family has one).
 
-    python experiments/fig6_general_tasks.py --out runs/fig6                  # CPU budgets (BUDGETS)
+    python experiments/fig6_general_tasks.py --out runs/fig6                  # CPU budgets (CPU below)
     python experiments/fig6_general_tasks.py --paper-scale --out runs/fig6_paper   # GPU-sized
 
 Writes OUT/ENV/STRATEGY/{config.json,metrics.jsonl,summary.json}, OUT/results.json and OUT/fig6.png

@@ -5,6 +5,9 @@ pipeline run with all its seeds as one vmapped program, under the same budget an
 A pair whose run is complete in `--out` (same config) is not run again, so a long suite can be
 stopped and restarted, and `--envs` can add envs to an existing results directory. results.json
 holds, per env and strategy, the env-step grid and the per-seed curves of return and success.
+
+A strategy is a `hipi-train --relabel` name, or STRATEGY@CANDIDATES for inverse RL with another
+candidate set (`--candidates`), e.g. inverse_rl@tasks+achieved.
 """
 
 from __future__ import annotations
@@ -18,14 +21,18 @@ import numpy as np
 
 from hipi_jax import envs, report, train
 from hipi_jax.config import TrainConfig
-from hipi_jax.relabel import STRATEGIES
+from hipi_jax.relabel import CANDIDATE_SOURCES, STRATEGIES
 
 
 def parser(description: str, envs_default: str, strategies_default: str, out_default: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, default=Path(out_default), help="output directory")
     p.add_argument("--envs", default=envs_default, help="comma-separated envs")
-    p.add_argument("--strategies", default=strategies_default, help="comma-separated relabel strategies")
+    p.add_argument(
+        "--strategies",
+        default=strategies_default,
+        help="comma-separated relabel strategies, each STRATEGY or STRATEGY@CANDIDATES, e.g. inverse_rl@achieved",
+    )
     p.add_argument("--seed", type=int, default=0, help="base seed (seed i uses fold_in(seed, i))")
     p.add_argument("--seeds", type=int, default=3, help="seeds per (env, strategy), one vmapped program")
     p.add_argument("--env-steps", type=int, default=0, help="env steps per seed for every env (0 = the CPU budget)")
@@ -44,8 +51,10 @@ def check(p: argparse.ArgumentParser, args, budgets: dict) -> argparse.Namespace
         if env not in budgets:
             p.exit(2, f"{name}: error: env {env!r} has no budget here; valid: {', '.join(budgets)}\n")
     for s in args.strategies:
-        if s not in STRATEGIES:
-            p.exit(2, f"{name}: error: unknown strategy {s!r}; valid: {', '.join(STRATEGIES)}\n")
+        relabel, _, candidates = s.partition("@")
+        if relabel not in STRATEGIES or (candidates and candidates not in CANDIDATE_SOURCES):
+            p.exit(2, f"{name}: error: unknown strategy {s!r}; valid: {', '.join(STRATEGIES)}, each optionally "
+                      f"@ one of {', '.join(CANDIDATE_SOURCES)}\n")  # fmt: skip
     if args.seeds < 1 or args.env_steps < 0:
         p.exit(2, f"{name}: error: --seeds must be >= 1 and --env-steps >= 0\n")
     return args
@@ -55,7 +64,10 @@ def config_for(args, env: str, strategy: str, budget: dict) -> TrainConfig:
     overrides = dict(budget)
     if args.env_steps:
         overrides["env_steps"] = args.env_steps
-    return TrainConfig.preset(env, relabel=strategy, seeds=args.seeds, seed=args.seed, **overrides)
+    relabel, _, candidates = strategy.partition("@")
+    if candidates:
+        overrides["candidates"] = candidates
+    return TrainConfig.preset(env, relabel=relabel, seeds=args.seeds, seed=args.seed, **overrides)
 
 
 def main(argv, prog: str, doc: str, envs: str, strategies: str, budgets: dict, paper: dict, title: str) -> int:

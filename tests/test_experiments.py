@@ -1,6 +1,6 @@
 """The figure scripts of experiments/ end to end at toy size: Fig. 2's and Fig. 4's claims hold,
-and strategy_curves (behind Fig. 5 / Fig. 6) writes the results schema and never reruns a complete
-(env, strategy) pair."""
+strategy_curves (behind Fig. 5 / Fig. 6) writes the results schema and never reruns a complete
+(env, strategy) pair, and the HIPI-BC scripts (Fig. 7 / Fig. 8) read a saved dataset."""
 
 from __future__ import annotations
 
@@ -9,10 +9,15 @@ import sys
 from pathlib import Path
 
 import pytest
+from test_bc import random_dataset
+
+from hipi_jax import dataset, report
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "experiments"))
 
 import fig2_partition  # noqa: E402
+import fig7_bc  # noqa: E402
+import fig8_partition_ablation  # noqa: E402
 import gridworld_stitching  # noqa: E402
 import strategy_curves  # noqa: E402
 
@@ -58,3 +63,61 @@ def test_strategy_curves_writes_the_schema_and_skips_complete_runs(tmp_path, cap
     capsys.readouterr()
     assert strategy_curves.run(strategy_curves.check(p, p.parse_args(argv), budgets), budgets, "t") == 0
     assert "complete" in capsys.readouterr().out
+
+
+@pytest.fixture
+def saved_demos(tmp_path, monkeypatch):
+    """A random point_goal dataset saved as fig7_bc saves an expert's, and tiny BC networks."""
+    monkeypatch.setattr(fig7_bc, "BC", {"hidden": (8, 8), "batch_size": 16, "max_epochs": 2, "candidates": 8})
+    argv = ["--domains", "point_goal", "--seeds", "2", "--episodes", "6", "--eval-episodes", "2", "--no-progress"]
+    demos = tmp_path / "demos"
+    spec = fig7_bc.budget(fig7_bc.parse(fig7_bc.parser(fig7_bc.__doc__), [*argv, "--out", str(demos)]), "point_goal")
+    (demos / "point_goal").mkdir(parents=True)
+    dataset.save(demos / "point_goal" / "demos.npz", random_dataset("point_goal", n=6))
+    report.write_json(demos / "point_goal" / "expert.json", {"budget": spec, "expert": {"eval_return": [0.0]}})
+    return [*argv, "--demos", str(demos)]
+
+
+@pytest.mark.parametrize(
+    "script, methods",
+    [
+        (fig7_bc, set(fig7_bc.METHODS)),
+        (fig8_partition_ablation, {"hipi", "hipi + bias", "hipi_no_partition", "hipi_no_partition + bias"}),
+    ],
+)
+def test_bc_figures_read_the_saved_dataset_and_write_results(tmp_path, saved_demos, capsys, script, methods):
+    out = tmp_path / "out"
+    assert script.main([*saved_demos, "--out", str(out)]) == 0
+    assert "dataset from" in capsys.readouterr().out  # no expert trained
+    entry = json.loads((out / "results.json").read_text())["results"]["point_goal"]
+    assert set(entry["methods"]) == methods
+    for m in entry["methods"].values():
+        assert len(m["eval_return"]) == 2 and abs(m["eval_return_mean"]) < float("inf")
+    assert (out / f"{script.__name__}.png").read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--domains", "nope"], "--domains: 'nope' is unknown"),
+        (["--seeds", "0"], "--seeds 0 must be a positive integer"),
+        (["--reward-bias", "nan"], "--reward-bias nan must be a finite number"),
+    ],
+)
+def test_bc_figure_bad_input_exits_2(tmp_path, capsys, argv, message):
+    with pytest.raises(SystemExit) as exc:
+        fig8_partition_ablation.main([*argv, "--out", str(tmp_path / "out")])
+    assert exc.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_strategy_at_candidates_sets_the_candidate_source(capsys):
+    budgets = {"nav2d": {}}
+    p = strategy_curves.parser("test", "nav2d", "inverse_rl@tasks+achieved,none", "runs/x")
+    args = strategy_curves.check(p, p.parse_args([]), budgets)
+    config = strategy_curves.config_for(args, "nav2d", "inverse_rl@tasks+achieved", {})
+    assert (config.relabel, config.candidates) == ("inverse_rl", "tasks+achieved")
+    assert strategy_curves.config_for(args, "nav2d", "none", {}).candidates == "tasks"
+    with pytest.raises(SystemExit) as exc:
+        strategy_curves.check(p, p.parse_args(["--strategies", "inverse_rl@goals"]), budgets)
+    assert exc.value.code == 2 and "unknown strategy 'inverse_rl@goals'" in capsys.readouterr().err

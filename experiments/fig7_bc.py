@@ -1,0 +1,158 @@
+"""Fig. 7: HIPI-BC vs task-agnostic BC vs cloning with the true tasks, per domain (Alg. 3).
+
+For each domain: train a multi-task SAC expert with the env's `hipi-train` preset (the quadruped's
+budget is cut to 10k env steps on the CPU: see CPU_BUDGET), roll it out for --episodes trajectories
+on prior tasks, then clone with every method over --seeds vmapped seeds and evaluate each on
+--eval-episodes prior tasks.
+
+    python experiments/fig7_bc.py --out runs/fig7                   # CPU budget (see --help)
+    python experiments/fig7_bc.py --out runs/fig7_paper --paper-scale  # 1000 trajectories, 1M-step experts
+
+Writes OUT/results.json and OUT/fig7_bc.png after every domain, and each domain's dataset as
+OUT/ENV/demos.npz with OUT/ENV/expert.json; a dataset whose expert.json matches the budget is
+loaded, not made again (fig8_partition_ablation.py reads them with --demos OUT).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import jax
+
+from hipi_jax import bc, dataset, envs, report
+from hipi_jax.config import TrainConfig
+
+DOMAINS = ("cheetah_velocity", "reacher_discrete", "quadruped_linear")
+METHODS = ("hipi", "hipi_no_partition", "agnostic", "true_task")
+# CPU budget per domain: (trajectories, evaluation episodes per seed, expert env steps; None = the env's
+# hipi-train preset). The quadruped trains at ~45 env steps/s on a 2-core CPU, so it gets less of all.
+CPU_BUDGET = {
+    "cheetah_velocity": (200, 200, None),
+    "reacher_discrete": (200, 200, None),
+    "quadruped_linear": (32, 10, 10_000),
+}
+PAPER_BUDGET = (1000, 200, 1_000_000)
+BC = {}  # BCConfig fields every method shares (App. C.2's defaults); the tests shrink the networks here
+
+
+def parser(doc: str) -> argparse.ArgumentParser:
+    """The flags both HIPI-BC figure scripts share."""
+    p = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    p.add_argument("--out", type=Path, required=True, help="output directory")
+    p.add_argument("--domains", default=",".join(DOMAINS), help=f"comma-separated (default: {','.join(DOMAINS)})")
+    p.add_argument(
+        "--seed", type=int, default=0, help="base seed of the expert, its rollouts and the BC seeds (default: 0)"
+    )
+    p.add_argument("--seeds", type=int, default=5, help="BC seeds per method, vmapped (default: 5)")
+    p.add_argument(
+        "--episodes", type=int, default=None, help="trajectories per domain (default: 200; quadruped_linear 32)"
+    )
+    p.add_argument(
+        "--eval-episodes",
+        type=int,
+        default=None,
+        help="evaluation episodes per BC seed (default: 200; quadruped_linear 10)",
+    )
+    p.add_argument(
+        "--expert-steps", type=int, default=None, help="expert env steps (default: the preset; quadruped_linear 10000)"
+    )
+    p.add_argument(
+        "--paper-scale", action="store_true", help=f"(trajectories, eval episodes, expert steps) = {PAPER_BUDGET}"
+    )
+    p.add_argument(
+        "--demos",
+        type=Path,
+        default=None,
+        help="read DIR/ENV/demos.npz made with the same budget instead of training an expert (default: --out)",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar while the expert trains")
+    p.add_argument("--replot", action="store_true", help="only redraw the plot from --out/results.json")
+    return p  # fmt: skip
+
+
+def parse(p: argparse.ArgumentParser, argv) -> argparse.Namespace:
+    args = p.parse_args(argv)
+    for env in args.domains.split(","):
+        if env not in envs.continuous_names():
+            p.error(f"--domains: {env!r} is unknown; the paper's are {', '.join(DOMAINS)}, any of "
+                    f"{', '.join(envs.continuous_names())} runs")  # fmt: skip
+    for name in ("seeds", "episodes", "eval_episodes", "expert_steps"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            p.error(f"--{name.replace('_', '-')} {value} must be a positive integer")
+    return args
+
+
+def budget(args, env: str) -> dict:
+    """The domain's data budget: trajectories, evaluation episodes, the expert's config."""
+    episodes, eval_episodes, expert_steps = PAPER_BUDGET if args.paper_scale else CPU_BUDGET.get(env, (200, 200, None))
+    steps = args.expert_steps or expert_steps
+    config = TrainConfig.preset(env, seed=args.seed, **({"env_steps": steps} if steps else {}))
+    return {"episodes": args.episodes or episodes, "eval_episodes": args.eval_episodes or eval_episodes,
+            "expert_config": config.to_dict()}  # fmt: skip
+
+
+def demonstrations(args, env: str) -> tuple[dataset.Dataset, dict, dict]:
+    """Alg. 3's unlabeled data for `env`: loaded from --demos (or --out) when it was made with the same
+    budget, else made by training an expert and saved into OUT/ENV. Returns (data, expert summary, budget)."""
+    spec = budget(args, env)
+    for root in [args.demos, args.out] if args.demos else [args.out]:
+        meta = root / env / "expert.json"
+        if meta.exists() and json.loads(meta.read_text())["budget"] == json.loads(json.dumps(spec)):
+            print(f"{env}: dataset from {root / env / 'demos.npz'}", flush=True)
+            return dataset.load(root / env / "demos.npz"), json.loads(meta.read_text())["expert"], spec
+    config = TrainConfig.from_dict(spec["expert_config"])
+    print(f"{env}: expert {config.env_steps} env steps, {spec['episodes']} trajectories", flush=True)
+    data, expert = bc.demonstrations(config, spec["episodes"], jax.random.key(args.seed), progress=not args.no_progress)
+    (args.out / env).mkdir(parents=True, exist_ok=True)
+    dataset.save(args.out / env / "demos.npz", data)
+    report.write_json(args.out / env / "expert.json", {"budget": spec, "expert": expert})
+    return data, expert, spec
+
+
+def run_methods(configs: dict[str, bc.BCConfig], data, args) -> dict:
+    """Each named BC config over --seeds vmapped seeds, summarized (mean ± std over seeds)."""
+    out = {}
+    for name, config in configs.items():
+        out[name] = bc.summarize(bc.run(config, data, args.seed, args.seeds))
+        print(f"  {name}: {out[name]['eval_return_mean']:.2f} ± {out[name]['eval_return_std']:.2f}", flush=True)
+    return out
+
+
+def sweep_domains(args, configs_for, plot) -> int:
+    """Run `configs_for(spec)` on every domain, writing results.json and the plot after each."""
+    if args.replot:
+        plot(json.loads((args.out / "results.json").read_text())["results"], args.out)
+        return 0
+    args.out.mkdir(parents=True, exist_ok=True)
+    results = {}
+    for env in args.domains.split(","):
+        t0 = time.perf_counter()
+        data, expert, spec = demonstrations(args, env)
+        methods = run_methods(configs_for(spec), data, args)
+        results[env] = {"expert": expert, "trajectories": spec["episodes"], "eval_episodes": spec["eval_episodes"],
+                        "methods": methods, "wall_s": round(time.perf_counter() - t0, 1)}  # fmt: skip
+        report.write_json(args.out / "results.json", {"command": " ".join(sys.argv), "results": results})
+        plot(results, args.out)
+    print(f"wrote {args.out}/results.json and its plot")
+    return 0
+
+
+def plot(results: dict, out: Path) -> None:
+    report.plot_bars({env: r["methods"] for env, r in results.items()}, out / "fig7_bc.png",
+                     title="HIPI-BC vs task-agnostic BC (Fig. 7)")  # fmt: skip
+
+
+def main(argv=None) -> int:
+    args = parse(parser(__doc__), argv)
+    return sweep_domains(
+        args, lambda spec: {m: bc.BCConfig(method=m, eval_episodes=spec["eval_episodes"], **BC) for m in METHODS}, plot
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
