@@ -108,10 +108,12 @@ def run(args, budgets: dict, title: str) -> int:
             report.write_json(done, summary)
             print(f"{env}/{strategy}: final success {np.mean(summary.get('eval_success', [np.nan])):.2f}, "
                   f"return {np.mean(summary['eval_return']):.1f} ({summary['wall_s']:.0f} s)", flush=True)  # fmt: skip
-    results = collect(args.out)
-    report.write_json(args.out / "results.json", {"command": " ".join(sys.argv), "results": results})
+    results, saved = collect(args.out), args.out / "results.json"
+    command = json.loads(saved.read_text())["command"] if args.replot and saved.exists() else " ".join(sys.argv)
+    report.write_json(saved, {"command": command, "results": results})
     plot(results, args.out / f"{args.out.name}.png", title)
-    print(f"wrote {args.out / 'results.json'} and {args.out / (args.out.name + '.png')}")
+    (args.out / "table.md").write_text(table(results))
+    print(f"wrote {args.out / 'results.json'}, {args.out / 'table.md'} and {args.out / (args.out.name + '.png')}")
     return 0
 
 
@@ -131,6 +133,24 @@ def collect(out: Path) -> dict:
         entry["wall_s"] = json.loads(summary_path.read_text())["wall_s"]
         results.setdefault(env, {})[strategy] = entry
     return results
+
+
+def table(results: dict) -> str:
+    """The final figures as a markdown table: per env and strategy, mean ± std over seeds at the last evaluation."""
+    rows = ["| env | strategy | seeds | env steps | final success | final return | wall time |",
+            "|---|---|---:|---:|---:|---:|---:|"]  # fmt: skip
+    for env, strategies in results.items():
+        for strategy, e in strategies.items():
+            success, ret = (_mean_std(e, k) for k in ("eval_success", "eval_return"))
+            rows.append(f"| {env} | `{strategy}` | {len(e['eval_return'])} | {e['env_steps'][-1]:,} | "
+                        f"{success} | {ret} | {e['wall_s']:.0f} s |")  # fmt: skip
+    return "\n".join(rows) + "\n"
+
+
+def _mean_std(entry: dict, key: str) -> str:
+    return (
+        f"{entry[f'final_{key}_mean']:.2f} ± {entry[f'final_{key}_std']:.2f}" if f"final_{key}_mean" in entry else "–"
+    )
 
 
 def plot(results: dict, path: Path, title: str) -> None:

@@ -60,6 +60,9 @@ def test_strategy_curves_writes_the_schema_and_skips_complete_runs(tmp_path, cap
     assert entry["env_steps"] == [10, 34, 58]
     assert len(entry["eval_success"]) == 2 and len(entry["eval_success"][0]) == 3  # [seeds, points]
     assert (tmp_path / f"{tmp_path.name}.png").read_bytes().startswith(b"\x89PNG")
+    mean, std = entry["final_eval_return_mean"], entry["final_eval_return_std"]
+    assert "| point_goal | `none` | 2 | 58 | " in (tmp_path / "table.md").read_text()
+    assert f"{mean:.2f} ± {std:.2f}" in (tmp_path / "table.md").read_text()
     capsys.readouterr()
     assert strategy_curves.run(strategy_curves.check(p, p.parse_args(argv), budgets), budgets, "t") == 0
     assert "complete" in capsys.readouterr().out
