@@ -124,22 +124,42 @@ def run_methods(configs: dict[str, bc.BCConfig], data, args) -> dict:
 
 
 def sweep_domains(args, configs_for, plot) -> int:
-    """Run `configs_for(spec)` on every domain, writing results.json and the plot after each."""
+    """Run `configs_for(spec)` on every domain, writing results.json (rows of other domains already in it
+    are kept) and the plot after each."""
     if args.replot:
         plot(json.loads((args.out / "results.json").read_text())["results"], args.out)
         return 0
     args.out.mkdir(parents=True, exist_ok=True)
-    results = {}
+    saved = args.out / "results.json"
+    results = json.loads(saved.read_text())["results"] if saved.exists() else {}  # other domains' rows stay
     for env in args.domains.split(","):
         t0 = time.perf_counter()
         data, expert, spec = demonstrations(args, env)
         methods = run_methods(configs_for(spec), data, args)
         results[env] = {"expert": expert, "trajectories": spec["episodes"], "eval_episodes": spec["eval_episodes"],
-                        "methods": methods, "wall_s": round(time.perf_counter() - t0, 1)}  # fmt: skip
-        report.write_json(args.out / "results.json", {"command": " ".join(sys.argv), "results": results})
+                        "seed": args.seed, "seeds": args.seeds, "methods": methods,
+                        "wall_s": round(time.perf_counter() - t0, 1)}  # fmt: skip
+        report.write_json(saved, {"command": " ".join(sys.argv), "results": results})
+        (args.out / "table.md").write_text(table(results))
         plot(results, args.out)
-    print(f"wrote {args.out}/results.json and its plot")
+    print(f"wrote {args.out}/results.json, table.md and the plot")
     return 0
+
+
+def table(results: dict) -> str:
+    """Evaluation return per domain and method, mean ± std over seeds, as a markdown table."""
+    methods = list(dict.fromkeys(m for r in results.values() for m in r["methods"]))
+    rows = [f"| domain (expert return) | {' | '.join(f'`{m}`' for m in methods)} | wall time |",
+            f"|---|{'---:|' * len(methods)}---:|"]  # fmt: skip
+    for env, r in results.items():
+        cells = [
+            f"{r['methods'][m]['eval_return_mean']:.1f} ± {r['methods'][m]['eval_return_std']:.1f}"
+            if m in r["methods"] else "–"
+            for m in methods
+        ]  # fmt: skip
+        expert = sum(r["expert"]["eval_return"]) / len(r["expert"]["eval_return"])
+        rows.append(f"| {env} ({expert:.1f}) | {' | '.join(cells)} | {r['wall_s']:.0f} s |")
+    return "\n".join(rows) + "\n"
 
 
 def plot(results: dict, out: Path) -> None:

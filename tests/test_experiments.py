@@ -97,6 +97,11 @@ def test_bc_figures_read_the_saved_dataset_and_write_results(tmp_path, saved_dem
     for m in entry["methods"].values():
         assert len(m["eval_return"]) == 2 and abs(m["eval_return_mean"]) < float("inf")
     assert (out / f"{script.__name__}.png").read_bytes().startswith(b"\x89PNG")
+    hipi = entry["methods"]["hipi"]
+    assert (
+        f"| point_goal (0.0) | {hipi['eval_return_mean']:.1f} ± {hipi['eval_return_std']:.1f} |"
+        in (out / "table.md").read_text()
+    )
 
 
 @pytest.mark.parametrize(
