@@ -128,29 +128,29 @@ def collect(out: Path) -> dict:
             if key in records[0]:
                 per_seed = np.asarray([r[key] for r in records]).T  # [seeds, points]
                 entry[key] = per_seed.tolist()
-                final = per_seed[:, -1]
+                final, area = per_seed[:, -1], per_seed.mean(1)  # area: the curve's mean, i.e. learning speed
                 entry[f"final_{key}_mean"], entry[f"final_{key}_std"] = float(final.mean()), float(final.std())
+                entry[f"area_{key}_mean"], entry[f"area_{key}_std"] = float(area.mean()), float(area.std())
         entry["wall_s"] = json.loads(summary_path.read_text())["wall_s"]
         results.setdefault(env, {})[strategy] = entry
     return results
 
 
 def table(results: dict) -> str:
-    """The final figures as a markdown table: per env and strategy, mean ± std over seeds at the last evaluation."""
-    rows = ["| env | strategy | seeds | env steps | final success | final return | wall time |",
-            "|---|---|---:|---:|---:|---:|---:|"]  # fmt: skip
+    """The final figures as a markdown table: per env and strategy, mean ± std over seeds of the last evaluation
+    and of the mean over all evaluations (the area under the learning curve: how fast it learnt)."""
+    rows = ["| env | strategy | seeds | env steps | final success | mean success over the curve | final return | "
+            "mean return over the curve | wall time |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
     for env, strategies in results.items():
         for strategy, e in strategies.items():
-            success, ret = (_mean_std(e, k) for k in ("eval_success", "eval_return"))
+            cells = [_mean_std(e, f"{w}_{k}") for k in ("eval_success", "eval_return") for w in ("final", "area")]
             rows.append(f"| {env} | `{strategy}` | {len(e['eval_return'])} | {e['env_steps'][-1]:,} | "
-                        f"{success} | {ret} | {e['wall_s']:.0f} s |")  # fmt: skip
+                        f"{' | '.join(cells)} | {e['wall_s']:.0f} s |")  # fmt: skip
     return "\n".join(rows) + "\n"
 
 
 def _mean_std(entry: dict, key: str) -> str:
-    return (
-        f"{entry[f'final_{key}_mean']:.2f} ± {entry[f'final_{key}_std']:.2f}" if f"final_{key}_mean" in entry else "–"
-    )
+    return f"{entry[f'{key}_mean']:.2f} ± {entry[f'{key}_std']:.2f}" if f"{key}_mean" in entry else "–"
 
 
 def plot(results: dict, path: Path, title: str) -> None:
