@@ -9,7 +9,7 @@ STEPS ?=
 OUT ?= runs/$(ENV)-$(RELABEL)-$(shell date +%Y%m%d-%H%M%S)
 ARGS ?=
 
-.PHONY: install train bc test test-envs lint format relabel-experiment bc-experiment figures peers bench bench-quick clean
+.PHONY: install train bc test test-envs lint format bc-experiment figures peers bench bench-quick clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,10 +44,6 @@ lint: $(BIN)/.installed
 format: $(BIN)/.installed
 	$(BIN)/ruff format src tests experiments benchmarks
 	$(BIN)/ruff check --fix src tests experiments benchmarks
-
-## none / random / final / future / inverse_rl on nav2d, 3 vmapped seeds each (see README for the budget)
-relabel-experiment: $(BIN)/.installed
-	$(BIN)/python experiments/nav2d_relabel.py $(ARGS)
 
 ## HIPI-BC vs task-agnostic BC (Fig. 7) and the log Z ablation (Fig. 8, on Fig. 7's datasets); see their --help
 bc-experiment: $(BIN)/.installed
