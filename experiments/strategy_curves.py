@@ -162,21 +162,28 @@ def plot(results: dict, path: Path, title: str) -> None:
     names = list(results)
     if not names:
         return
+    strategies = sorted({strategy for env in names for strategy in results[env]})
+    color = {strategy: f"C{i % 10}" for i, strategy in enumerate(strategies)}  # one colour per strategy everywhere
     key = lambda env: "eval_success" if any("eval_success" in e for e in results[env].values()) else "eval_return"
-    fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.4), squeeze=False)
-    for ax, env in zip(axes[0], names, strict=True):
+    cols = min(len(names), 4)
+    rows = -(-len(names) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows + 0.6), squeeze=False)
+    for ax in axes.flat[len(names) :]:
+        ax.axis("off")
+    for ax, env in zip(axes.flat, names, strict=False):  # the grid may have spare panels
         for strategy, e in results[env].items():
             k = key(env)
             curves = np.asarray(e[k])
             mean, std, steps = curves.mean(0), curves.std(0), np.asarray(e["env_steps"])
-            ax.plot(steps, mean, label=strategy)
-            ax.fill_between(steps, mean - std, mean + std, alpha=0.2)
+            ax.plot(steps, mean, color=color[strategy])
+            ax.fill_between(steps, mean - std, mean + std, alpha=0.2, color=color[strategy])
             ax.set_ylabel(k.replace("_", " "))
         ax.set_title(env)
         ax.set_xlabel("env steps per seed")
         ax.xaxis.set_major_formatter(lambda x, _: f"{x / 1e3:g}k")
-    axes[0][0].legend(fontsize=8)
+    handles = [plt.Line2D([], [], color=color[s]) for s in strategies]
+    fig.legend(handles, strategies, loc="lower center", ncol=len(strategies), fontsize=8, frameon=False)
     fig.suptitle(f"{title} (mean ± std over seeds)")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.06 / rows, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
