@@ -29,7 +29,7 @@ from hipi_jax.config import TrainConfig
 DOMAINS = ("cheetah_velocity", "reacher_discrete", "quadruped_linear")
 METHODS = ("hipi", "hipi_no_partition", "agnostic", "true_task")
 # CPU budget per domain: (trajectories, evaluation episodes per seed, expert env steps; None = the env's
-# hipi-train preset). The quadruped trains at ~45 env steps/s on a 2-core CPU, so it gets less of all.
+# hipi-train preset). The quadruped expert trains at ~60 env steps/s on a 2-core CPU, so it gets less of all.
 CPU_BUDGET = {
     "cheetah_velocity": (200, 200, None),
     "reacher_discrete": (200, 200, None),
@@ -71,7 +71,7 @@ def parser(doc: str) -> argparse.ArgumentParser:
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar while the expert trains")
     p.add_argument("--replot", action="store_true", help="only redraw the plot from --out/results.json")
-    return p  # fmt: skip
+    return p
 
 
 def parse(p: argparse.ArgumentParser, argv) -> argparse.Namespace:
@@ -97,14 +97,17 @@ def budget(args, env: str) -> dict:
 
 
 def demonstrations(args, env: str) -> tuple[dataset.Dataset, dict, dict]:
-    """Alg. 3's unlabeled data for `env`: loaded from --demos (or --out) when it was made with the same
-    budget, else made by training an expert and saved into OUT/ENV. Returns (data, expert summary, budget)."""
+    """Alg. 3's unlabeled data for `env`: loaded from --demos (or --out) when it was made with the same expert
+    and number of trajectories, else made by training an expert and saved into OUT/ENV.
+    Returns (data, expert summary, budget)."""
     spec = budget(args, env)
-    for root in [args.demos, args.out] if args.demos else [args.out]:
+    for root in filter(None, (args.demos, args.out)):
         meta = root / env / "expert.json"
-        if meta.exists() and json.loads(meta.read_text())["budget"] == json.loads(json.dumps(spec)):
+        saved = json.loads(meta.read_text()) if meta.exists() else {"budget": {}}
+        made_by = {k: saved["budget"].get(k) for k in ("episodes", "expert_config")}  # what the data depends on
+        if made_by == json.loads(json.dumps({k: spec[k] for k in made_by})):  # JSON round trip: tuples -> lists
             print(f"{env}: dataset from {root / env / 'demos.npz'}", flush=True)
-            return dataset.load(root / env / "demos.npz"), json.loads(meta.read_text())["expert"], spec
+            return dataset.load(root / env / "demos.npz"), saved["expert"], spec
     config = TrainConfig.from_dict(spec["expert_config"])
     print(f"{env}: expert {config.env_steps} env steps, {spec['episodes']} trajectories", flush=True)
     data, expert = bc.demonstrations(config, spec["episodes"], jax.random.key(args.seed), progress=not args.no_progress)
