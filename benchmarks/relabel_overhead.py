@@ -22,7 +22,6 @@ import numpy as np
 
 from hipi_jax import buffer, report, train
 from hipi_jax.config import TrainConfig
-from hipi_jax.relabel import propose_tasks
 
 ROOT = Path(__file__).resolve().parent.parent
 SCAN = 8  # updates (or kernel calls) per timed, compiled call
@@ -55,11 +54,12 @@ def update_program(config: TrainConfig) -> dict:
     p = {"updates": updates, "state": updates(state), "times": [], "kernel_times": []}  # the first call compiles
     if config.relabel != "none":
         one = jax.tree.map(lambda x: x[0], p["state"])
-        values = train.values_fn(tr, train.agent_of(tr, one.hyper), one.agent)
-        family, source, k = tr.env.task_family, config.candidates, config.num_candidates
+        spec = config.relabel_spec
+        values = train.agent_of(tr, one.hyper).relabel_values(one.agent, spec.value_estimator)
+        family = tr.env.task_family
 
         def kernel(key, sample):
-            return propose_tasks(key, sample, "inverse_rl", family, values, 0, source, k)
+            return spec.rule.propose(spec, key, sample, family, 1.0, values).task
 
         keys = jax.random.split(jax.random.key(0), SCAN)
         samples = jax.vmap(lambda key: buffer.sample(one.buffer, key, config.batch_size))(keys)  # a new one per call

@@ -5,8 +5,9 @@ learning curves of return (or success where the family has one).
     python experiments/fig6_general_tasks.py --out runs/fig6                  # CPU budgets (CPU below)
     python experiments/fig6_general_tasks.py --paper-scale --out runs/fig6_paper   # GPU-sized
 
-Writes OUT/ENV/STRATEGY/{config.json,metrics.jsonl,summary.json}, OUT/results.json and OUT/fig6.png
-(or OUT/<out name>.png). Complete pairs are not run again (see strategy_curves.py).
+Writes OUT/ENV/STRATEGY/utdU/{config.json,metrics.jsonl,summary.json}, OUT/results.json and OUT/fig6.png
+(or OUT/<out name>.png). Complete runs are not run again; --updates-per-env-step 1,3 runs App. C.1's
+protocol (see strategy_curves.py).
 """
 
 from __future__ import annotations

@@ -1,10 +1,18 @@
 """Learning curves of relabeling strategies on several envs, the machinery behind Fig. 5 and Fig. 6
-(`fig5_goal_reaching.py`, `fig6_general_tasks.py`). Every (env, strategy) pair is one `hipi-train`
-pipeline run with all its seeds as one vmapped program, under the same budget and evaluation tasks.
+(`fig5_goal_reaching.py`, `fig6_general_tasks.py`). Every (env, strategy, updates per env step) triple
+is one `hipi-train` pipeline run with all its seeds as one vmapped program, under the same budget and
+evaluation tasks, in OUT/ENV/STRATEGY/utdU/.
 
-A pair whose run is complete in `--out` (same config) is not run again, so a long suite can be
-stopped and restarted, and `--envs` can add envs to an existing results directory. results.json
-holds, per env and strategy, the env-step grid and the per-seed curves of return and success.
+The paper's protocol (App. C.1): each strategy runs with every `--updates-per-env-step` value and is
+reported at the one with the largest area under its success curve (mean over evaluations and seeds;
+return for families without success). The chosen run's final figure and area get 95% bootstrap
+intervals over seeds, and every pair of strategies of an env gets a paired verdict: the bootstrap
+interval of the per-seed difference of areas (seed i of both used the same evaluation tasks); "A
+faster than B" only when that interval excludes 0. Picking the best of several values on the same
+seeds flatters every strategy a little, as it did in the paper.
+
+A triple whose run is complete in `--out` (same config) is not run again, so a long suite can be
+stopped and restarted, and `--envs` can add envs to an existing results directory.
 
 A strategy is a `hipi-train --relabel` name, or STRATEGY@CANDIDATES for inverse RL with another
 candidate set (`--candidates`), e.g. inverse_rl@tasks+achieved.
@@ -21,7 +29,7 @@ import numpy as np
 
 from hipi_jax import envs, report, train
 from hipi_jax.config import TrainConfig
-from hipi_jax.relabel import CANDIDATE_SOURCES, STRATEGIES
+from hipi_jax.relabel import RelabelSpec
 
 
 def parser(description: str, envs_default: str, strategies_default: str, out_default: str) -> argparse.ArgumentParser:
@@ -34,8 +42,13 @@ def parser(description: str, envs_default: str, strategies_default: str, out_def
         help="comma-separated relabel strategies, each STRATEGY or STRATEGY@CANDIDATES, e.g. inverse_rl@achieved",
     )
     p.add_argument("--seed", type=int, default=0, help="base seed (seed i uses fold_in(seed, i))")
-    p.add_argument("--seeds", type=int, default=3, help="seeds per (env, strategy), one vmapped program")
+    p.add_argument("--seeds", type=int, default=5, help="seeds per (env, strategy), one vmapped program")
     p.add_argument("--env-steps", type=int, default=0, help="env steps per seed for every env (0 = the CPU budget)")
+    p.add_argument(
+        "--updates-per-env-step",
+        default="1",
+        help="comma-separated values (App. C.1 tried 1,3,10,30); each strategy is reported at its best by area",
+    )
     p.add_argument("--paper-scale", action="store_true", help="the paper's budgets (GPU-sized: 1M+ steps per env)")
     p.add_argument("--replot", action="store_true", help="only redraw the figure and results.json from --out")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -52,16 +65,24 @@ def check(p: argparse.ArgumentParser, args, budgets: dict) -> argparse.Namespace
             p.exit(2, f"{name}: error: env {env!r} has no budget here; valid: {', '.join(budgets)}\n")
     for s in args.strategies:
         relabel, _, candidates = s.partition("@")
-        if relabel not in STRATEGIES or (candidates and candidates not in CANDIDATE_SOURCES):
-            p.exit(2, f"{name}: error: unknown strategy {s!r}; valid: {', '.join(STRATEGIES)}, each optionally "
-                      f"@ one of {', '.join(CANDIDATE_SOURCES)}\n")  # fmt: skip
+        try:
+            RelabelSpec(relabel, candidates or "tasks")
+        except ValueError as e:
+            p.exit(2, f"{name}: error: strategy {s!r}: {e}\n")
     if args.seeds < 1 or args.env_steps < 0:
         p.exit(2, f"{name}: error: --seeds must be >= 1 and --env-steps >= 0\n")
+    try:
+        args.utds = [float(u) for u in args.updates_per_env_step.split(",")]
+    except ValueError:
+        args.utds = []
+    if not args.utds or any(not u > 0 for u in args.utds) or len(set(args.utds)) != len(args.utds):
+        p.exit(2, f"{name}: error: --updates-per-env-step {args.updates_per_env_step!r} must be distinct positive "
+                  "numbers, e.g. 1,3,10\n")  # fmt: skip
     return args
 
 
-def config_for(args, env: str, strategy: str, budget: dict) -> TrainConfig:
-    overrides = dict(budget)
+def config_for(args, env: str, strategy: str, budget: dict, utd: float = 1.0) -> TrainConfig:
+    overrides = dict(budget, updates_per_env_step=utd)
     if args.env_steps:
         overrides["env_steps"] = args.env_steps
     relabel, _, candidates = strategy.partition("@")
@@ -82,75 +103,143 @@ def main(argv, prog: str, doc: str, envs: str, strategies: str, budgets: dict, p
 def run(args, budgets: dict, title: str) -> int:
     """Train every (env, strategy) pair not yet complete in --out, then write results.json and the PNG."""
     args.out.mkdir(parents=True, exist_ok=True)
-    for env in args.envs:
-        for strategy in args.strategies:
-            if args.replot:
-                continue
-            try:
-                config = config_for(args, env, strategy, budgets[env])
-            except ValueError as e:  # e.g. final/future on a non-goal env
-                print(f"{env}/{strategy}: skipped ({e})", file=sys.stderr)
-                continue
-            run_dir = args.out / env / strategy
-            done = run_dir / "summary.json"
-            same = done.exists() and json.loads((run_dir / "config.json").read_text()) == json.loads(
-                json.dumps(config.to_dict())
-            )
-            if same:
-                print(f"{env}/{strategy}: complete in {run_dir}, not run again")
-                continue
-            run_dir.mkdir(parents=True, exist_ok=True)
-            done.unlink(missing_ok=True)
-            metrics = run_dir / "metrics.jsonl"
-            metrics.unlink(missing_ok=True)
-            report.write_json(run_dir / "config.json", config.to_dict())
-            summary, _ = train.run(config, lambda rec, m=metrics: report.append_jsonl(m, rec), not args.no_progress)
-            report.write_json(done, summary)
-            print(f"{env}/{strategy}: final success {np.mean(summary.get('eval_success', [np.nan])):.2f}, "
-                  f"return {np.mean(summary['eval_return']):.1f} ({summary['wall_s']:.0f} s)", flush=True)  # fmt: skip
+    triples = [(e, s, u) for e in args.envs for s in args.strategies for u in args.utds]
+    for env, strategy, utd in [] if args.replot else triples:
+        try:
+            config = config_for(args, env, strategy, budgets[env], utd)
+        except ValueError as e:  # e.g. final/future on a non-goal env
+            print(f"{env}/{strategy}: skipped ({e})", file=sys.stderr)
+            continue
+        run_dir = args.out / env / strategy / f"utd{utd:g}"
+        done = run_dir / "summary.json"
+        same = done.exists() and json.loads((run_dir / "config.json").read_text()) == json.loads(
+            json.dumps(config.to_dict())
+        )
+        if same:
+            print(f"{env}/{strategy}/utd{utd:g}: complete in {run_dir}, not run again")
+            continue
+        run_dir.mkdir(parents=True, exist_ok=True)
+        done.unlink(missing_ok=True)
+        metrics = run_dir / "metrics.jsonl"
+        metrics.unlink(missing_ok=True)
+        report.write_json(run_dir / "config.json", config.to_dict())
+        summary, _ = train.run(config, lambda rec, m=metrics: report.append_jsonl(m, rec), not args.no_progress)
+        report.write_json(done, summary)
+        print(f"{env}/{strategy}/utd{utd:g}: final success {np.mean(summary.get('eval_success', [np.nan])):.2f}, "
+              f"return {np.mean(summary['eval_return']):.1f} ({summary['wall_s']:.0f} s)", flush=True)  # fmt: skip
     results, saved = collect(args.out), args.out / "results.json"
     command = json.loads(saved.read_text())["command"] if args.replot and saved.exists() else " ".join(sys.argv)
     report.write_json(saved, {"command": command, "results": results})
     plot(results, args.out / f"{args.out.name}.png", title)
-    (args.out / "table.md").write_text(table(results))
+    (args.out / "table.md").write_text(table(results) + "\n" + verdicts(results))
+    for env, strategies in results.items():  # learning curves and relabeling diagnostics, best runs
+        runs = {
+            s: report.read_jsonl(args.out / env / s / f"utd{e['utd']}" / "metrics.jsonl") for s, e in strategies.items()
+        }
+        report.plot_curves(
+            runs, args.out / f"{env}_diagnostics.png", f"{env}: each strategy at its best updates/env step"
+        )
     print(f"wrote {args.out / 'results.json'}, {args.out / 'table.md'} and {args.out / (args.out.name + '.png')}")
     return 0
 
 
+BOOTSTRAP = 10_000
+
+
+def bootstrap_ci(x: np.ndarray, seed: int = 0) -> tuple[float, float]:
+    """95% percentile-bootstrap interval of the mean of `x` [seeds] (resampling seeds)."""
+    x = np.asarray(x, float)
+    idx = np.random.default_rng(seed).integers(0, len(x), (BOOTSTRAP, len(x)))
+    lo, hi = np.percentile(x[idx].mean(axis=1), [2.5, 97.5])
+    return float(lo), float(hi)
+
+
+def score_key(entry: dict) -> str:
+    return "eval_success" if "eval_success" in entry else "eval_return"
+
+
+def _entry(run_dir: Path) -> dict:
+    """One run's curves and figures: per-seed curves, final and area (the curve's mean: learning speed),
+    each as mean, std and 95% bootstrap interval over seeds."""
+    records = report.read_jsonl(run_dir / "metrics.jsonl")
+    entry = {"env_steps": [r["env_steps"] for r in records]}
+    for key in ("eval_return", "eval_success"):
+        if key in records[0]:
+            per_seed = np.asarray([r[key] for r in records]).T  # [seeds, points]
+            entry[key] = per_seed.tolist()
+            for what, x in (("final", per_seed[:, -1]), ("area", per_seed.mean(1))):
+                entry[f"{what}_{key}_mean"], entry[f"{what}_{key}_std"] = float(x.mean()), float(x.std())
+                entry[f"{what}_{key}_ci"] = bootstrap_ci(x)
+    entry["wall_s"] = json.loads((run_dir / "summary.json").read_text())["wall_s"]
+    return entry
+
+
 def collect(out: Path) -> dict:
-    """Per env and strategy: the env-step grid, per-seed curves and the final figures (mean ± std)."""
+    """Per env and strategy: every updates-per-env-step value's run (`by_utd`), and the best by area
+    flattened into the entry itself with `utd` naming it (App. C.1's protocol)."""
     results = {}
-    for summary_path in sorted(out.glob("*/*/summary.json")):
-        env, strategy = summary_path.parent.parent.name, summary_path.parent.name
-        records = report.read_jsonl(summary_path.parent / "metrics.jsonl")
-        entry = {"env_steps": [r["env_steps"] for r in records]}
-        for key in ("eval_return", "eval_success"):
-            if key in records[0]:
-                per_seed = np.asarray([r[key] for r in records]).T  # [seeds, points]
-                entry[key] = per_seed.tolist()
-                final, area = per_seed[:, -1], per_seed.mean(1)  # area: the curve's mean, i.e. learning speed
-                entry[f"final_{key}_mean"], entry[f"final_{key}_std"] = float(final.mean()), float(final.std())
-                entry[f"area_{key}_mean"], entry[f"area_{key}_std"] = float(area.mean()), float(area.std())
-        entry["wall_s"] = json.loads(summary_path.read_text())["wall_s"]
-        results.setdefault(env, {})[strategy] = entry
+    for summary_path in sorted(out.glob("*/*/utd*/summary.json")):
+        run_dir = summary_path.parent
+        env, strategy, utd = run_dir.parent.parent.name, run_dir.parent.name, float(run_dir.name[3:])
+        results.setdefault(env, {}).setdefault(strategy, {"by_utd": {}})["by_utd"][f"{utd:g}"] = _entry(run_dir)
+    for strategies in results.values():
+        for strategy, e in strategies.items():
+            k = score_key(next(iter(e["by_utd"].values())))
+            utd, best = max(e["by_utd"].items(), key=lambda item: item[1][f"area_{k}_mean"])
+            strategies[strategy] = {"utd": utd, **best, "by_utd": e["by_utd"]}
     return results
 
 
+def paired(a: dict, b: dict) -> dict | None:
+    """The per-seed difference of areas a − b (seed i of both saw the same evaluation tasks): mean and
+    95% bootstrap interval; None when the runs have different seeds or evaluation points."""
+    k = score_key(a)
+    if k not in b or a["env_steps"] != b["env_steps"] or len(a[k]) != len(b[k]):
+        return None
+    diff = np.asarray(a[k]).mean(1) - np.asarray(b[k]).mean(1)
+    return {"mean": float(diff.mean()), "ci": bootstrap_ci(diff)}
+
+
+def verdicts(results: dict) -> str:
+    """Per env, every pair of strategies at their best updates per env step: the paired difference of
+    areas with its interval, and "faster" only where the interval excludes 0."""
+    lines = ["Paired verdicts (area under the curve at each strategy's best updates per env step; "
+             "difference of areas, 95% bootstrap interval over seeds):", ""]  # fmt: skip
+    for env, strategies in results.items():
+        names = sorted(strategies, key=lambda s: -strategies[s][f"area_{score_key(strategies[s])}_mean"])
+        lines.append(f"- **{env}** (best first: {', '.join(f'`{n}`' for n in names)})")
+        for i, a in enumerate(names):
+            for b in names[i + 1 :]:
+                d = paired(strategies[a], strategies[b])
+                if d is None:
+                    continue
+                lo, hi = d["ci"]
+                word = "faster than" if lo > 0 else "not distinguishable from"
+                lines.append(f"  - `{a}` {word} `{b}`: {d['mean']:+.3f} [{lo:+.3f}, {hi:+.3f}]")
+    return "\n".join(lines) + "\n"
+
+
 def table(results: dict) -> str:
-    """The final figures as a markdown table: per env and strategy, mean ± std over seeds of the last evaluation
-    and of the mean over all evaluations (the area under the learning curve: how fast it learnt)."""
-    rows = ["| env | strategy | seeds | env steps | final success | mean success over the curve | final return | "
-            "mean return over the curve | wall time |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    """The figures as a markdown table: per env and strategy at its best updates per env step, mean and
+    95% bootstrap interval over seeds of the last evaluation and of the mean over all evaluations (the
+    area under the learning curve: how fast it learnt), and which values were tried."""
+    rows = ["| env | strategy | best updates/env step (tried) | seeds | env steps | final success | "
+            "success area | final return | return area | wall time |",
+            "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
     for env, strategies in results.items():
         for strategy, e in strategies.items():
-            cells = [_mean_std(e, f"{w}_{k}") for k in ("eval_success", "eval_return") for w in ("final", "area")]
-            rows.append(f"| {env} | `{strategy}` | {len(e['eval_return'])} | {e['env_steps'][-1]:,} | "
-                        f"{' | '.join(cells)} | {e['wall_s']:.0f} s |")  # fmt: skip
+            cells = [_mean_ci(e, f"{w}_{k}") for k in ("eval_success", "eval_return") for w in ("final", "area")]
+            tried = ",".join(sorted(e["by_utd"], key=float))
+            rows.append(f"| {env} | `{strategy}` | {e['utd']} ({tried}) | {len(e['eval_return'])} | "
+                        f"{e['env_steps'][-1]:,} | {' | '.join(cells)} | {e['wall_s']:.0f} s |")  # fmt: skip
     return "\n".join(rows) + "\n"
 
 
-def _mean_std(entry: dict, key: str) -> str:
-    return f"{entry[f'{key}_mean']:.2f} ± {entry[f'{key}_std']:.2f}" if f"{key}_mean" in entry else "–"
+def _mean_ci(entry: dict, key: str) -> str:
+    if f"{key}_mean" not in entry:
+        return "–"
+    lo, hi = entry[f"{key}_ci"]
+    return f"{entry[f'{key}_mean']:.2f} [{lo:.2f}, {hi:.2f}]"
 
 
 def plot(results: dict, path: Path, title: str) -> None:
@@ -175,15 +264,16 @@ def plot(results: dict, path: Path, title: str) -> None:
             k = key(env)
             curves = np.asarray(e[k])
             mean, std, steps = curves.mean(0), curves.std(0), np.asarray(e["env_steps"])
-            ax.plot(steps, mean, color=color[strategy])
+            ax.plot(steps, mean, color=color[strategy], label=f"{strategy} (utd {e['utd']})")
             ax.fill_between(steps, mean - std, mean + std, alpha=0.2, color=color[strategy])
             ax.set_ylabel(k.replace("_", " "))
         ax.set_title(env)
+        ax.legend(fontsize=6, frameon=False)
         ax.set_xlabel("env steps per seed")
         ax.xaxis.set_major_formatter(lambda x, _: f"{x / 1e3:g}k")
     handles = [plt.Line2D([], [], color=color[s]) for s in strategies]
     fig.legend(handles, strategies, loc="lower center", ncol=len(strategies), fontsize=8, frameon=False)
-    fig.suptitle(f"{title} (mean ± std over seeds)")
+    fig.suptitle(f"{title} (mean ± std over seeds, each strategy at its best updates per env step)")
     fig.tight_layout(rect=(0, 0.06 / rows, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -19,7 +19,12 @@ from hipi_jax.types import Transition
 
 NUM_ENVS, CAPACITY = 2, 8
 EXAMPLE = Transition(
-    obs=jnp.zeros(3), action=jnp.zeros(2), next_obs=jnp.zeros(3), features=jnp.zeros(2), task=jnp.zeros(2)
+    obs=jnp.zeros(3),
+    action=jnp.zeros(2),
+    next_obs=jnp.zeros(3),
+    obs_features=jnp.zeros(2),
+    features=jnp.zeros(2),
+    task=jnp.zeros(2),
 )
 
 # (step, ended) per env for each insert t = 0..12. Time limit 4.
@@ -49,6 +54,7 @@ def make_transition(t: int) -> Transition:
         obs=jnp.concatenate([features, jnp.ones((NUM_ENVS, 1))], axis=-1),
         action=features * 2.0,
         next_obs=jnp.concatenate([features, -jnp.ones((NUM_ENVS, 1))], axis=-1),
+        obs_features=features - jnp.asarray([0.0, 0.5]),  # φ(s) of insert t: its time column is t - 0.5
         features=features,
         task=features + 0.5,
     )
@@ -104,9 +110,9 @@ def test_init_is_empty_and_validates():
 
 def test_nbytes_hand_count():
     buf = rb.init(EXAMPLE, NUM_ENVS, CAPACITY)
-    data = NUM_ENVS * CAPACITY * (3 + 2 + 3 + 2 + 2) * 4  # five float32 leaves
+    data = NUM_ENVS * CAPACITY * (3 + 2 + 3 + 2 + 2 + 2) * 4  # six float32 leaves
     book = 3 * NUM_ENVS * CAPACITY * 4 + NUM_ENVS * 4 + 4 + 4  # episode/step/length, current, cursor, size
-    assert rb.nbytes(buf) == data + book == 976
+    assert rb.nbytes(buf) == data + book == 1104
 
 
 @pytest.mark.parametrize("num_inserts", sorted(EXPECTED_REMAINING))
@@ -158,6 +164,13 @@ def check_samples(buf, schedule, num_inserts, batch_size=512, seed=0):
     np.testing.assert_array_equal(future[:, 0], env)
     offset = future[:, 1] - t
     assert np.all(offset >= 0) and np.all(offset <= np.minimum(t_final - t, rb.FUTURE_HORIZON - 1))
+    # The released code's goals are φ(s) (time column t - 0.5) of the last step and of j in [t, T).
+    released_final = np.asarray(sample.released_final_features)
+    released_future = np.asarray(sample.released_future_features)
+    np.testing.assert_array_equal(released_final, np.stack([env, t_final - 0.5], axis=1))
+    np.testing.assert_array_equal(released_future[:, 0], env)
+    j = released_future[:, 1] + 0.5
+    assert np.all(j >= t) and np.all(j <= t_final)
     return env, t, offset, t_final
 
 
@@ -171,6 +184,18 @@ def test_sample_final_and_future_exact(num_inserts):
     if long_left.any():
         assert set(offset[long_left].tolist()) == {0, 1, 2, 3}
     assert set(offset[t_final == t].tolist()) == {0}
+
+
+def test_released_future_is_uniform_over_the_rest_of_the_episode():
+    """The released `future` goal: j ~ U[i, T), the whole rest of the episode (not the next 4 states)."""
+    schedule = [[(t, int(t == 9)) for t in range(10)]] * NUM_ENVS  # one 10-step episode per env
+    buf = fill(10, schedule=schedule, capacity=16)
+    sample = _sample(buf, jax.random.key(1), 20_000)
+    t = np.asarray(sample.transition.features)[:, 1]
+    j = np.asarray(sample.released_future_features)[:, 1] + 0.5
+    first = t == 0
+    counts = np.bincount(j[first].astype(int), minlength=10)
+    assert counts.min() > 0.7 * first.sum() / 10  # all of 0..9 about equally often from step 0
 
 
 def test_sample_before_full_only_written_slots():

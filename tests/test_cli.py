@@ -1,6 +1,6 @@
 """CLI tests (`hipi-train`): `--help` lists every `TrainConfig` field's flag; bad input of every kind
 exits with code 2, one stderr line naming the bad value, no traceback, and creates or modifies nothing;
-a tiny run writes the run directory of DESIGN.md (config.json, metrics.jsonl, summary.json, curves.png),
+a tiny run writes the run directory of docs/architecture.md (config.json, metrics.jsonl, summary.json, curves.png),
 refuses to overwrite it without --overwrite and replaces its run files with it.
 
 The tiny run is the BASE config of test_train.py, so with the session-local persistent XLA cache
@@ -110,6 +110,20 @@ BAD_INPUTS = [
     pytest.param(["--relabel", "hindsight"], ["hindsight", *STRATEGIES], id="unknown-relabel"),
     pytest.param(["--relabel-values", "oracle"], ["oracle", "critic", "backup"], id="unknown-relabel-values"),
     pytest.param(["--relabel-fraction", "1.5"], ["relabel_fraction=1.5"], id="fraction-above-1"),
+    pytest.param(["--candidates", "states"], ["candidates='states'", "tasks, achieved, future"], id="bad-candidates"),
+    pytest.param(
+        ["--env", "walker_linear", "--relabel", "future_released"],
+        ["relabel='future_released'", "goal-reaching", "walker_linear"],
+        id="released-her-on-linear-tasks",
+    ),
+    pytest.param(
+        ["--relabel", "inverse_rl_released", "--candidates", "tasks+future"],
+        ["inverse_rl_released", "candidates=tasks"],
+        id="released-inverse-rl-candidates",
+    ),
+    pytest.param(["--relabel", "future", "--relabel-values", "backup"], ["inverse-RL strategy"], id="values-for-her"),
+    pytest.param(["--critic-bound", "0,-1"], ["critic_bound='0,-1'", "LOW < HIGH"], id="critic-bound-reversed"),
+    pytest.param(["--critic-bound", "x"], ["critic_bound='x'", "LOW,HIGH"], id="critic-bound-malformed"),
     pytest.param(["--relabel-fraction", "-0.1"], ["relabel_fraction=-0.1"], id="fraction-below-0"),
     pytest.param(["--seeds", "0"], ["seeds=0"], id="zero-seeds"),
     pytest.param(["--seeds", "two"], ["--seeds", "'two'"], id="non-integer-seeds"),

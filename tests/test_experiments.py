@@ -8,6 +8,7 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from test_bc import random_dataset
 
@@ -53,19 +54,44 @@ def test_strategy_curves_writes_the_schema_and_skips_complete_runs(tmp_path, cap
     p = strategy_curves.parser("test", "point_goal", "none", str(tmp_path))
     budgets = {"point_goal": {"env_steps": 40, "warmup_steps": 9, "num_envs": 2, "batch_size": 8, "hidden": (8, 8),
                               "buffer_size": 64, "eval_every": 25, "eval_episodes": 2}}  # fmt: skip
-    argv = ["--out", str(tmp_path), "--seeds", "2", "--no-progress"]
+    argv = ["--out", str(tmp_path), "--seeds", "2", "--no-progress", "--strategies", "none,random",
+            "--updates-per-env-step", "1,2"]  # fmt: skip
     assert strategy_curves.run(strategy_curves.check(p, p.parse_args(argv), budgets), budgets, "t") == 0
     results = json.loads((tmp_path / "results.json").read_text())["results"]
     entry = results["point_goal"]["none"]
+    assert set(entry["by_utd"]) == {"1", "2"}
+    areas = {u: e["area_eval_success_mean"] for u, e in entry["by_utd"].items()}
+    assert entry["utd"] == max(areas, key=areas.get)  # App. C.1: the best by area is reported
+    assert entry["eval_success"] == entry["by_utd"][entry["utd"]]["eval_success"]
     assert entry["env_steps"] == [10, 34, 58]
     assert len(entry["eval_success"]) == 2 and len(entry["eval_success"][0]) == 3  # [seeds, points]
     assert (tmp_path / f"{tmp_path.name}.png").read_bytes().startswith(b"\x89PNG")
-    mean, std = entry["final_eval_return_mean"], entry["final_eval_return_std"]
-    assert "| point_goal | `none` | 2 | 58 | " in (tmp_path / "table.md").read_text()
-    assert f"{mean:.2f} ± {std:.2f}" in (tmp_path / "table.md").read_text()
+    assert (tmp_path / "point_goal_diagnostics.png").read_bytes().startswith(b"\x89PNG")
+    mean, (lo, hi) = entry["final_eval_return_mean"], entry["final_eval_return_ci"]
+    text = (tmp_path / "table.md").read_text()
+    assert f"| point_goal | `none` | {entry['utd']} (1,2) | 2 | 58 | " in text
+    assert f"{mean:.2f} [{lo:.2f}, {hi:.2f}]" in text
+    assert "- **point_goal**" in text and ("`none` " in text.split("Paired verdicts")[1])
+    assert (tmp_path / "point_goal" / "random" / "utd2" / "summary.json").exists()
     capsys.readouterr()
     assert strategy_curves.run(strategy_curves.check(p, p.parse_args(argv), budgets), budgets, "t") == 0
     assert "complete" in capsys.readouterr().out
+
+
+def test_bootstrap_interval_and_paired_verdict_by_hand():
+    assert strategy_curves.bootstrap_ci(np.full(5, 0.3)) == pytest.approx((0.3, 0.3))
+    lo, hi = strategy_curves.bootstrap_ci(np.array([0.0, 1.0]))
+    assert lo == 0.0 and hi == 1.0  # resampling 2 seeds: means 0, 0.5 or 1
+    curve = lambda *rows: {"env_steps": [1, 2], "eval_success": [list(r) for r in rows]}
+    a = curve((0.5, 0.7), (0.4, 0.6), (0.6, 0.8))  # areas 0.6, 0.5, 0.7
+    b = curve((0.1, 0.3), (0.2, 0.2), (0.3, 0.5))  # areas 0.2, 0.2, 0.4: every seed's difference > 0
+    d = strategy_curves.paired(a, b)
+    assert d["mean"] == pytest.approx(1.0 / 3.0) and d["ci"][0] > 0
+    assert strategy_curves.paired(a, curve((0.1, 0.3))) is None  # other seeds: no paired verdict
+    results = {"e": {"A": {**a, "area_eval_success_mean": 0.6}, "B": {**b, "area_eval_success_mean": 0.27}}}
+    assert "`A` faster than `B`: +0.333" in strategy_curves.verdicts(results)
+    results["e"]["B"] = {**a, "area_eval_success_mean": 0.6}
+    assert "not distinguishable" in strategy_curves.verdicts(results)
 
 
 @pytest.fixture
@@ -129,4 +155,9 @@ def test_strategy_at_candidates_sets_the_candidate_source(capsys):
     assert strategy_curves.config_for(args, "nav2d", "none", {}).candidates == "tasks"
     with pytest.raises(SystemExit) as exc:
         strategy_curves.check(p, p.parse_args(["--strategies", "inverse_rl@goals"]), budgets)
-    assert exc.value.code == 2 and "unknown strategy 'inverse_rl@goals'" in capsys.readouterr().err
+    assert (
+        exc.value.code == 2 and "strategy 'inverse_rl@goals': candidates='goals' is unknown" in capsys.readouterr().err
+    )
+    with pytest.raises(SystemExit) as exc:
+        strategy_curves.check(p, p.parse_args(["--updates-per-env-step", "1,0"]), budgets)
+    assert exc.value.code == 2 and "--updates-per-env-step '1,0'" in capsys.readouterr().err

@@ -302,26 +302,38 @@ TASKS = np.array([[0.05, 0.0], [0.5, 0.55], [0.0, 0.3], [0.0, 0.0]], np.float32)
 FINAL = np.array([[0.0, 0.0], [-0.8, 0.8], [-0.5, 0.3], [0.3, 0.3]], np.float32)
 # Row 0: offset 0 (itself), row 1 and 3 within the margin, row 2 far.
 FUTURE = np.array([[0.0, 0.0], [0.52, 0.5], [0.9, 0.9], [0.9, -0.85]], np.float32)
+# φ(s) of each sample, the released code's reward features: row 3 sits on its commanded task.
+OBS_FEATURES = np.array([[0.3, 0.0], [0.5, 0.1], [-0.5, 0.2], [0.02, 0.0]], np.float32)
 
 
-def make_sample(features, tasks, final=None, future=None, action_dim=2) -> Sample:
+def spec(strategy: str, **kw) -> rl.RelabelSpec:
+    return rl.RelabelSpec(strategy, **kw)
+
+
+def make_sample(features, tasks, final=None, future=None, obs_features=None, action_dim=2) -> Sample:
     features = jnp.asarray(features, jnp.float32)
     b = features.shape[0]
     obs = jnp.arange(b * 3, dtype=jnp.float32).reshape(b, 3)
+    obs_features = jnp.asarray(features if obs_features is None else obs_features, jnp.float32)
+    final = jnp.asarray(features if final is None else final, jnp.float32)
+    future = jnp.asarray(features if future is None else future, jnp.float32)
     return Sample(
         transition=Transition(
             obs=obs,
             action=jnp.full((b, action_dim), 0.5, jnp.float32),
             next_obs=obs + 100.0,
+            obs_features=obs_features,
             features=features,
             task=jnp.asarray(tasks, jnp.float32),
         ),
-        final_features=jnp.asarray(features if final is None else final, jnp.float32),
-        future_features=jnp.asarray(features if future is None else future, jnp.float32),
+        final_features=final,
+        future_features=future,
+        released_final_features=final - 1.0,  # distinct from the correct goals, to tell them apart
+        released_future_features=future + 1.0,
     )
 
 
-SAMPLE = make_sample(FEATURES, TASKS, FINAL, FUTURE)
+SAMPLE = make_sample(FEATURES, TASKS, FINAL, FUTURE, OBS_FEATURES)
 
 
 def _check_untouched(batch, sample: Sample):
@@ -337,40 +349,46 @@ def _np_goal_reward(features, tasks, margin=0.1):
 
 
 def test_relabel_none_keeps_tasks_and_recomputes_reward():
-    batch, metrics = rl.relabel(jax.random.key(0), SAMPLE, "none", GOAL, fraction=1.0)
+    batch, metrics = rl.relabel(jax.random.key(0), SAMPLE, spec("none"), GOAL, fraction=1.0)
     np.testing.assert_array_equal(np.asarray(batch.task), TASKS)
     np.testing.assert_array_equal(np.asarray(batch.reward), [0.0, 0.0, -1.0, -1.0])
     np.testing.assert_array_equal(np.asarray(batch.done), [1.0, 1.0, 0.0, 0.0])
     assert float(metrics["relabel_changed"]) == 0.0
     assert float(metrics["batch_reward"]) == -0.5
+    assert float(metrics["relabel_kept"]) == 1.0 and float(metrics["relabel_success"]) == 0.5
     _check_untouched(batch, SAMPLE)
 
 
 def test_relabel_final_uses_final_features():
-    batch, metrics = rl.relabel(jax.random.key(1), SAMPLE, "final", GOAL, fraction=1.0)
+    batch, metrics = rl.relabel(jax.random.key(1), SAMPLE, spec("final"), GOAL, fraction=1.0)
     np.testing.assert_array_equal(np.asarray(batch.task), FINAL)
     np.testing.assert_array_equal(np.asarray(batch.reward), [0.0, -1.0, 0.0, -1.0])
     np.testing.assert_array_equal(np.asarray(batch.done), [1.0, 0.0, 1.0, 0.0])
     assert float(metrics["relabel_changed"]) == 1.0
+    assert float(metrics["relabel_success"]) == 0.5 and float(metrics["relabel_kept"]) == 0.0
     _check_untouched(batch, SAMPLE)
 
 
 def test_relabel_future_uses_future_features():
-    batch, _ = rl.relabel(jax.random.key(2), SAMPLE, "future", GOAL, fraction=1.0)
+    batch, metrics = rl.relabel(jax.random.key(2), SAMPLE, spec("future"), GOAL, fraction=1.0)
     np.testing.assert_array_equal(np.asarray(batch.task), FUTURE)
     np.testing.assert_array_equal(np.asarray(batch.reward), [0.0, 0.0, -1.0, 0.0])
     np.testing.assert_array_equal(np.asarray(batch.done), [1.0, 1.0, 0.0, 1.0])
+    assert float(metrics["relabel_success"]) == 0.75
 
 
-def _tiled_sample(b=32):
+def _tiled_sample(b=32, obs_features=None):
     reps = b // FEATURES.shape[0]
-    return make_sample(np.tile(FEATURES, (reps, 1)), np.tile(TASKS, (reps, 1)), np.tile(FINAL, (reps, 1)))
+    tile = lambda x: np.tile(x, (reps, 1))
+    return make_sample(
+        tile(FEATURES), tile(TASKS), tile(FINAL), tile(FUTURE), None if obs_features is None else tile(obs_features)
+    )
 
 
 @pytest.mark.parametrize("fraction", [0.0, 0.5, 1.0])
 def test_relabel_random_in_prior_box_and_exact_fraction(fraction):
     sample = _tiled_sample()
-    batch, metrics = rl.relabel(jax.random.key(3), sample, "random", GOAL, fraction=fraction)
+    batch, metrics = rl.relabel(jax.random.key(3), sample, spec("random"), GOAL, fraction=fraction)
     task = np.asarray(batch.task)
     changed = np.any(task != np.asarray(sample.transition.task), axis=1)
     assert changed.sum() == round(32 * fraction)
@@ -382,7 +400,7 @@ def test_relabel_random_in_prior_box_and_exact_fraction(fraction):
 
 def test_relabel_final_half_mixes_kept_and_relabeled_rows():
     sample = _tiled_sample()  # every row's final differs from its task
-    batch, metrics = rl.relabel(jax.random.key(4), sample, "final", GOAL, fraction=0.5)
+    batch, metrics = rl.relabel(jax.random.key(4), sample, spec("final"), GOAL, fraction=0.5)
     task = np.asarray(batch.task)
     from_final = np.all(task == np.asarray(sample.final_features), axis=1)
     kept = np.all(task == np.asarray(sample.transition.task), axis=1)
@@ -394,14 +412,15 @@ def test_relabel_final_half_mixes_kept_and_relabeled_rows():
     # Relabeled rows succeed exactly where the sample is its episode's last step (rows 0, 2 of a tile).
     last_step = np.arange(32) % 2 == 0
     np.testing.assert_array_equal(np.asarray(batch.done)[from_final], last_step[from_final].astype(np.float32))
+    assert float(metrics["relabel_success"]) == last_step[from_final].mean()
 
 
 def test_relabel_jit_matches_eager_with_traced_fraction():
     sample = _tiled_sample()
-    fn = jax.jit(lambda k, s, f: rl.relabel(k, s, "random", GOAL, fraction=f))
+    fn = jax.jit(lambda k, s, f: rl.relabel(k, s, spec("random"), GOAL, fraction=f))
     for fraction in (0.25, 0.75):
         jitted, jm = fn(jax.random.key(5), sample, jnp.float32(fraction))
-        eager, em = rl.relabel(jax.random.key(5), sample, "random", GOAL, fraction=fraction)
+        eager, em = rl.relabel(jax.random.key(5), sample, spec("random"), GOAL, fraction=fraction)
         chex.assert_trees_all_equal(jitted, eager)
         assert float(jm["relabel_changed"]) == float(em["relabel_changed"]) == fraction
 
@@ -409,22 +428,61 @@ def test_relabel_jit_matches_eager_with_traced_fraction():
 PERM = np.array([2, 0, 3, 1])
 
 
-def _permutation_values(other):
-    def values_fn(key, sample, candidates):
-        chex.assert_shape(candidates, (4, 2))
-        np.testing.assert_array_equal(np.asarray(candidates), TASKS)  # the batch's own tasks (Alg. 1)
-        return jnp.where(jnp.asarray(np.eye(4)[PERM], bool), 1e3, other)
+def _values(table_fn, seen=None):
+    """A values_fn whose [B, K] values come from `table_fn(tasks [1 | B, K, d], reward, done)`."""
+
+    def values_fn(key, obs, action, next_obs, tasks, reward, done):
+        if seen is not None:
+            seen.append((np.asarray(tasks), np.asarray(reward), np.asarray(done)))
+        return jnp.broadcast_to(table_fn(tasks, reward, done), reward.shape)
 
     return values_fn
+
+
+def _permutation_values(other):
+    def table(tasks, reward, done):
+        if tasks.shape[0] == 1:  # the candidates: the batch's own tasks (Alg. 1)
+            np.testing.assert_array_equal(np.asarray(tasks[0]), TASKS)
+            return jnp.where(jnp.asarray(np.eye(4)[PERM], bool), 1e3, other)
+        return jnp.full(reward.shape, 7.0)  # the commanded task of each sample (a diagnostic)
+
+    return _values(table)
 
 
 @pytest.mark.parametrize("strategy", ["inverse_rl", "inverse_rl_no_partition"])
 @pytest.mark.parametrize("other", [NINF, 0.0])
 def test_relabel_inverse_rl_picks_the_dominant_candidate(strategy, other):
     for seed in range(4):
-        batch, _ = rl.relabel(jax.random.key(seed), SAMPLE, strategy, GOAL, 1.0, _permutation_values(other))
+        batch, m = rl.relabel(jax.random.key(seed), SAMPLE, spec(strategy), GOAL, 1.0, _permutation_values(other))
         np.testing.assert_array_equal(np.asarray(batch.task), TASKS[PERM])
         np.testing.assert_array_equal(np.asarray(batch.reward), _np_goal_reward(FEATURES, TASKS[PERM]))
+        assert float(m["soft_q_chosen"]) == 1e3 and float(m["soft_q_commanded"]) == 7.0
+        assert float(m["posterior_entropy"]) == pytest.approx(0.0, abs=1e-3)
+        assert float(m["relabel_kept"]) == 0.0
+
+
+def test_posterior_diagnostics_of_uniform_values():
+    """Equal values: the posterior is uniform over the K = 4 candidates, entropy log 4."""
+    values = _values(lambda tasks, reward, done: jnp.zeros(reward.shape))
+    _, m = rl.relabel(jax.random.key(0), SAMPLE, spec("inverse_rl"), GOAL, 1.0, values)
+    assert float(m["posterior_entropy"]) == pytest.approx(math.log(4), rel=1e-5)
+    assert float(m["soft_q_chosen"]) == float(m["soft_q_commanded"]) == 0.0
+
+
+def test_values_see_rewards_of_every_pair():
+    """Alg. 1's pair rewards are r_ψj(φ(s'_i)); the released variant's r_ψj(φ(s_i))."""
+    for strategy, features in (("inverse_rl", FEATURES), ("inverse_rl_released", OBS_FEATURES)):
+        seen = []
+        values = _values(lambda tasks, reward, done: jnp.zeros(reward.shape), seen)
+        rl.relabel(jax.random.key(0), SAMPLE, spec(strategy), GOAL, 1.0, values)
+        tasks, reward, done = seen[0]
+        np.testing.assert_array_equal(tasks[0], TASKS)
+        expected = _np_goal_reward(features[:, None], TASKS[None])
+        np.testing.assert_array_equal(reward, expected)
+        np.testing.assert_array_equal(done, expected + 1.0)
+        own_tasks, own_reward, _ = seen[1]  # the commanded task of each sample, [B, 1, d]
+        np.testing.assert_array_equal(own_tasks[:, 0], TASKS)
+        np.testing.assert_array_equal(own_reward[:, 0], _np_goal_reward(features, TASKS))
 
 
 DISCRETE = Discrete(targets=[[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]], margin=0.1)
@@ -435,57 +493,146 @@ def test_relabel_inverse_rl_discrete_uses_all_one_hot_candidates():
     tasks = np.tile(np.eye(3, dtype=np.float32)[:1], (4, 1))  # all command target 0
     sample = make_sample(features, tasks)
     seen = []
-
-    def values_fn(key, sample, candidates):
-        seen.append(candidates.shape)
-        np.testing.assert_array_equal(np.asarray(candidates), np.eye(3))
-        hit = DISCRETE.success(sample.transition.features[:, None], candidates[None])
-        return jnp.where(hit, 0.0, -jnp.inf)
-
-    none, _ = rl.relabel(jax.random.key(0), sample, "none", DISCRETE)
+    values = _values(lambda tasks, reward, done: jnp.where(reward == 0.0, 0.0, -jnp.inf), seen)
+    none, _ = rl.relabel(jax.random.key(0), sample, spec("none"), DISCRETE)
     np.testing.assert_array_equal(np.asarray(none.reward), [-1.0, -1.0, 0.0, -1.0])
     batch, metrics = rl.relabel(
-        jax.random.key(0), sample, "inverse_rl", DISCRETE, 1.0, values_fn, num_prior_candidates=5
+        jax.random.key(0), sample, spec("inverse_rl", prior_candidates=5), DISCRETE, 1.0, values
     )
-    assert seen == [(3, 3)]
+    np.testing.assert_array_equal(seen[0][0], np.eye(3)[None])
     np.testing.assert_array_equal(np.asarray(batch.task), np.eye(3)[[1, 2, 0, 1]])
     np.testing.assert_array_equal(np.asarray(batch.reward), np.zeros(4))
     np.testing.assert_array_equal(np.asarray(batch.done), np.ones(4))
     assert float(metrics["relabel_changed"]) == 0.75
+    assert float(metrics["relabel_success"]) == 1.0 and float(metrics["relabel_kept"]) == 0.25
 
 
-def test_relabel_errors():
+# ---------------------------------------------------------------- the authors' released code, emulated
+
+
+def test_inverse_rl_released_scores_tasks_but_hands_out_achieved_states():
+    """Scored: the commanded ψ_j; handed to sample i: φ(s_j) of the chosen j; rewards on φ(s)."""
+    batch, m = rl.relabel(jax.random.key(0), SAMPLE, spec("inverse_rl_released"), GOAL, 1.0, _permutation_values(0.0))
+    np.testing.assert_array_equal(np.asarray(batch.task), OBS_FEATURES[PERM])  # not TASKS[PERM]
+    # By hand: φ(s_i) against φ(s_PERM[i]) is > 0.1 apart in every row.
+    np.testing.assert_array_equal(np.asarray(batch.reward), [-1.0, -1.0, -1.0, -1.0])
+    np.testing.assert_array_equal(np.asarray(batch.done), [0.0, 0.0, 0.0, 0.0])
+    np.testing.assert_array_equal(np.asarray(batch.next_obs), np.asarray(SAMPLE.transition.next_obs))
+
+
+def test_inverse_rl_released_own_state_is_always_a_success():
+    """Sample i handed its own state's goal succeeds under a reward evaluated on s_i."""
+    sample = _tiled_sample(32, obs_features=OBS_FEATURES)
+    own = _values(
+        lambda tasks, reward, done: jnp.where(jnp.eye(32, dtype=bool), 1e3, 0.0) if tasks.shape[0] == 1 else 0.0
+    )
+    batch, m = rl.relabel(jax.random.key(1), sample, spec("inverse_rl_released"), GOAL, 1.0, own)
+    np.testing.assert_array_equal(np.asarray(batch.task), np.asarray(sample.transition.obs_features))
+    assert np.all(np.asarray(batch.reward) == 0.0) and float(m["relabel_success"]) == 1.0
+
+
+def test_inverse_rl_released_mask_is_bernoulli():
+    sample = _tiled_sample(32, obs_features=OBS_FEATURES)
+    values = _values(lambda tasks, reward, done: jnp.zeros(reward.shape))
+    shares = [
+        float(
+            rl.relabel(jax.random.key(k), sample, spec("inverse_rl_released"), GOAL, 0.5, values)[1]["relabel_changed"]
+        )
+        for k in range(40)
+    ]
+    assert len(set(shares)) > 3  # not an exact count
+    assert abs(np.mean(shares) - 0.5) < 0.05  # no φ(s_j) equals a commanded task here: changed = relabeled
+
+
+@pytest.mark.parametrize("strategy,copies", [("final_released", 1), ("future_released", 4)])
+def test_released_her_pairs_copies_with_themselves(strategy, copies):
+    """A sample is one of the k + 1 stored items of its step: item 0 keeps its task, items 1..k carry
+    the released goal, and all but the last copy are paired with a copy of the same step (s' = s).
+    Rewards and done are evaluated on φ(s)."""
+    b = 4000
+    sample = make_sample(
+        np.tile(FEATURES, (b // 4, 1)),
+        np.tile(TASKS, (b // 4, 1)),
+        np.tile(FINAL, (b // 4, 1)),
+        np.tile(FUTURE, (b // 4, 1)),
+        np.tile(OBS_FEATURES, (b // 4, 1)),
+    )
+    batch, m = rl.relabel(jax.random.key(0), sample, spec(strategy), GOAL, fraction=0.5)  # fraction unused
+    tr = sample.transition
+    goal = sample.released_final_features if copies == 1 else sample.released_future_features
+    task, next_obs = np.asarray(batch.task), np.asarray(batch.next_obs)
+    kept = np.all(task == np.asarray(tr.task), axis=1)
+    relabeled = np.all(task == np.asarray(goal), axis=1)
+    self_pair = np.all(next_obs == np.asarray(tr.obs), axis=1)
+    true_pair = np.all(next_obs == np.asarray(tr.next_obs), axis=1)
+    np.testing.assert_array_equal(kept, ~relabeled)
+    np.testing.assert_array_equal(self_pair, ~true_pair)
+    assert not np.any(kept & true_pair)  # the original item is always followed by its first copy
+    assert abs(self_pair.mean() - copies / (copies + 1)) < 0.03
+    assert abs(relabeled.mean() - copies / (copies + 1)) < 0.03
+    assert float(m["self_pairs"]) == pytest.approx(self_pair.mean(), rel=1e-6)
+    expected = _np_goal_reward(np.asarray(tr.obs_features), task)
+    np.testing.assert_array_equal(np.asarray(batch.reward), expected)
+    np.testing.assert_array_equal(np.asarray(batch.done), expected + 1.0)
+
+
+# ---------------------------------------------------------------- the spec and candidates
+
+
+def test_spec_refuses_invalid_combinations_in_one_line():
     linear = Linear(low=[-1.0, -1.0], high=[1.0, 1.0])
-    sample = make_sample(FEATURES, TASKS)
-    for strategy in rl.HINDSIGHT_GOAL_STRATEGIES:
-        with pytest.raises(ValueError):
-            rl.relabel(jax.random.key(0), sample, strategy, linear)
+    for strategy in ("final", "future", "final_released", "future_released", "inverse_rl_released"):
+        with pytest.raises(ValueError, match="goal-reaching task family") as e:
+            spec(strategy).check(linear)
+        assert "\n" not in str(e.value)
+    with pytest.raises(ValueError, match="goal-reaching"):
+        spec("inverse_rl", candidates="tasks+future").check(linear)
+    spec("inverse_rl", candidates="tasks+future").check(GOAL)
+    cases = [
+        ({"strategy": "her"}, "valid strategies: none, random"),
+        ({"candidates": "states"}, "one or more of tasks, achieved, future"),
+        ({"candidates": "tasks+tasks"}, "one or more of"),
+        ({"values": "q"}, "valid: auto, critic, backup"),
+        ({"strategy": "future", "values": "backup"}, "needs an inverse-RL strategy"),
+        ({"strategy": "inverse_rl_released", "candidates": "tasks+future"}, "use candidates=tasks"),
+        ({"num_candidates": -1}, "must be >= 0"),
+    ]
+    for kw, message in cases:
+        with pytest.raises(ValueError, match=message):
+            rl.RelabelSpec(**kw)
+
+
+def test_spec_value_estimators():
+    assert spec("inverse_rl").value_estimator == "critic"
+    assert spec("inverse_rl", values="backup").value_estimator == "backup"
+    assert spec("inverse_rl_released").value_estimator == "backup"
+    assert spec("inverse_rl_released", values="critic").value_estimator == "critic"
+    assert spec("future").value_estimator is None and spec("future_released").value_estimator is None
     with pytest.raises(ValueError, match="values_fn"):
-        rl.relabel(jax.random.key(0), sample, "inverse_rl", GOAL)
-    with pytest.raises(ValueError, match="inverse_rl"):  # the error lists the valid names
-        rl.relabel(jax.random.key(0), sample, "her", GOAL)
+        rl.relabel(jax.random.key(0), SAMPLE, spec("inverse_rl"), GOAL)
 
 
 def test_candidate_tasks_appends_prior_samples():
-    sample = make_sample(FEATURES, TASKS)
     key = jax.random.key(9)
-    cands = rl.candidate_tasks(key, sample, GOAL, num_prior=6)
+    cands = rl.candidate_tasks(key, SAMPLE, GOAL, spec("inverse_rl", prior_candidates=6))
     chex.assert_shape(cands, (4 + 6, 2))
     np.testing.assert_array_equal(np.asarray(cands[:4]), TASKS)
     np.testing.assert_array_equal(np.asarray(cands[4:]), np.asarray(GOAL.sample(key, 6)))
     assert np.all(np.abs(np.asarray(cands[4:])) <= 1.0)
-    np.testing.assert_array_equal(np.asarray(rl.candidate_tasks(key, sample, GOAL, 0)), TASKS)
-    np.testing.assert_array_equal(np.asarray(rl.candidate_tasks(key, sample, DISCRETE, 6)), np.eye(3))
+    np.testing.assert_array_equal(np.asarray(rl.candidate_tasks(key, SAMPLE, GOAL, spec("inverse_rl"))), TASKS)
+    discrete = rl.candidate_tasks(key, SAMPLE, DISCRETE, spec("inverse_rl", prior_candidates=6))
+    np.testing.assert_array_equal(np.asarray(discrete), np.eye(3))
 
 
 @given(limit=st.integers(0, 12), seed=st.integers(0, 2**31 - 1))
 @settings(max_examples=25, deadline=None)
 def test_candidate_limit_keeps_a_random_subset_of_k(limit, seed):
     """K = limit distinct candidates drawn from the full set (all of them when K is 0 or not smaller)."""
-    sample = make_sample(FEATURES, TASKS)
     key = jax.random.key(seed)
-    full = np.asarray(rl.candidate_tasks(key, sample, GOAL, num_prior=6))
-    kept = np.asarray(rl.candidate_tasks(key, sample, GOAL, num_prior=6, limit=limit))
+    full = np.asarray(rl.candidate_tasks(key, SAMPLE, GOAL, spec("inverse_rl", prior_candidates=6)))
+    kept = np.asarray(
+        rl.candidate_tasks(key, SAMPLE, GOAL, spec("inverse_rl", prior_candidates=6, num_candidates=limit))
+    )
     assert kept.shape == ((limit if 0 < limit < 10 else 10), 2)
     rows = [tuple(r) for r in full]
     picked = [rows.index(tuple(r)) for r in kept]
@@ -494,41 +641,34 @@ def test_candidate_limit_keeps_a_random_subset_of_k(limit, seed):
         np.testing.assert_array_equal(kept, full)
 
 
-def test_candidate_sources_achieved_and_both():
-    sample = make_sample(FEATURES, TASKS)
+def test_candidate_sources_achieved_future_and_joins():
     key = jax.random.key(3)
-    achieved = rl.candidate_tasks(key, sample, GOAL, source="achieved")
+    achieved = rl.candidate_tasks(key, SAMPLE, GOAL, spec("inverse_rl", candidates="achieved"))
     np.testing.assert_array_equal(np.asarray(achieved), FEATURES)  # a goal task is the reached position
-    both = rl.candidate_tasks(key, sample, GOAL, num_prior=2, source="tasks+achieved")
+    future = rl.candidate_tasks(key, SAMPLE, GOAL, spec("inverse_rl", candidates="future"))
+    np.testing.assert_array_equal(np.asarray(future), FUTURE)  # each sample's own later goal
+    both = rl.candidate_tasks(key, SAMPLE, GOAL, spec("inverse_rl", candidates="tasks+achieved", prior_candidates=2))
     chex.assert_shape(both, (4 + 4 + 2, 2))
     np.testing.assert_array_equal(np.asarray(both[:4]), TASKS)
     np.testing.assert_array_equal(np.asarray(both[4:8]), FEATURES)
-    with pytest.raises(ValueError, match="tasks\\+achieved"):
-        rl.candidate_tasks(key, sample, GOAL, source="states")
+    joined = rl.candidate_tasks(key, SAMPLE, GOAL, spec("inverse_rl", candidates="future+tasks"))
+    np.testing.assert_array_equal(np.asarray(joined), np.concatenate([FUTURE, TASKS]))
 
 
-def test_inverse_rl_with_achieved_candidates_relabels_to_a_reached_goal():
-    """Values peaked on each sample's own reached goal pick exactly that goal (fraction 1)."""
-    sample = make_sample(FEATURES, TASKS)
-    values_fn = lambda key, s, cands: jnp.where(jnp.eye(4, cands.shape[0], k=4, dtype=bool), 0.0, NINF)
-    batch, _ = rl.relabel(
-        jax.random.key(1), sample, "inverse_rl", GOAL, 1.0, values_fn, candidate_source="tasks+achieved"
-    )
-    np.testing.assert_array_equal(np.asarray(batch.task), FEATURES)
-    np.testing.assert_array_equal(np.asarray(batch.reward), np.zeros(4))
-    np.testing.assert_array_equal(np.asarray(batch.done), np.ones(4))
+def test_inverse_rl_with_future_candidates_relabels_to_a_later_goal():
+    """Values peaked on each sample's own future goal pick exactly that goal (fraction 1)."""
+    values = _values(lambda tasks, reward, done: jnp.where(jnp.eye(4, tasks.shape[1], k=4, dtype=bool), 0.0, NINF))
+    batch, _ = rl.relabel(jax.random.key(1), SAMPLE, spec("inverse_rl", candidates="tasks+future"), GOAL, 1.0, values)
+    np.testing.assert_array_equal(np.asarray(batch.task), FUTURE)
+    np.testing.assert_array_equal(np.asarray(batch.reward), _np_goal_reward(FEATURES, FUTURE))
 
 
 def test_inverse_rl_scores_only_num_candidates_tasks():
     """`num_candidates` K: the values function sees [B, K] pairs, and every proposal is one of those K."""
-    sample = make_sample(FEATURES, TASKS)
     seen = []
-
-    def values_fn(key, s, cands):
-        seen.append(cands)
-        return jnp.zeros((s.transition.task.shape[0], cands.shape[0]))
-
-    proposed = rl.propose_tasks(jax.random.key(0), sample, "inverse_rl", GOAL, values_fn, num_candidates=2)
-    (cands,) = seen
+    values = _values(lambda tasks, reward, done: jnp.zeros(reward.shape), seen)
+    s = spec("inverse_rl", num_candidates=2)
+    proposal = s.rule.propose(s, jax.random.key(0), SAMPLE, GOAL, 1.0, values)
+    cands = seen[0][0][0]
     chex.assert_shape(cands, (2, 2))
-    assert all(any(np.array_equal(p, c) for c in np.asarray(cands)) for p in np.asarray(proposed))
+    assert all(any(np.array_equal(p, c) for c in cands) for p in np.asarray(proposal.task))

@@ -6,6 +6,8 @@ concat(obs, [action,] task)."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -269,6 +271,30 @@ def test_soft_q_matrix_every_pair(sac, state, batch):
         for j in range(3):
             q = apply(state.critic_params, batch.obs[i : i + 1], batch.action[i : i + 1], tasks[j : j + 1])
             np.testing.assert_allclose(float(m[i, j]), float(q.min(0)[0]), rtol=1e-5, atol=1e-6)
+
+
+def test_relabel_values_broadcast_per_sample_tasks(sac, state, batch):
+    """tasks [B, 1, d] (each sample's own task) give the diagonal of the shared-task matrix."""
+    tasks = batch.task
+    values = sac.relabel_values(state, "critic")
+    shared = values(None, batch.obs, batch.action, batch.next_obs, tasks[None], None, None)  # [B, B]
+    own = values(None, batch.obs, batch.action, batch.next_obs, tasks[:, None], None, None)  # [B, 1]
+    np.testing.assert_allclose(np.asarray(own[:, 0]), np.diag(np.asarray(shared)), rtol=1e-6)
+    with pytest.raises(ValueError, match="critic, backup"):
+        sac.relabel_values(state, "auto")
+
+
+def test_critic_bound_squashes_into_the_interval(sac, batch):
+    bounded = dataclasses.replace(sac, critic_bound=(-10.0, 0.0))
+    params = bounded.init(jax.random.PRNGKey(0)).critic_params
+    q = bounded.critic.apply(params, batch.obs, batch.action * 100.0, batch.task * 100.0)
+    assert bool(jnp.all((q >= -10.0) & (q <= 0.0)))  # saturates at the ends in float32
+    raw = dataclasses.replace(bounded, critic_bound=None).critic.apply(params, batch.obs, batch.action, batch.task)
+    np.testing.assert_allclose(
+        np.asarray(bounded.critic.apply(params, batch.obs, batch.action, batch.task)),
+        -10.0 + 10.0 * np.asarray(jax.nn.sigmoid(raw)),
+        rtol=1e-5,
+    )
 
 
 def test_soft_backup_matrix_every_pair(sac, state, batch):

@@ -131,7 +131,8 @@ def test_summary_throughput_is_trained_steps_over_train_time():
 # ---- every strategy end to end ---------------------------------------------------------------------
 
 STRATEGY_CONFIGS = [dataclasses.replace(BASE, relabel=s) for s in STRATEGIES] + [
-    dataclasses.replace(BASE, relabel="inverse_rl", relabel_values="backup")
+    dataclasses.replace(BASE, relabel="inverse_rl", relabel_values="backup"),
+    dataclasses.replace(BASE, relabel="inverse_rl", candidates="tasks+future"),
 ]
 
 
@@ -139,7 +140,7 @@ def _all_finite(value) -> bool:
     return bool(np.all(np.isfinite(np.asarray(value, dtype=float))))
 
 
-@pytest.mark.parametrize("config", STRATEGY_CONFIGS, ids=lambda c: f"{c.relabel}-{c.relabel_values}")
+@pytest.mark.parametrize("config", STRATEGY_CONFIGS, ids=lambda c: f"{c.relabel}-{c.relabel_values}-{c.candidates}")
 def test_every_strategy_trains_with_finite_metrics(config):
     records, summary, state = run_once(config)
     assert len(records) == config.num_chunks + 1  # the initial evaluation, then one per chunk
@@ -168,8 +169,13 @@ def test_every_strategy_trains_with_finite_metrics(config):
     elif config.relabel in ("random", "final", "future"):
         # exactly round(0.5 x 8) = 4 samples per batch take a (continuous, hence new) task
         np.testing.assert_allclose(changed, 0.5, atol=1e-6)
+    elif config.relabel in ("final_released", "future_released", "inverse_rl_released"):  # random shares
+        assert np.all(changed > 0.0) and np.all(changed < 1.0)
     else:  # inverse RL may redraw a sample's own task
         assert np.all(changed > 0.0) and np.all(changed <= 0.5 + 1e-6)
+    if config.relabel_spec.value_estimator is not None:
+        assert {"posterior_entropy", "soft_q_chosen", "soft_q_commanded"} <= train_metrics
+    assert {"relabel_success", "relabel_kept"} <= train_metrics
 
 
 # ---- one compiled chunk ------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from flax import struct
 from hipi_jax import envs
 from hipi_jax.agents.bc import BC
 from hipi_jax.dataset import Dataset
-from hipi_jax.relabel import inverse_rl_log_probs
+from hipi_jax.relabel import posterior_draw
 from hipi_jax.rollout import rollout
 from hipi_jax.tasks import TaskFamily
 
@@ -98,8 +98,7 @@ def candidate_tasks(family: TaskFamily, key: Array, num: int) -> Array:
 
 def relabel(key: Array, returns: Array, candidates: Array, use_partition: bool = True) -> Array:
     """One task per trajectory, ψ̃_i ~ q(ψ | τ_i) (Eq. 7): [N, task_dim]."""
-    log_q = inverse_rl_log_probs(returns, use_partition=use_partition)
-    return candidates[jax.random.categorical(key, log_q, axis=1)]
+    return candidates[posterior_draw(key, returns, use_partition=use_partition)[0]]
 
 
 @struct.dataclass

@@ -87,7 +87,8 @@ def steps_to_episode_end(buffer: BufferState, env: Array, slot: Array) -> Array:
 
 
 def sample(buffer: BufferState, key: Array, batch_size: int) -> Sample:
-    """Uniform sample of stored steps with their `final` and `future` hindsight features."""
+    """Uniform sample of stored steps with their `final` and `future` hindsight features, and the
+    released code's (current-state features of the last step, and of a step j ~ U[i, T))."""
     num_envs, cap = buffer.episode.shape
     k_env, k_slot, k_future = jax.random.split(key, 3)
     env = jax.random.randint(k_env, (batch_size,), 0, num_envs)
@@ -96,9 +97,12 @@ def sample(buffer: BufferState, key: Array, batch_size: int) -> Sample:
     final_slot = (slot + remaining) % cap
     offset = jax.random.randint(k_future, (batch_size,), 0, jnp.minimum(remaining, FUTURE_HORIZON - 1) + 1)
     future_slot = (slot + offset) % cap
+    released_slot = (slot + jax.random.randint(jax.random.fold_in(k_future, 1), (batch_size,), 0, remaining + 1)) % cap
     transition = jax.tree.map(lambda x: x[env, slot], buffer.data)
-    return Sample(
+    return Sample(  # gathers a strategy does not read are removed by XLA
         transition=transition,
         final_features=buffer.data.features[env, final_slot],
         future_features=buffer.data.features[env, future_slot],
+        released_final_features=buffer.data.obs_features[env, final_slot],
+        released_future_features=buffer.data.obs_features[env, released_slot],
     )

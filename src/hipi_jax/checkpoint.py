@@ -1,4 +1,4 @@
-"""Orbax checkpoints of the whole training state (DESIGN.md `checkpoint.py`), so a resumed run is exact.
+"""Orbax checkpoints of the whole training state (docs/architecture.md `checkpoint.py`), so a resumed run is exact.
 
 A checkpoint holds the `TrainState` pytree of every seed (parameters, target parameters, optimizer
 states, α, RNG keys, env states, the replay buffer, counters) and a JSON item with the config, the

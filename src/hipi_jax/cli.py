@@ -1,4 +1,4 @@
-"""`hipi-train`: train one config over vmapped seeds and write the run directory of DESIGN.md.
+"""`hipi-train`: train one config over vmapped seeds and write the run directory of docs/architecture.md.
 
 Flags are `TrainConfig` field names with hyphens. Bad input prints one line naming the value and
 what is allowed, exits with code 2 and creates or overwrites nothing.

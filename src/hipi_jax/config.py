@@ -10,9 +10,8 @@ import dataclasses
 import math
 
 from hipi_jax import envs
-from hipi_jax.relabel import CANDIDATE_SOURCES, HINDSIGHT_GOAL_STRATEGIES, STRATEGIES
+from hipi_jax.relabel import STRATEGIES, RelabelSpec
 
-VALUE_ESTIMATORS = ("critic", "backup")
 START_MODES = ("fresh", "reuse")
 # Numeric hyperparameters a sweep may vary in one compiled program: none of them changes a shape.
 SWEEPABLE = ("relabel_fraction", "learning_rate", "gamma", "tau")
@@ -23,7 +22,8 @@ def _field(default, help: str):
 
 
 # Per-env defaults where they differ from the field defaults (which are nav2d's). App. C.1: (64, 64)
-# networks except on 2D navigation. Budgets are CPU-sized; the paper's are a flag away (--env-steps).
+# networks except on 2D navigation; unit-norm gradient clipping on the arm (C.1). Budgets are
+# CPU-sized; the paper's are a flag away (--env-steps).
 ENV_PRESETS: dict[str, dict] = {
     "point_goal": {"env_steps": 100_000, "eval_every": 10_000},
     "walker_linear": {"hidden": (64, 64), "env_steps": 100_000, "eval_every": 10_000},
@@ -34,26 +34,34 @@ ENV_PRESETS: dict[str, dict] = {
     "finger_goal": {"hidden": (64, 64), "env_steps": 200_000, "eval_every": 20_000},
     "quadruped_goal": {"hidden": (256, 256), "env_steps": 30_000, "eval_every": 10_000, "warmup_steps": 2_000},
     "quadruped_linear": {"hidden": (256, 256), "env_steps": 30_000, "eval_every": 10_000, "warmup_steps": 2_000},
-    "arm_reach": {"hidden": (64, 64), "env_steps": 100_000, "eval_every": 10_000},
-    "arm_reach_hard": {"hidden": (64, 64), "env_steps": 100_000, "eval_every": 10_000},
-    "arm_reach_margin": {"hidden": (64, 64), "env_steps": 100_000, "eval_every": 10_000},
+    "arm_reach": {"hidden": (64, 64), "env_steps": 100_000, "eval_every": 10_000, "grad_clip": 1.0},
+    "arm_reach_hard": {"hidden": (64, 64), "env_steps": 100_000, "eval_every": 10_000, "grad_clip": 1.0},
+    "arm_reach_margin": {"hidden": (64, 64), "env_steps": 100_000, "eval_every": 10_000, "grad_clip": 1.0},
 }
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     env: str = _field("nav2d", f"environment: one of {', '.join(envs.continuous_names())}")
-    relabel: str = _field("inverse_rl", f"relabel strategy: one of {', '.join(STRATEGIES)}")
+    relabel: str = _field(
+        "inverse_rl",
+        f"relabel strategy: one of {', '.join(STRATEGIES)}. The *_released ones emulate the authors' released "
+        "code to explain the paper's Fig. 5 (rewards on s; HER copies paired with themselves, s' = s; inverse RL "
+        "scoring the commanded tasks but handing out goals achieved by the batch's states); see docs/results.md",
+    )
     relabel_fraction: float = _field(0.5, "fraction of each replay batch that is relabeled, in [0, 1] (App. D)")
     relabel_values: str = _field(
-        "critic",
+        "auto",
         "inverse-RL values: 'critic' = soft Q(s,a,psi), min of the twin critics (Eq. 8, Alg. 1); "
-        "'backup' = r(s,a) - log pi(a|s,psi) + gamma (1-done) Q(s',a',psi), the authors' code's estimator",
+        "'backup' = r(s,a) - log pi(a|s,psi) + gamma (1-done) Q(s',a',psi), the authors' code's estimator; "
+        "'auto' = critic, except backup for inverse_rl_released",
     )
     candidates: str = _field(
         "tasks",
-        "inverse-RL candidate tasks of a continuous family: 'tasks' = the batch's commanded tasks (Alg. 1); "
-        "'achieved' = the goals the batch reached (goal families); 'tasks+achieved' = both (2B candidates)",
+        "inverse-RL candidate tasks of a continuous family, one or more of these joined by '+': 'tasks' = the "
+        "batch's commanded tasks (Alg. 1); 'achieved' = the goals the batch's transitions reached, phi(s'); "
+        "'future' = goals each sample's own episode reaches later (one of its next 4 states); goal families "
+        "only for the last two. E.g. tasks+future (2B candidates)",
     )
     prior_candidates: int = _field(
         0, "extra candidate tasks drawn from the prior for inverse RL (0 = batch tasks only)"
@@ -84,7 +92,12 @@ class TrainConfig:
     learning_rate: float = _field(3e-4, "Adam learning rate for actor, critic and alpha")
     gamma: float = _field(0.99, "discount factor")
     tau: float = _field(0.005, "Polyak rate of the target critic")
-    grad_clip: float = _field(0.0, "clip gradients to this global norm; 0 = off (App. C.1 uses 1 on arms)")
+    grad_clip: float = _field(0.0, "clip gradients to this global norm; 0 = off (App. C.1: 1 on Sawyer and Jaco)")
+    critic_bound: str = _field(
+        "",
+        "LOW,HIGH squashes the critic's output into (LOW, HIGH) with a sigmoid, as the released configs do for "
+        "finger and reacher (-1000,0); empty = unbounded",
+    )
     buffer_size: int = _field(1_000_000, "replay capacity in transitions, all parallel envs together")
     eval_every: int = _field(25_000, "environment steps between evaluations (one compiled chunk)")
     eval_episodes: int = _field(20, "deterministic evaluation episodes per seed at each evaluation")
@@ -98,14 +111,10 @@ class TrainConfig:
     def __post_init__(self):
         if self.env not in envs.names():
             raise ValueError(f"env={self.env!r} is unknown; valid envs: {', '.join(envs.continuous_names())}")
-        if self.relabel not in STRATEGIES:
-            raise ValueError(f"relabel={self.relabel!r} is unknown; valid strategies: {', '.join(STRATEGIES)}")
-        if self.relabel_values not in VALUE_ESTIMATORS:
-            raise ValueError(f"relabel_values={self.relabel_values!r} is unknown; valid: {', '.join(VALUE_ESTIMATORS)}")
+        spec = self.relabel_spec  # checks the relabel options on their own
         if self.starts not in START_MODES:
             raise ValueError(f"starts={self.starts!r} is unknown; valid: {', '.join(START_MODES)}")
-        if self.candidates not in CANDIDATE_SOURCES:
-            raise ValueError(f"candidates={self.candidates!r} is unknown; valid: {', '.join(CANDIDATE_SOURCES)}")
+        self.critic_bounds  # noqa: B018 (parses and checks --critic-bound)
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if isinstance(value, float) and not math.isfinite(value):
@@ -115,7 +124,7 @@ class TrainConfig:
         for name in ("seeds", "env_steps", "num_envs", "batch_size", "buffer_size", "eval_every", "eval_episodes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)} must be a positive integer")
-        for name in ("warmup_steps", "prior_candidates", "num_candidates"):
+        for name in ("warmup_steps",):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}={getattr(self, name)} must be >= 0")
         for name in ("learning_rate", "updates_per_env_step"):
@@ -142,15 +151,10 @@ class TrainConfig:
             raise ValueError(f"warmup_steps={self.warmup_steps} must be >= batch_size={self.batch_size}")
         if self.warmup_steps >= self.env_steps:
             raise ValueError(f"warmup_steps={self.warmup_steps} must be < env_steps={self.env_steps}")
-        if self.relabel in HINDSIGHT_GOAL_STRATEGIES and not envs.make(self.env).task_family.supports_hindsight_goals:
-            raise ValueError(
-                f"relabel={self.relabel!r} needs a goal-reaching task family, which env={self.env!r} lacks; "
-                "use inverse_rl, inverse_rl_no_partition, random or none"
-            )
-        if "achieved" in self.candidates and not envs.make(self.env).task_family.supports_hindsight_goals:
-            raise ValueError(
-                f"candidates={self.candidates!r} needs a goal-reaching task family, which env={self.env!r} lacks"
-            )
+        try:
+            spec.check(envs.make(self.env).task_family)
+        except ValueError as e:
+            raise ValueError(f"{e} (env={self.env!r})") from None
         if self.sweep:
             name, values = self.sweep_axis
             for value in values:  # each value must be a valid config on its own
@@ -162,6 +166,30 @@ class TrainConfig:
             raise ValueError(f"env={self.env!r} has discrete actions; SAC training needs a continuous-action env")
 
     # ---- derived quantities (never stored) ------------------------------------------------------------
+    @property
+    def relabel_spec(self) -> RelabelSpec:
+        """The relabel options as the spec that `relabel.relabel` applies."""
+        return RelabelSpec(
+            strategy=self.relabel,
+            candidates=self.candidates,
+            prior_candidates=self.prior_candidates,
+            num_candidates=self.num_candidates,
+            values=self.relabel_values,
+        )
+
+    @property
+    def critic_bounds(self) -> tuple[float, float] | None:
+        """(low, high) of `critic_bound`, or None."""
+        if not self.critic_bound:
+            return None
+        try:
+            low, high = (float(v) for v in self.critic_bound.split(","))
+        except ValueError:
+            raise ValueError(f"critic_bound={self.critic_bound!r} must be LOW,HIGH, e.g. -1000,0") from None
+        if not (math.isfinite(low) and math.isfinite(high) and low < high):
+            raise ValueError(f"critic_bound={self.critic_bound!r} needs finite LOW < HIGH")
+        return low, high
+
     @property
     def sweep_axis(self) -> tuple[str, tuple[float, ...]] | None:
         """(name, values) of `sweep`, or None."""

@@ -34,9 +34,11 @@ class SplitInputMLP(nn.Module):
 
 
 class Critic(nn.Module):
-    """Twin soft Q-functions Q_k(s, a, ψ) -> [2, ...]."""
+    """Twin soft Q-functions Q_k(s, a, ψ) -> [2, ...]. With `bound` = (low, high) the output is
+    low + (high − low)·sigmoid(x), as the released configs bound the finger and reacher critics."""
 
     hidden: Sequence[int]
+    bound: tuple[float, float] | None = None
 
     @nn.compact
     def __call__(self, obs: Array, action: Array, task: Array) -> Array:
@@ -47,7 +49,11 @@ class Critic(nn.Module):
             in_axes=None,
             axis_size=2,
         )
-        return twin(self.hidden, 1, name="q")(obs, action, task)[..., 0]
+        q = twin(self.hidden, 1, name="q")(obs, action, task)[..., 0]
+        if self.bound is None:
+            return q
+        low, high = self.bound
+        return low + (high - low) * 0.5 * (1.0 + jnp.tanh(0.5 * q))  # sigmoid(q), with a finite gradient anywhere
 
 
 class Actor(nn.Module):

@@ -1,32 +1,50 @@
-"""Hindsight relabeling strategies, with inverse RL (HIPI, Alg. 1) at the centre.
+"""Hindsight relabeling: every relabel decision of HIPI-RL, HIPI-BC and the figure scripts.
 
-Every strategy proposes a new task for each sample; `relabel_fraction` of the batch takes it
-(App. D: 50%), the rest keeps its commanded task; then reward and done are recomputed under the
-task each sample ends up with, so a relabeled goal-reaching sample that now succeeds is terminal.
-`final` and `future` are done at sample time (the paper added augmented copies at insert time;
-in expectation the two are the same mixture).
+A `RelabelSpec` names a strategy and its options and is checked once against a task family; the
+strategy's rule (`RULES`, one table) proposes a task per sample; `relabel` lets `relabel_fraction`
+of the batch take it (App. D: 50%) and recomputes reward and done under the task each sample ends up
+with, so a relabeled goal-reaching sample that now succeeds is terminal (Alg. 2).
+
+Alg. 1 (inverse RL) scores every (sample, candidate task) pair with a value function supplied by the
+learner (`ValuesFn`; SAC's live in `agents/sac.py`) and draws from the posterior of Eq. 7/8/14
+(`posterior_draw`, shared with HIPI-BC). `final` and `future` are correct HER, drawn at sample
+time (in expectation the same mixture as the paper's augmented copies).
+
+The `*_released` strategies emulate what the authors' released code computes, to explain the
+paper's Fig. 5; they are not the algorithms of the paper (docs/results.md has the evidence):
+- rewards and done are evaluated on the *current* state s, φ(s), not on s';
+- `final_released` / `future_released`: the code stores the original step and then 1 (`last`) or 4
+  (`future`, goals φ(s_j), j ~ U[i, T)) relabeled copies of it next to each other and reads two
+  adjacent stored items as (s, s'). A sample is one of those k + 1 items, uniformly: item 0 keeps
+  its task, items 1..k carry a hindsight goal, and every item but the last copy is paired with
+  another copy of the same step, so s' = s (½ of all samples for `last`, ⅘ for `future`);
+- `inverse_rl_released` (its default `candidate_task_type="states"`): the posterior is computed over
+  the batch's commanded tasks ψ_j with the one-step backup values, but sample i is handed the goal
+  achieved by sample j's state, φ(s_j); a Bernoulli(relabel_fraction) mask picks who takes it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
+from flax import struct
 
 from hipi_jax.tasks import TaskFamily
 from hipi_jax.types import Batch, Sample
 
 Array = jax.Array
 
-STRATEGIES = ("none", "random", "final", "future", "inverse_rl", "inverse_rl_no_partition")
-HINDSIGHT_GOAL_STRATEGIES = ("final", "future")
-INVERSE_RL_STRATEGIES = ("inverse_rl", "inverse_rl_no_partition")
-CANDIDATE_SOURCES = ("tasks", "achieved", "tasks+achieved")
+CANDIDATE_PARTS = ("tasks", "achieved", "future")
+VALUE_ESTIMATORS = ("auto", "critic", "backup")
+RELEASED_HER_COPIES = {"final_released": 1, "future_released": 4}  # the released `last` / `future`
 
-# values_fn(key, sample, candidates [K, task_dim]) -> [batch, K] values R_ψj(s_i, a_i) (Eq. 8)
-ValuesFn = Callable[[Array, Sample, Array], Array]
+# values_fn(key, obs [B, o], action [B, a], next_obs [B, o], tasks [1 | B, K, d], reward [B, K], done [B, K])
+#   -> [B, K] values R_ψ(s_i, a_i) of every pair (Eq. 8); reward and done are under each pair's task.
+ValuesFn = Callable[[Array, Array, Array, Array, Array, Array, Array], Array]
 
 
 def inverse_rl_log_probs(values: Array, *, use_partition: bool = True) -> Array:
@@ -61,65 +79,217 @@ def log_partition(values: Array) -> Array:
     return jax.nn.logsumexp(values, axis=0) - math.log(values.shape[0])
 
 
-def candidate_tasks(
-    key: Array, sample: Sample, family: TaskFamily, num_prior: int = 0, source: str = "tasks", limit: int = 0
-) -> Array:
-    """Candidate tasks for inverse RL: [K, task_dim]. A finite family offers its whole task set.
-    Otherwise `source` picks them: "tasks" = the batch's own commanded tasks (Alg. 1); "achieved" =
-    the goals the batch reached, φ(s′) (the authors' code's state candidates; goal families only);
-    "tasks+achieved" = both. `num_prior` draws from the prior are appended. `limit` > 0 keeps a
-    uniformly random subset of that many (K ≤ B bounds the B × K kernel's cost)."""
-    candidates = _all_candidates(key, sample, family, num_prior, source)
-    if 0 < limit < candidates.shape[0]:
-        candidates = candidates[jax.random.permutation(jax.random.fold_in(key, 1), candidates.shape[0])[:limit]]
+def posterior_draw(key: Array, values: Array, *, use_partition: bool = True) -> tuple[Array, Array]:
+    """One draw j_i ~ q(ψ_j | s_i, a_i) per row of `values` [N, K] (Alg. 1 / Alg. 3): (index [N], log q [N, K])."""
+    log_q = inverse_rl_log_probs(values, use_partition=use_partition)
+    return jax.random.categorical(key, log_q, axis=-1), log_q
+
+
+# ---------------------------------------------------------------- the spec
+
+
+@dataclasses.dataclass(frozen=True)
+class RelabelSpec:
+    """What relabeling a run does. Check it against the run's task family with `check`."""
+
+    strategy: str = "inverse_rl"  # a key of RULES
+    candidates: str = "tasks"  # inverse RL's candidate tasks: CANDIDATE_PARTS joined by "+"
+    prior_candidates: int = 0  # extra candidates drawn from the prior
+    num_candidates: int = 0  # K > 0: score a random subset of K candidates (0 = all)
+    values: str = "auto"  # value estimator: critic | backup | auto (the strategy's own)
+
+    def __post_init__(self):
+        if self.strategy not in RULES:
+            raise ValueError(f"relabel={self.strategy!r} is unknown; valid strategies: {', '.join(RULES)}")
+        parts = self.candidates.split("+")
+        if any(p not in CANDIDATE_PARTS for p in parts) or len(set(parts)) != len(parts):
+            raise ValueError(
+                f"candidates={self.candidates!r} is unknown; valid: one or more of {', '.join(CANDIDATE_PARTS)} "
+                "joined by '+', e.g. tasks+future"
+            )
+        if self.values not in VALUE_ESTIMATORS:
+            raise ValueError(f"relabel_values={self.values!r} is unknown; valid: {', '.join(VALUE_ESTIMATORS)}")
+        for name in ("prior_candidates", "num_candidates"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name}={getattr(self, name)} must be >= 0")
+        if self.rule.value_estimator is None and self.values != "auto":
+            raise ValueError(f"relabel_values={self.values!r} needs an inverse-RL strategy, not {self.strategy!r}")
+        if self.strategy == "inverse_rl_released" and self.candidates != "tasks":
+            raise ValueError(
+                f"candidates={self.candidates!r}: inverse_rl_released scores the batch's commanded tasks, "
+                "as the released code does; use candidates=tasks"
+            )
+
+    @property
+    def rule(self) -> Rule:
+        return RULES[self.strategy]
+
+    @property
+    def value_estimator(self) -> str | None:
+        """The estimator that scores pairs, or None for strategies that score nothing."""
+        if self.rule.value_estimator is None:
+            return None
+        return self.rule.value_estimator if self.values == "auto" else self.values
+
+    @property
+    def needs_goals(self) -> bool:
+        parts = self.candidates.split("+") if self.value_estimator is not None else []
+        return self.rule.needs_goals or (("achieved" in parts or "future" in parts) and self.strategy != "none")
+
+    def check(self, family: TaskFamily) -> None:
+        """Raise a one-line ValueError when this spec cannot relabel `family`'s tasks."""
+        if self.needs_goals and not family.supports_hindsight_goals:
+            what = f"relabel={self.strategy!r}" if self.rule.needs_goals else f"candidates={self.candidates!r}"
+            raise ValueError(
+                f"{what} needs a goal-reaching task family (tasks achieved by states), which "
+                f"{type(family).__name__} lacks; use inverse_rl, inverse_rl_no_partition, random or none"
+            )
+
+    def describe(self) -> str:
+        """A short label, e.g. inverse_rl@tasks+future."""
+        return self.strategy + (f"@{self.candidates}" if self.candidates != "tasks" else "")
+
+
+# ---------------------------------------------------------------- proposals
+
+
+@struct.dataclass
+class Proposal:
+    """What a rule proposes for each sample of a batch."""
+
+    task: Array  # [B, task_dim] the task the sample takes if relabeled
+    relabeled: Array | None = None  # [B] bool: who takes it; None = an exact relabel_fraction share
+    next_obs: Array | None = None  # [B, obs_dim] the s' the sample is paired with; None = its own s'
+    info: dict = struct.field(default_factory=dict)  # diagnostics, each a scalar
+
+
+@dataclasses.dataclass(frozen=True)
+class Rule:
+    """A strategy: its proposal function and its conventions."""
+
+    propose: Callable  # (spec, key, sample, family, fraction, values_fn) -> Proposal
+    value_estimator: str | None = None  # the default estimator of a strategy that scores pairs
+    needs_goals: bool = False  # proposes achieved goals (goal families only)
+    rewards_on_state: bool = False  # the released code's convention: r and done from φ(s), not φ(s')
+
+
+def candidate_tasks(key: Array, sample: Sample, family: TaskFamily, spec: RelabelSpec) -> Array:
+    """Inverse RL's candidate tasks [K, task_dim]. A finite family offers its whole task set. Otherwise
+    `spec.candidates` joins: "tasks" = the batch's commanded tasks (Alg. 1); "achieved" = the goals its
+    transitions reached, φ(s'); "future" = the goals each sample's own episode reaches later (`future`'s
+    φ, one of the next 4 states); then `prior_candidates` draws from the prior. `num_candidates` K > 0
+    keeps a uniformly random subset of K (K ≤ B bounds the B × K kernel's cost)."""
+    candidates = family.candidate_tasks()
+    if candidates is None:
+        tr = sample.transition
+        source = {
+            "tasks": lambda: tr.task,
+            "achieved": lambda: family.achieved_task(tr.features, tr.task),
+            "future": lambda: family.achieved_task(sample.future_features, tr.task),
+        }
+        parts = [source[p]() for p in spec.candidates.split("+")]
+        if spec.prior_candidates > 0:
+            parts.append(family.sample(key, spec.prior_candidates))
+        candidates = jnp.concatenate(parts, axis=0)
+    k = spec.num_candidates
+    if 0 < k < candidates.shape[0]:
+        candidates = candidates[jax.random.permutation(jax.random.fold_in(key, 1), candidates.shape[0])[:k]]
     return candidates
 
 
-def _all_candidates(key: Array, sample: Sample, family: TaskFamily, num_prior: int, source: str) -> Array:
-    fixed = family.candidate_tasks()
-    if fixed is not None:
-        return fixed
-    if source not in CANDIDATE_SOURCES:
-        raise ValueError(f"unknown candidate source {source!r}; valid: {', '.join(CANDIDATE_SOURCES)}")
+def _pair_rewards(family: TaskFamily, features: Array, action: Array, tasks: Array) -> tuple[Array, Array]:
+    """Reward and done of every (sample, task) pair: features [B, f], tasks [1 | B, K, d] -> [B, K]."""
+    reward = family.reward(features[:, None], action[:, None], tasks)
+    done = family.terminal(features[:, None], tasks).astype(jnp.float32)
+    return jnp.broadcast_to(reward, done.shape), done
+
+
+def _score(values_fn: ValuesFn | None, key, sample: Sample, family, tasks: Array, on_state: bool) -> Array:
+    """values_fn on every (sample, task) pair of `tasks` [1 | B, K, d], with the rule's reward convention."""
+    if values_fn is None:
+        raise ValueError("an inverse-RL strategy needs a values_fn (the learner's value estimator)")
     tr = sample.transition
-    wanted = source.split("+")
-    parts = [tr.task] if "tasks" in wanted else []
-    if "achieved" in wanted:
-        parts.append(family.achieved_task(tr.features, tr.task))
-    if num_prior > 0:
-        parts.append(family.sample(key, num_prior))
-    return jnp.concatenate(parts, axis=0)
+    reward, done = _pair_rewards(family, tr.obs_features if on_state else tr.features, tr.action, tasks)
+    return values_fn(key, tr.obs, tr.action, tr.next_obs, tasks, reward, done)
 
 
-def propose_tasks(
-    key: Array,
-    sample: Sample,
-    strategy: str,
-    family: TaskFamily,
-    values_fn: ValuesFn | None = None,
-    num_prior_candidates: int = 0,
-    candidate_source: str = "tasks",
-    num_candidates: int = 0,
-) -> Array:
-    """The task each sample would be relabeled with under `strategy`: [batch, task_dim]."""
-    tasks = sample.transition.task
-    if strategy == "none":
-        return tasks
-    if strategy == "random":
-        return family.sample(key, tasks.shape[0])
-    if strategy == "final":
-        return family.achieved_task(sample.final_features, tasks)
-    if strategy == "future":
-        return family.achieved_task(sample.future_features, tasks)
-    if strategy in INVERSE_RL_STRATEGIES:
-        if values_fn is None:
-            raise ValueError(f"relabel strategy {strategy!r} needs a values_fn (the critic)")
-        k_cand, k_values, k_pick = jax.random.split(key, 3)
-        candidates = candidate_tasks(k_cand, sample, family, num_prior_candidates, candidate_source, num_candidates)
-        values = values_fn(k_values, sample, candidates)  # [batch, K]
-        log_q = inverse_rl_log_probs(values, use_partition=strategy == "inverse_rl")
-        return candidates[jax.random.categorical(k_pick, log_q, axis=-1)]
-    raise ValueError(f"unknown relabel strategy {strategy!r}; valid strategies: {', '.join(STRATEGIES)}")
+def _posterior_info(key, values: Array, pick: Array, log_q: Array, sample, family, values_fn, on_state) -> dict:
+    """Diagnostics of an inverse-RL draw: the posterior's entropy and the values of the chosen and of
+    the commanded task (averaged over the batch)."""
+    commanded = _score(values_fn, key, sample, family, sample.transition.task[:, None], on_state)[:, 0]
+    entropy = -jnp.sum(jnp.where(log_q > -jnp.inf, jnp.exp(log_q) * log_q, 0.0), axis=-1)
+    chosen = jnp.take_along_axis(values, pick[:, None], axis=1)[:, 0]
+    return {"posterior_entropy": entropy.mean(), "soft_q_chosen": chosen.mean(), "soft_q_commanded": commanded.mean()}
+
+
+def _none(spec, key, sample, family, fraction, values_fn) -> Proposal:
+    return Proposal(task=sample.transition.task)
+
+
+def _random(spec, key, sample, family, fraction, values_fn) -> Proposal:
+    return Proposal(task=family.sample(key, sample.transition.task.shape[0]))
+
+
+def _final(spec, key, sample, family, fraction, values_fn) -> Proposal:
+    return Proposal(task=family.achieved_task(sample.final_features, sample.transition.task))
+
+
+def _future(spec, key, sample, family, fraction, values_fn) -> Proposal:
+    return Proposal(task=family.achieved_task(sample.future_features, sample.transition.task))
+
+
+def _inverse_rl(use_partition: bool) -> Callable:
+    def propose(spec, key, sample, family, fraction, values_fn) -> Proposal:
+        k_cand, k_values, k_pick, k_own = jax.random.split(key, 4)
+        candidates = candidate_tasks(k_cand, sample, family, spec)
+        values = _score(values_fn, k_values, sample, family, candidates[None], False)  # [B, K]
+        pick, log_q = posterior_draw(k_pick, values, use_partition=use_partition)
+        info = _posterior_info(k_own, values, pick, log_q, sample, family, values_fn, False)
+        return Proposal(task=candidates[pick], info=info)
+
+    return propose
+
+
+def _inverse_rl_released(spec, key, sample, family, fraction, values_fn) -> Proposal:
+    k_values, k_pick, k_mask, k_own = jax.random.split(key, 4)
+    tr = sample.transition
+    values = _score(values_fn, k_values, sample, family, tr.task[None], True)  # scored: commanded ψ_j
+    pick, log_q = posterior_draw(k_pick, values)  # normalize_cols: log Z up to a constant
+    info = _posterior_info(k_own, values, pick, log_q, sample, family, values_fn, True)
+    task = family.achieved_task(tr.obs_features[pick], tr.task)  # assigned: the goal of s_j, not ψ_j
+    relabeled = jax.random.bernoulli(k_mask, fraction, pick.shape)
+    return Proposal(task=task, relabeled=relabeled, info=info)
+
+
+def _her_released(copies: int) -> Callable:
+    def propose(spec, key, sample, family, fraction, values_fn) -> Proposal:
+        tr = sample.transition
+        item = jax.random.randint(key, tr.task.shape[:1], 0, copies + 1)  # 0 = the original, 1..copies = copies
+        goal = sample.released_final_features if copies == 1 else sample.released_future_features
+        next_obs = jnp.where((item < copies)[:, None], tr.obs, tr.next_obs)  # paired with a copy of itself
+        info = {"self_pairs": jnp.mean(item < copies)}
+        return Proposal(task=family.achieved_task(goal, tr.task), relabeled=item > 0, next_obs=next_obs, info=info)
+
+    return propose
+
+
+RULES: dict[str, Rule] = {
+    "none": Rule(_none),
+    "random": Rule(_random),
+    "final": Rule(_final, needs_goals=True),
+    "future": Rule(_future, needs_goals=True),
+    "inverse_rl": Rule(_inverse_rl(True), value_estimator="critic"),
+    "inverse_rl_no_partition": Rule(_inverse_rl(False), value_estimator="critic"),
+    "final_released": Rule(_her_released(1), needs_goals=True, rewards_on_state=True),
+    "future_released": Rule(_her_released(4), needs_goals=True, rewards_on_state=True),
+    "inverse_rl_released": Rule(
+        _inverse_rl_released, value_estimator="backup", needs_goals=True, rewards_on_state=True
+    ),
+}
+STRATEGIES = tuple(RULES)
+
+
+# ---------------------------------------------------------------- applying a spec
 
 
 def relabel_mask(key: Array, batch_size: int, fraction: Array | float) -> Array:
@@ -128,37 +298,54 @@ def relabel_mask(key: Array, batch_size: int, fraction: Array | float) -> Array:
     return rank < jnp.round(fraction * batch_size)
 
 
-def with_task(sample: Sample, task: Array, family: TaskFamily) -> Batch:
-    """The batch under `task`: reward and done recomputed from φ(s') (done = terminal under task)."""
+def with_task(sample: Sample, task: Array, family: TaskFamily, next_obs: Array | None = None, on_state=False) -> Batch:
+    """The batch under `task`: reward and done recomputed from φ(s') (or φ(s) with `on_state`)."""
     tr = sample.transition
+    features = tr.obs_features if on_state else tr.features
     return Batch(
         obs=tr.obs,
         action=tr.action,
-        next_obs=tr.next_obs,
+        next_obs=tr.next_obs if next_obs is None else next_obs,
         task=task,
-        reward=family.reward(tr.features, tr.action, task),
-        done=family.terminal(tr.features, task).astype(jnp.float32),
+        reward=family.reward(features, tr.action, task),
+        done=family.terminal(features, task).astype(jnp.float32),
     )
+
+
+def _safe_mean(x: Array, where: Array) -> Array:
+    return jnp.sum(jnp.where(where, x, 0.0)) / jnp.maximum(jnp.sum(where), 1)
 
 
 def relabel(
     key: Array,
     sample: Sample,
-    strategy: str,
+    spec: RelabelSpec,
     family: TaskFamily,
     fraction: Array | float = 0.5,
     values_fn: ValuesFn | None = None,
-    num_prior_candidates: int = 0,
-    candidate_source: str = "tasks",
-    num_candidates: int = 0,
 ) -> tuple[Batch, dict[str, Array]]:
-    """Relabel `fraction` of a replay sample with `strategy` (Alg. 2) and recompute reward and done."""
+    """Relabel a replay sample as `spec` says (Alg. 2) and recompute reward and done.
+
+    Metrics: `relabel_changed` (share of samples whose task changed), `batch_reward`, and over the
+    relabeled samples `relabel_success` (goal families: the share that succeed under their new task)
+    and `relabel_kept` (the share whose proposal is their own task); inverse RL adds
+    `posterior_entropy`, `soft_q_chosen` and `soft_q_commanded`; released HER adds `self_pairs`."""
     k_propose, k_mask = jax.random.split(key)
-    proposed = propose_tasks(
-        k_propose, sample, strategy, family, values_fn, num_prior_candidates, candidate_source, num_candidates
-    )
-    mask = relabel_mask(k_mask, proposed.shape[0], fraction)
-    task = jnp.where(mask[:, None], proposed, sample.transition.task)
-    changed = jnp.any(task != sample.transition.task, axis=-1)
-    batch = with_task(sample, task, family)
-    return batch, {"relabel_changed": changed.mean(), "batch_reward": batch.reward.mean()}
+    rule = spec.rule
+    proposal = rule.propose(spec, k_propose, sample, family, fraction, values_fn)
+    commanded = sample.transition.task
+    relabeled = proposal.relabeled
+    if relabeled is None:
+        relabeled = relabel_mask(k_mask, commanded.shape[0], fraction)
+    task = jnp.where(relabeled[:, None], proposal.task, commanded)
+    batch = with_task(sample, task, family, proposal.next_obs, rule.rewards_on_state)
+    metrics = {
+        "relabel_changed": jnp.any(task != commanded, axis=-1).mean(),
+        "batch_reward": batch.reward.mean(),
+        "relabel_kept": _safe_mean(jnp.all(proposal.task == commanded, axis=-1), relabeled),
+        **proposal.info,
+    }
+    if family.has_success:
+        features = sample.transition.obs_features if rule.rewards_on_state else sample.transition.features
+        metrics["relabel_success"] = _safe_mean(family.success(features, task), relabeled)
+    return batch, metrics

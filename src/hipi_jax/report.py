@@ -1,4 +1,4 @@
-"""What a run leaves behind (DESIGN.md): metrics.jsonl, summary.json and curves.png."""
+"""What a run leaves behind (docs/architecture.md): metrics.jsonl, summary.json and curves.png."""
 
 from __future__ import annotations
 
@@ -64,22 +64,42 @@ def mean_std(records: list[dict], key: str) -> tuple[np.ndarray, np.ndarray, np.
     return steps, values.mean(axis=1), values.std(axis=1)
 
 
+DIAGNOSTICS = {  # relabeling diagnostics of metrics.jsonl (relabel.relabel), one panel each
+    "relabel_success": ("relabel_success",),
+    "relabel_kept": ("relabel_kept",),
+    "posterior_entropy": ("posterior_entropy",),
+    "soft Q of the chosen (solid) vs the commanded task (dashed)": ("soft_q_chosen", "soft_q_commanded"),
+    "self_pairs (s' = s)": ("self_pairs",),
+}
+
+
 def plot_curves(curves: dict[str, list[dict]], path: Path, title: str = "") -> None:
-    """Learning curves, mean ± std over seeds, one line per entry of `curves` (label -> records)."""
+    """Learning curves, mean ± std over seeds, one line per entry of `curves` (label -> records), then
+    one panel per relabeling diagnostic the records hold."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    keys = [k for k in ("eval_return", "eval_success") if any(k in r for recs in curves.values() for r in recs)]
-    fig, axes = plt.subplots(1, len(keys), figsize=(5.5 * len(keys), 4), squeeze=False)
-    for ax, key in zip(axes[0], keys, strict=True):
-        for label, records in curves.items():
-            steps, mean, std = mean_std(records, key)
-            ax.plot(steps, mean, label=label)
-            ax.fill_between(steps, mean - std, mean + std, alpha=0.2)
+    present = lambda k: any(k in r for recs in curves.values() for r in recs)
+    panels = [(k.replace("_", " "), (k,)) for k in ("eval_return", "eval_success") if present(k)]
+    panels += [(name, keys) for name, keys in DIAGNOSTICS.items() if present(keys[0])]
+    cols = min(len(panels), 3)
+    rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.5 * cols, 4 * rows), squeeze=False)
+    for ax in axes.flat[len(panels) :]:
+        ax.axis("off")
+    for ax, (name, keys) in zip(axes.flat, panels, strict=False):
+        for i, (label, records) in enumerate(curves.items()):
+            for key, style in zip(keys, ("-", "--"), strict=False):
+                if not any(key in r for r in records):
+                    continue
+                steps, mean, std = mean_std(records, key)
+                ax.plot(steps, mean, style, marker=".", color=f"C{i % 10}", label=label if style == "-" else None)
+                ax.fill_between(steps, mean - std, mean + std, alpha=0.2, color=f"C{i % 10}")
         ax.set_xlabel("environment steps (per seed)")
-        ax.set_ylabel(key.replace("_", " "))
+        ax.set_ylabel(name if len(keys) == 1 else "soft Q")
+        ax.set_title(name if len(keys) > 1 else "", fontsize=9)
         ax.grid(alpha=0.3)
     axes[0][0].legend()
     if title:

@@ -27,9 +27,9 @@ from hipi_jax import envs
 from hipi_jax.agents.sac import SAC, SACState
 from hipi_jax.config import SWEEPABLE, TrainConfig
 from hipi_jax.envs.base import EnvState, auto_reset, reset_with_prior
-from hipi_jax.relabel import INVERSE_RL_STRATEGIES, relabel
+from hipi_jax.relabel import relabel
 from hipi_jax.rollout import rollout
-from hipi_jax.types import Sample, Transition
+from hipi_jax.types import Transition
 
 Array = jax.Array
 
@@ -81,6 +81,7 @@ def build(config: TrainConfig) -> Trainer:
         gamma=config.gamma,
         tau=config.tau,
         grad_clip=config.grad_clip,
+        critic_bound=config.critic_bounds,
     )
     return Trainer(config, env, agent)
 
@@ -104,6 +105,7 @@ def init(tr: Trainer, key: Array, hyper: Hyper) -> TrainState:
         obs=one.obs,
         action=jnp.zeros((env.action_dim,), jnp.float32),
         next_obs=one.obs,
+        obs_features=one.features,
         features=one.features,
         task=one.task,
     )
@@ -128,7 +130,9 @@ def collect(tr: Trainer, state: TrainState, random_actions: bool = False) -> Tra
     else:
         action = tr.agent.act(state.agent.actor_params, k_act, es.obs, es.task)
     nxt = jax.vmap(env.step)(es, action)
-    transition = Transition(obs=es.obs, action=action, next_obs=nxt.obs, features=nxt.features, task=es.task)
+    transition = Transition(
+        obs=es.obs, action=action, next_obs=nxt.obs, obs_features=es.features, features=nxt.features, task=es.task
+    )
     ended = jnp.logical_or(nxt.done, nxt.truncated)
     buf = replay.insert(state.buffer, transition, es.t, ended)
     nxt = jax.vmap(partial(auto_reset, env))(nxt, jax.random.split(k_reset, cfg.num_envs))
@@ -140,39 +144,14 @@ def agent_of(tr: Trainer, hyper: Hyper) -> SAC:
     return dataclasses.replace(tr.agent, learning_rate=hyper.learning_rate, gamma=hyper.gamma, tau=hyper.tau)
 
 
-def values_fn(tr: Trainer, agent: SAC, agent_state: SACState) -> Callable[[Array, Sample, Array], Array]:
-    """R_ψj(s_i, a_i) for HIPI-RL (Eq. 8): the critic's soft Q, or the one-step soft backup."""
-    family = tr.env.task_family
-
-    def critic(key, sample: Sample, tasks: Array) -> Array:
-        t = sample.transition
-        return agent.soft_q_matrix(agent_state, t.obs, t.action, tasks)
-
-    def backup(key, sample: Sample, tasks: Array) -> Array:
-        t = sample.transition
-        reward = family.reward(t.features[:, None], t.action[:, None], tasks[None])  # [B, K]
-        done = family.terminal(t.features[:, None], tasks[None]).astype(jnp.float32)
-        return agent.soft_backup_matrix(agent_state, key, t.obs, t.action, t.next_obs, tasks, reward, done)
-
-    return critic if tr.config.relabel_values == "critic" else backup
-
-
 def update(tr: Trainer, state: TrainState) -> tuple[TrainState, dict[str, Array]]:
     """Sample a batch, relabel it, take one SAC step (Alg. 2)."""
     cfg, agent = tr.config, agent_of(tr, state.hyper)
     key, k_sample, k_relabel, k_sac = jax.random.split(state.key, 4)
     sample = replay.sample(state.buffer, k_sample, cfg.batch_size)
-    batch, relabel_metrics = relabel(
-        k_relabel,
-        sample,
-        cfg.relabel,
-        tr.env.task_family,
-        state.hyper.relabel_fraction,
-        values_fn(tr, agent, state.agent) if cfg.relabel in INVERSE_RL_STRATEGIES else None,
-        cfg.prior_candidates,
-        cfg.candidates,
-        cfg.num_candidates,
-    )
+    spec = cfg.relabel_spec
+    values = agent.relabel_values(state.agent, spec.value_estimator) if spec.value_estimator else None
+    batch, relabel_metrics = relabel(k_relabel, sample, spec, tr.env.task_family, state.hyper.relabel_fraction, values)
     agent, metrics = agent.update(state.agent, batch, k_sac)
     return state.replace(agent=agent, key=key, updates=state.updates + 1), {**metrics, **relabel_metrics}
 

@@ -1,4 +1,4 @@
-"""The arrays that flow between buffer, relabeling and learners (DESIGN.md data flow)."""
+"""The arrays that flow between buffer, relabeling and learners (docs/architecture.md data flow)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,12 @@ Array = jax.Array
 
 @struct.dataclass
 class Transition:
-    """One stored step (s, a, s', φ(s'), ψ); rewards are not stored, they are recomputed per task."""
+    """One stored step (s, a, s', φ(s), φ(s'), ψ); rewards are not stored, they are recomputed per task."""
 
     obs: Array  # [..., obs_dim] s
     action: Array  # [..., action_dim] a
     next_obs: Array  # [..., obs_dim] s'
+    obs_features: Array  # [..., feature_dim] φ(s), for the released code's reward-on-s convention
     features: Array  # [..., feature_dim] φ(s'), what every task's reward is computed from
     task: Array  # [..., task_dim] the commanded task ψ
 
@@ -26,6 +27,8 @@ class Sample:
     transition: Transition  # [batch, ...]
     final_features: Array  # [batch, feature_dim] φ of the last state of the episode stored so far
     future_features: Array  # [batch, feature_dim] φ of one of the next 4 states (App. C.1)
+    released_final_features: Array  # [batch, feature_dim] φ(s_{T-1}): the released code's `last` goal
+    released_future_features: Array  # [batch, feature_dim] φ(s_j), j ~ U[i, T): its `future` goal
 
 
 @struct.dataclass

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -55,6 +56,7 @@ class SAC:
     tau: float = 0.005
     grad_clip: float = 0.0  # global-norm clip; 0 disables (App. C.1 uses 1 on Sawyer/Jaco)
     critic_loss_weight: float = 0.5  # the TF-Agents SAC the paper used scales the critic loss by 0.5
+    critic_bound: tuple[float, float] | None = None  # squash Q into (low, high); None = unbounded
 
     @property
     def actor(self) -> Actor:
@@ -62,7 +64,7 @@ class SAC:
 
     @property
     def critic(self) -> Critic:
-        return Critic(tuple(self.hidden))
+        return Critic(tuple(self.hidden), self.critic_bound)
 
     @property
     def target_entropy(self) -> float:
@@ -162,8 +164,10 @@ class SAC:
     # ---- HIPI-RL values for all (sample, task) pairs ----------------------------------------------
 
     def soft_q_matrix(self, state: SACState, obs: Array, action: Array, tasks: Array) -> Array:
-        """Q̃(s_i, a_i, ψ_j) = min_k Q_k for every pair (Eq. 8): [B, K] from obs/action [B, .], tasks [K, .]."""
-        return self.critic.apply(state.critic_params, obs[:, None], action[:, None], tasks[None]).min(0)
+        """Q̃(s_i, a_i, ψ) = min_k Q_k for every pair (Eq. 8): [B, K] from obs/action [B, .] and tasks
+        [K, .] (shared by all samples) or [B, K, .] / [1, K, .] (broadcast)."""
+        tasks = tasks[None] if tasks.ndim == 2 else tasks
+        return self.critic.apply(state.critic_params, obs[:, None], action[:, None], tasks).min(0)
 
     def soft_backup_matrix(
         self,
@@ -179,8 +183,19 @@ class SAC:
         """The estimator of the authors' released code, for every pair: [B, K]
         r_ψj(s_i, a_i) − log π(a_i|s_i, ψ_j) + γ(1 − done_ij) min_k Q_k(s'_i, a', ψ_j), a' ~ π(·|s'_i, ψ_j):
         a one-step estimate of Eq. 13's Q̃, whose sum starts with the entropy term of the current
-        action (unscaled by α, as in that code). `reward`, `done`: [B, K] under each candidate task."""
-        log_pi = self.log_prob(state.actor_params, obs[:, None], action[:, None], tasks[None])
-        next_action, _ = self.policy(state.actor_params, key, next_obs[:, None], tasks[None])
-        next_q = self.critic.apply(state.critic_params, next_obs[:, None], next_action, tasks[None]).min(0)
+        action (unscaled by α, as in that code). `tasks` as in `soft_q_matrix`; `reward`, `done`:
+        [B, K] under each pair's task."""
+        tasks = tasks[None] if tasks.ndim == 2 else tasks
+        log_pi = self.log_prob(state.actor_params, obs[:, None], action[:, None], tasks)
+        next_action, _ = self.policy(state.actor_params, key, next_obs[:, None], tasks)
+        next_q = self.critic.apply(state.critic_params, next_obs[:, None], next_action, tasks).min(0)
         return reward - log_pi + self.gamma * (1.0 - done) * next_q
+
+    def relabel_values(self, state: SACState, estimator: str) -> Callable:
+        """HIPI-RL's `relabel.ValuesFn` (Eq. 8, Alg. 1): 'critic' = the soft Q of every pair;
+        'backup' = the released code's one-step soft backup (`soft_backup_matrix`)."""
+        if estimator == "critic":
+            return lambda key, obs, action, next_obs, tasks, reward, done: self.soft_q_matrix(state, obs, action, tasks)
+        if estimator == "backup":
+            return partial(self.soft_backup_matrix, state)
+        raise ValueError(f"value estimator {estimator!r} is unknown; valid: critic, backup")

@@ -1,4 +1,4 @@
-"""The env registry: `make(name)` returns a functional env with its task family (DESIGN.md `envs/`)."""
+"""The env registry: `make(name)` returns a functional env with its task family (docs/architecture.md `envs/`)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The functional env interface (DESIGN.md `envs/`): pure `reset(key, task)` / `step(state, action)`.
+"""The functional env interface (docs/architecture.md `envs/`): pure `reset(key, task)` / `step(state, action)`.
 
 An env implements only its simulator: `init_sim(key) -> (sim, obs, features)` and
 `sim_step(sim, action, key) -> (sim, obs, features)`. Reward, termination and truncation are derived

@@ -16,9 +16,9 @@ solver (the six joint-friction rows) is capped at 8 Newton iterations instead of
 within them (trajectories equal the uncapped ones to float precision), and under vmap every env
 otherwise pays for the slowest one's iterations (880 vs 5.3k env steps/s at 64 envs, random actions).
 
-Goals and their workspace are those of dm_control's `reach_site` task: the grip site must reach a
-point in the box [−0.2, 0.2] × [−0.2, 0.2] × [0.02, 0.4] m. Every episode starts at rest in one
-home pose, the grip site 0.3 m above the box's centre (as metaworld's Sawyer reach starts from a
+Goals lie in App. C.8's box [−0.1, 0.1] × [−0.1, 0.1] × [0.02, 0.4] m (the centre of dm_control's
+`reach_site` box, [−0.2, 0.2]² × [0.02, 0.4]); episodes are capped at C.8's 250 steps. Every episode starts at rest
+in one home pose, the grip site 0.3 m above the box's centre (as metaworld's Sawyer reach starts from a
 fixed hand position; dm_control instead solves IK for a random start in the box).
 """
 
@@ -43,8 +43,8 @@ Array = jax.Array
 PHYSICS_TIMESTEP = 0.004
 CONTROL_SUBSTEPS = 10  # 0.04 s control step (dm_control manipulation's CONTROL_TIMESTEP)
 ARM_OFFSET = (0.0, 0.4, 0.0)  # dm_control manipulation's robots.ARM_OFFSET
-WORKSPACE_LOW = (-0.2, -0.2, 0.02)  # dm_control reach_site's target box
-WORKSPACE_HIGH = (0.2, 0.2, 0.4)
+WORKSPACE_LOW = (-0.1, -0.1, 0.02)  # App. C.8's goal box
+WORKSPACE_HIGH = (0.1, 0.1, 0.4)
 # dm_control's jaco_arm.py: peak torques from Kinova's datasheet and the firmware's velocity limits.
 LARGE_JOINTS, SMALL_JOINTS = ("joint_1", "joint_2", "joint_3"), ("joint_4", "joint_5", "joint_6")
 MAX_TORQUE = {"large": 30.5, "small": 6.8}
@@ -119,7 +119,7 @@ def load_model():
 
 
 def reach_goals(margin: float) -> GoalReach:
-    """Goals uniform in dm_control reach_site's box, reached within `margin`."""
+    """Goals uniform in App. C.8's box, reached within `margin`."""
     return GoalReach(margin=margin, low=WORKSPACE_LOW, high=WORKSPACE_HIGH)
 
 
@@ -129,7 +129,7 @@ class JacoReach(Env):
     Features: grip-site XYZ. Actions in [−1, 1]⁶ scale onto each joint's velocity limit."""
 
     task_family: TaskFamily = dataclasses.field(default_factory=lambda: reach_goals(0.1))
-    max_steps: int = 150
+    max_steps: int = 250  # App. C.8
     reuse_initial_state: bool = True  # the start is deterministic
 
     @property
