@@ -133,8 +133,9 @@ class RelabelSpec:
 
     @property
     def needs_goals(self) -> bool:
-        parts = self.candidates.split("+") if self.value_estimator is not None else []
-        return self.rule.needs_goals or (("achieved" in parts or "future" in parts) and self.strategy != "none")
+        """Proposes achieved goals, or scores them as candidates (goal families only)."""
+        scored = self.candidates.split("+") if self.value_estimator is not None else []
+        return self.rule.needs_goals or "achieved" in scored or "future" in scored
 
     def check(self, family: TaskFamily) -> None:
         """Raise a one-line ValueError when this spec cannot relabel `family`'s tasks."""
@@ -144,10 +145,6 @@ class RelabelSpec:
                 f"{what} needs a goal-reaching task family (tasks achieved by states), which "
                 f"{type(family).__name__} lacks; use inverse_rl, inverse_rl_no_partition, random or none"
             )
-
-    def describe(self) -> str:
-        """A short label, e.g. inverse_rl@tasks+future."""
-        return self.strategy + (f"@{self.candidates}" if self.candidates != "tasks" else "")
 
 
 # ---------------------------------------------------------------- proposals
