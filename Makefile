@@ -50,13 +50,15 @@ bc-experiment: $(BIN)/.installed
 	$(BIN)/python experiments/fig7_bc.py --out runs/fig7 $(ARGS)
 	$(BIN)/python experiments/fig8_partition_ablation.py --demos runs/fig7 --out runs/fig8 $(ARGS)
 
-## the paper's figures at CPU scale into runs/figures/ (hours on 2 cores; docs/results.md has each command)
+## the paper's figures at CPU scale into runs/figures/ (hours on 2 cores; docs/results.md has each command);
+## UTD=1,3,10 runs App. C.1's protocol for Fig. 5 and 6 (each strategy at its best updates per env step)
 FIG_OUT ?= runs/figures
+UTD ?= 1
 figures: $(BIN)/.installed
 	$(BIN)/python experiments/fig2_partition.py --out $(FIG_OUT)/fig2_partition
 	$(BIN)/python experiments/gridworld_stitching.py --out $(FIG_OUT)/gridworld_stitching
-	$(BIN)/python experiments/fig5_goal_reaching.py --out $(FIG_OUT)/fig5
-	$(BIN)/python experiments/fig6_general_tasks.py --out $(FIG_OUT)/fig6
+	$(BIN)/python experiments/fig5_goal_reaching.py --out $(FIG_OUT)/fig5 --updates-per-env-step $(UTD)
+	$(BIN)/python experiments/fig6_general_tasks.py --out $(FIG_OUT)/fig6 --updates-per-env-step $(UTD)
 	$(BIN)/python experiments/fig7_bc.py --out $(FIG_OUT)/fig7
 	$(BIN)/python experiments/fig8_partition_ablation.py --demos $(FIG_OUT)/fig7 --out $(FIG_OUT)/fig8
 
