@@ -256,7 +256,7 @@ def plot(results: dict, path: Path, title: str) -> None:
     key = lambda env: "eval_success" if any("eval_success" in e for e in results[env].values()) else "eval_return"
     cols = min(len(names), 4)
     rows = -(-len(names) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows + 0.6), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 4.0 * rows + 0.4), squeeze=False)
     for ax in axes.flat[len(names) :]:
         ax.axis("off")
     for ax, env in zip(axes.flat, names, strict=False):  # the grid may have spare panels
@@ -264,16 +264,15 @@ def plot(results: dict, path: Path, title: str) -> None:
             k = key(env)
             curves = np.asarray(e[k])
             mean, std, steps = curves.mean(0), curves.std(0), np.asarray(e["env_steps"])
-            ax.plot(steps, mean, color=color[strategy], label=f"{strategy} (utd {e['utd']})")
-            ax.fill_between(steps, mean - std, mean + std, alpha=0.2, color=color[strategy])
+            style = "--" if "released" in strategy else "-"  # the released code's emulations dashed
+            ax.plot(steps, mean, style, color=color[strategy], label=f"{strategy} (utd {e['utd']})")
+            ax.fill_between(steps, mean - std, mean + std, alpha=0.08, color=color[strategy])
             ax.set_ylabel(k.replace("_", " "))
         ax.set_title(env)
         ax.legend(fontsize=6, frameon=False)
         ax.set_xlabel("env steps per seed")
         ax.xaxis.set_major_formatter(lambda x, _: f"{x / 1e3:g}k")
-    handles = [plt.Line2D([], [], color=color[s]) for s in strategies]
-    fig.legend(handles, strategies, loc="lower center", ncol=len(strategies), fontsize=8, frameon=False)
     fig.suptitle(f"{title} (mean ± std over seeds, each strategy at its best updates per env step)")
-    fig.tight_layout(rect=(0, 0.06 / rows, 1, 1))
+    fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
