@@ -49,7 +49,9 @@ class TrainConfig:
         "code to explain the paper's Fig. 5 (rewards on s; HER copies paired with themselves, s' = s; inverse RL "
         "scoring the commanded tasks but handing out goals achieved by the batch's states); see docs/results.md",
     )
-    relabel_fraction: float = _field(0.5, "fraction of each replay batch that is relabeled, in [0, 1] (App. D)")
+    relabel_fraction: float = _field(
+        0.5, "fraction of each replay batch that is relabeled, in [0, 1] (App. D); the released HER ignores it"
+    )
     relabel_values: str = _field(
         "auto",
         "inverse-RL values: 'critic' = soft Q(s,a,psi), min of the twin critics (Eq. 8, Alg. 1); "
