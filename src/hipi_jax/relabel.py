@@ -17,7 +17,9 @@ paper's Fig. 5; they are not the algorithms of the paper (docs/results.md has th
   (`future`, goals φ(s_j), j ~ U[i, T)) relabeled copies of it next to each other and reads two
   adjacent stored items as (s, s'). A sample is one of those k + 1 items, uniformly: item 0 keeps
   its task, items 1..k carry a hindsight goal, and every item but the last copy is paired with
-  another copy of the same step, so s' = s (½ of all samples for `last`, ⅘ for `future`);
+  another copy of the same step, so s' = s (½ of all samples for `last`, ⅘ for `future`); the
+  code's pairs that straddle two episodes (an episode's last copy with the next one's first item)
+  are not emulated: the last copy keeps its true s';
 - `inverse_rl_released` (its default `candidate_task_type="states"`): the posterior is computed over
   the batch's commanded tasks ψ_j with the one-step backup values, but sample i is handed the goal
   achieved by sample j's state, φ(s_j); a Bernoulli(relabel_fraction) mask picks who takes it.
