@@ -7,6 +7,9 @@ import pytest
 from jax.experimental.compilation_cache import compilation_cache
 
 from hipi_jax.config import TrainConfig
+from hipi_jax.render import headless_gl
+
+headless_gl()  # offscreen rendering (MUJOCO_GL=egl) on a headless machine; must run before mujoco is imported
 
 # The smallest run that exercises every part of the loop (2 seeds, 2 envs, 2 chunks).
 TINY_CONFIG = TrainConfig(

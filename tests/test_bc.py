@@ -14,8 +14,8 @@ from conftest import TINY_CONFIG
 
 from hipi_jax import bc, bc_cli, dataset, envs
 from hipi_jax.agents.bc import Normalizer
+from hipi_jax.episodes import rollout
 from hipi_jax.relabel import inverse_rl_log_probs
-from hipi_jax.rollout import rollout
 from hipi_jax.tasks import Discrete, Linear
 
 pytestmark = pytest.mark.usefixtures("fast_compilation")

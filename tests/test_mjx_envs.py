@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from conftest import TINY_CONFIG
 
-from hipi_jax import envs, train
+from hipi_jax import envs, training
 from hipi_jax.envs import jaco
 from hipi_jax.envs.base import auto_reset, reset_with_prior
 from hipi_jax.envs.mjx_suite import FINGER_RADIUS, reacher_discrete_targets
@@ -261,6 +261,6 @@ def test_trains_a_few_hundred_steps(name):
         buffer_size=4_000, eval_every=168,
     )  # fmt: skip
     records = []
-    summary, _ = train.run(config, records.append, progress=False)
+    summary, _ = training.run(config, records.append, progress=False)
     assert summary["env_steps"] >= 400 and np.all(np.isfinite(summary["eval_return"]))
     assert all(np.isfinite(r["critic_loss"]).all() for r in records[1:])

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 from conftest import TINY_CONFIG
 
-from hipi_jax import envs, train
+from hipi_jax import envs, training
 from hipi_jax.config import TrainConfig
 from hipi_jax.envs.base import reset_with_prior
 from hipi_jax.relabel import STRATEGIES
@@ -43,14 +43,14 @@ SUMMARY_KEYS = {"env_steps", "updates", "eval_return", "eval_success", "wall_s",
 pytestmark = pytest.mark.usefixtures("fast_compilation")
 
 
-_RUNS: dict[TrainConfig, tuple[list[dict], dict, train.TrainState]] = {}
+_RUNS: dict[TrainConfig, tuple[list[dict], dict, training.TrainState]] = {}
 
 
-def run_once(config: TrainConfig) -> tuple[list[dict], dict, train.TrainState]:
-    """(records, summary, final state) of `train.run(config)`, computed once per module."""
+def run_once(config: TrainConfig) -> tuple[list[dict], dict, training.TrainState]:
+    """(records, summary, final state) of `training.run(config)`, computed once per module."""
     if config not in _RUNS:
         records = []
-        summary, state = train.run(config, records.append, progress=False)
+        summary, state = training.run(config, records.append, progress=False)
         _RUNS[config] = records, summary, state
     return _RUNS[config]
 
@@ -66,9 +66,9 @@ def leaves_equal(a, b) -> bool:
 @pytest.fixture(scope="module")
 def compiled():
     """(trainer, programs, trace log) of BASE; `chunk` is wrapped so every trace is counted."""
-    tr = train.build(BASE)
+    tr = training.build(BASE)
     traces = []
-    original = train.chunk
+    original = training.chunk
 
     @functools.wraps(original)
     def counted_chunk(tr, state):
@@ -76,13 +76,13 @@ def compiled():
         return original(tr, state)
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(train, "chunk", counted_chunk)  # `programs` binds `chunk` when it is called
-        prog = train.programs(tr)
+        mp.setattr(training, "chunk", counted_chunk)  # `programs` binds `chunk` when it is called
+        prog = training.programs(tr)
     return tr, prog, traces
 
 
-def warm_state(prog: train.Programs, config: TrainConfig = BASE) -> train.TrainState:
-    return prog.warmup(prog.init(train.seed_keys(config.seed, config.seeds)))
+def warm_state(prog: training.Programs, config: TrainConfig = BASE) -> training.TrainState:
+    return prog.warmup(prog.init(training.seed_keys(config.seed, config.seeds)))
 
 
 # ---- derived quantities and accounting --------------------------------------------------------------
@@ -219,15 +219,15 @@ def test_buffer_after_warmup_holds_warmup_iterations_per_env(compiled):
 
 
 def test_seed_keys_prefix_property_and_distinct_seeds():
-    np.testing.assert_array_equal(train.seed_keys(0, 3)[:2], train.seed_keys(0, 2))
-    np.testing.assert_array_equal(train.seed_keys(7, 5)[:1], train.seed_keys(7, 1))
-    np.testing.assert_array_equal(train.eval_keys(0, 3, 4)[:2], train.eval_keys(0, 2, 4))
-    keys = np.asarray(train.seed_keys(0, 4))
+    np.testing.assert_array_equal(training.seed_keys(0, 3)[:2], training.seed_keys(0, 2))
+    np.testing.assert_array_equal(training.seed_keys(7, 5)[:1], training.seed_keys(7, 1))
+    np.testing.assert_array_equal(training.eval_keys(0, 3, 4)[:2], training.eval_keys(0, 2, 4))
+    keys = np.asarray(training.seed_keys(0, 4))
     assert len({tuple(k) for k in keys}) == 4
-    assert not np.array_equal(train.seed_keys(0, 2), train.seed_keys(1, 2))
-    assert not np.array_equal(train.eval_keys(0, 2, 1), train.eval_keys(0, 2, 2))
+    assert not np.array_equal(training.seed_keys(0, 2), training.seed_keys(1, 2))
+    assert not np.array_equal(training.eval_keys(0, 2, 1), training.eval_keys(0, 2, 2))
     # evaluation keys are not any seed's training key
-    assert not set(map(tuple, np.asarray(train.eval_keys(0, 4, 0)))) & set(map(tuple, keys))
+    assert not set(map(tuple, np.asarray(training.eval_keys(0, 4, 0)))) & set(map(tuple, keys))
 
 
 def test_adding_seeds_leaves_seed_zero_unchanged():
@@ -267,7 +267,7 @@ def test_seeds_differ_from_each_other():
 def test_same_config_same_seed_is_deterministic():
     records, _, state = run_once(BASE)
     again = []
-    _, state_again = train.run(BASE, again.append, progress=False)
+    _, state_again = training.run(BASE, again.append, progress=False)
     assert without_wall(again) == without_wall(records)
     assert leaves_equal(state_again.agent, state.agent)
     assert leaves_equal(state_again.buffer, state.buffer)
@@ -287,8 +287,8 @@ def test_another_seed_gives_other_results():
 
 
 def test_check_finite_passes_finite_metrics():
-    train.check_finite({"critic_loss": np.array([1.0, 2.0]), "alpha": np.float32(0.5)}, env_steps=10)
-    train.check_finite({}, env_steps=0)
+    training.check_finite({"critic_loss": np.array([1.0, 2.0]), "alpha": np.float32(0.5)}, env_steps=10)
+    training.check_finite({}, env_steps=0)
 
 
 @pytest.mark.parametrize(
@@ -298,20 +298,20 @@ def test_check_finite_passes_finite_metrics():
 )  # fmt: skip
 def test_check_finite_names_quantity_run_and_step(bad, seed):
     metrics = {"critic_loss": np.ones_like(bad), "actor_loss": bad, "alpha": np.ones_like(bad)}
-    with pytest.raises(train.NonFiniteError, match=rf"non-finite actor_loss at env step 123 \(run index {seed}\)"):
-        train.check_finite(metrics, env_steps=123)
+    with pytest.raises(training.NonFiniteError, match=rf"non-finite actor_loss at env step 123 \(run index {seed}\)"):
+        training.check_finite(metrics, env_steps=123)
 
 
 def test_check_finite_error_is_a_runtime_error():
-    assert issubclass(train.NonFiniteError, RuntimeError)
+    assert issubclass(training.NonFiniteError, RuntimeError)
 
 
 def test_run_stops_on_a_diverging_learning_rate():
     """lr = 1e30: the first Adam steps blow every parameter up, so the first chunk's losses are not finite."""
     config = dataclasses.replace(BASE, learning_rate=1e30)
     records = []
-    with pytest.raises(train.NonFiniteError, match=r"non-finite \w+ at env step 34 \(run index [01]\)"):
-        train.run(config, records.append, progress=False)
+    with pytest.raises(training.NonFiniteError, match=r"non-finite \w+ at env step 34 \(run index [01]\)"):
+        training.run(config, records.append, progress=False)
     assert len(records) == 1 and records[0]["env_steps"] == 10  # only the evaluation before training was logged
 
 
@@ -321,7 +321,7 @@ def test_run_stops_on_a_diverging_learning_rate():
 def test_evaluate_is_deterministic_and_bounded(compiled):
     tr, prog, _ = compiled
     params = warm_state(prog).agent.actor_params
-    keys = train.eval_keys(BASE.seed, BASE.seeds, 0)
+    keys = training.eval_keys(BASE.seed, BASE.seeds, 0)
     first = jax.device_get(prog.evaluate(params, keys))
     second = jax.device_get(prog.evaluate(params, keys))
     assert set(first) == {"eval_return", "eval_success"}
@@ -367,7 +367,7 @@ def test_evaluate_scores_a_greedy_policy_as_numpy_does(compiled):
     tr, prog, _ = compiled
     env = tr.env
     params = greedy_actor_params(warm_state(prog).agent.actor_params)
-    keys = train.eval_keys(3, BASE.seeds, 5)
+    keys = training.eval_keys(3, BASE.seeds, 5)
     ev = jax.device_get(prog.evaluate(params, keys))
     np.testing.assert_array_equal(ev["eval_success"], 1.0)  # the whole box is reachable within 50 steps
     for s in range(BASE.seeds):
@@ -386,7 +386,7 @@ def test_evaluate_scores_a_greedy_policy_as_numpy_does(compiled):
 def test_run_returns_summary_and_final_state():
     """`run` hands back (summary, state); the CLI unpacks both."""
     _, summary, state = run_once(BASE)
-    assert isinstance(summary, dict) and isinstance(state, train.TrainState)
+    assert isinstance(summary, dict) and isinstance(state, training.TrainState)
     assert summary["env_steps"] == int(state.env_steps[0]) and summary["updates"] == int(state.updates[0])
 
 
@@ -394,7 +394,7 @@ def test_run_returns_summary_and_final_state():
 def test_starts_fresh_draws_a_new_start_and_reuse_the_first_one(starts):
     """After an episode ends, `--starts reuse` restarts the env where its first episode started (Brax's
     AutoResetWrapper); `fresh` draws a new start. Either way the task is drawn anew from the prior."""
-    tr = train.build(dataclasses.replace(BASE, starts=starts))
+    tr = training.build(dataclasses.replace(BASE, starts=starts))
     assert tr.env.reuse_initial_state == (starts == "reuse")
     first = reset_with_prior(tr.env, jax.random.key(0))
     moved = tr.env.step(first, jnp.ones((tr.env.action_dim,)))

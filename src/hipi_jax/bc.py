@@ -24,8 +24,8 @@ from flax import struct
 from hipi_jax import envs
 from hipi_jax.agents.bc import BC
 from hipi_jax.dataset import Dataset
+from hipi_jax.episodes import rollout
 from hipi_jax.relabel import posterior_draw
-from hipi_jax.rollout import rollout
 from hipi_jax.tasks import TaskFamily
 
 Array = jax.Array
@@ -165,10 +165,10 @@ def run(config: BCConfig, data: Dataset, seed: int, seeds: int) -> dict[str, Arr
 def demonstrations(train_config, episodes: int, key: Array, log=lambda record: None, progress: bool = True):
     """Alg. 3's data: train multi-task SAC with `train_config`, then roll its stochastic policy (seed 0)
     out for `episodes` episodes on prior tasks. Returns (Dataset, the expert's training summary)."""
-    from hipi_jax import train
+    from hipi_jax import training
 
-    summary, state = train.run(train_config, log, progress)
-    tr = train.build(train_config)
+    summary, state = training.run(train_config, log, progress)
+    tr = training.build(train_config)
     actor = jax.tree.map(lambda x: x[0], state.agent.actor_params)
 
     def collect(params, key):

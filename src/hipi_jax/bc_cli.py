@@ -14,9 +14,9 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from hipi_jax import envs
+from hipi_jax import __version__, envs
 from hipi_jax.bc import METHOD_HELP, METHODS, BCConfig
-from hipi_jax.cli import unwritable_dir
+from hipi_jax.runner import unwritable_dir
 
 TRAIN_FILES = ("config.json", "results.json", "metrics.jsonl", "bc.png")
 
@@ -32,10 +32,22 @@ def _fail(message: str) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="hipi-bc", description="HIPI-BC (Alg. 3): relabel demonstrations with inverse RL, then clone.")
-    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    c = sub.add_parser("collect", help="train a multi-task SAC expert and write its rollouts as a dataset")
-    c.add_argument("--env", required=True, help=f"env: one of {', '.join(envs.continuous_names())}")
+    p = _Parser(
+        prog="hipi-bc",
+        description="HIPI-BC (Alg. 3): relabel demonstrations with inverse RL, then clone. First 'collect' a "
+        "dataset from a trained expert (or bring your own, schema in the README), then 'train' the cloners.",
+    )
+    p.add_argument("--version", action="version", version=f"hipi-jax {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="{collect,train}")
+    c = sub.add_parser(
+        "collect",
+        help="train a multi-task SAC expert and write its rollouts as a dataset",
+        description="Train a multi-task SAC expert with hipi-train's preset for --env (inverse-RL relabeling), "
+        "then roll its stochastic policy out for --episodes episodes on tasks from the prior and write them as "
+        "an .npz dataset (observations, actions, features, tasks): Alg. 3's unlabeled trajectories.",
+    )
+    c.add_argument("--env", required=True, choices=envs.continuous_names(), metavar="ENV",
+                   help=f"env: one of {', '.join(envs.continuous_names())}")  # fmt: skip
     c.add_argument("--out", type=Path, required=True, help="dataset file to write (.npz)")
     c.add_argument("--episodes", type=int, default=200, help="trajectories to collect (paper: 1000) (default: 200)")
     c.add_argument(
@@ -45,7 +57,14 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     c.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
-    t = sub.add_parser("train", help="relabel a dataset, clone it and evaluate, for each method")
+    t = sub.add_parser(
+        "train",
+        help="relabel a dataset, clone it and evaluate, for each method",
+        description="For each --methods entry: relabel every trajectory of --data with the tasks it was good for "
+        "(hipi: the inverse-RL posterior of Alg. 3, with log Z; hipi_no_partition: without log Z; agnostic: no "
+        "task input), train a task-conditioned behaviour-cloning policy over --seeds vmapped seeds with early "
+        "stopping, and evaluate it on prior tasks. Writes config.json, results.json, metrics.jsonl and bc.png.",
+    )
     t.add_argument("--data", type=Path, required=True, help="dataset file (schema: hipi_jax/dataset.py, README)")
     t.add_argument(
         "--out", type=Path, required=True, help="directory for config.json, results.json, metrics.jsonl, bc.png"

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
-import shutil
+import logging
 import sys
 from pathlib import Path
 
-from hipi_jax.config import ENV_PRESETS, TrainConfig
-
-RUN_FILES = ("config.json", "metrics.jsonl", "summary.json", "curves.png")
+from hipi_jax import __version__, envs
+from hipi_jax.config import ENV_PRESETS, START_MODES, TrainConfig
+from hipi_jax.loggers import LOGGERS
+from hipi_jax.relabel import STRATEGIES, VALUE_ESTIMATORS
 
 
 class _Parser(argparse.ArgumentParser):
@@ -32,42 +32,86 @@ def _widths(text: str) -> tuple[int, ...]:
         ) from None
 
 
+# --help groups: every TrainConfig field is in exactly one (tests check it)
+GROUPS = {
+    "task and budget": ("env", "seed", "seeds", "env_steps", "warmup_steps", "num_envs", "starts", "sweep"),
+    "relabeling (Alg. 1, 2)": (
+        "relabel", "relabel_fraction", "relabel_values", "candidates", "prior_candidates", "num_candidates",
+    ),
+    "SAC (App. C.1)": (
+        "updates_per_env_step", "batch_size", "hidden", "learning_rate", "gamma", "tau", "grad_clip", "critic_bound",
+        "buffer_size",
+    ),
+    "evaluation": ("eval_every", "eval_episodes"),
+}  # fmt: skip
+CHOICES = {
+    "env": envs.continuous_names(),
+    "relabel": STRATEGIES,
+    "relabel_values": VALUE_ESTIMATORS,
+    "starts": START_MODES,
+}
+
+
 def parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="hipi-train",
         description="Train multi-task SAC with hindsight relabeling (HIPI-RL, Alg. 2) on one env; "
-        "all seeds run as one vmapped, jitted program.",
+        "all seeds run as one vmapped, jitted program. Writes a run directory: config.json, metrics.jsonl, "
+        "metrics.csv, summary.json, curves.png, checkpoints/ and policies/ (see hipi-eval).",
     )
-    for f in dataclasses.fields(TrainConfig):
-        kind = {int: int, float: float, str: str}.get(type(f.default), _widths)
-        presets = ", ".join(f"{env}: {_show(p[f.name])}" for env, p in ENV_PRESETS.items() if f.name in p)
-        help = f"{f.metadata['help']} (default: {_show(f.default)}" + (f"; {presets})" if presets else ")")
-        p.add_argument("--" + f.name.replace("_", "-"), type=kind, default=argparse.SUPPRESS, help=help, dest=f.name)
-    p.add_argument(
+    p.add_argument("--version", action="version", version=f"hipi-jax {__version__}")
+    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    for title, names in GROUPS.items():
+        group = p.add_argument_group(title)
+        for name in names:
+            f = fields[name]
+            kind = {int: int, float: float, str: str}.get(type(f.default), _widths)
+            presets = ", ".join(f"{env}: {_show(p[f.name])}" for env, p in ENV_PRESETS.items() if f.name in p)
+            help = f"{f.metadata['help']} (default: {_show(f.default)}" + (f"; {presets})" if presets else ")")
+            group.add_argument(
+                "--" + f.name.replace("_", "-"),
+                type=kind,
+                default=argparse.SUPPRESS,
+                help=help.replace("%", "%%"),
+                dest=f.name,
+                choices=CHOICES.get(f.name),
+                metavar=f.name.upper(),
+            )
+    output = p.add_argument_group("output and checkpoints")
+    output.add_argument(
         "--out", type=Path, default=argparse.SUPPRESS, help="run directory to write (default: runs/ENV-RELABEL-sSEED)"
     )
-    p.add_argument(
+    output.add_argument(
         "--overwrite",
         action="store_true",
         default=argparse.SUPPRESS,
         help="replace the run files of an existing --out directory",
     )
-    p.add_argument(
+    output.add_argument(
         "--resume",
         action="store_true",
         default=argparse.SUPPRESS,
         help="continue the run in --out from its newest usable checkpoint; every option must match the saved "
         "config except --env-steps (the budget), and the resumed run ends bitwise as an uninterrupted one",
     )
-    p.add_argument(
+    output.add_argument(
         "--ckpt-every",
         type=int,
         default=argparse.SUPPRESS,
-        help="save a checkpoint (the whole training state, replay buffer included) every this many evaluation "
-        "chunks and after the last; 0 = never (default: 1)",
+        help="save a checkpoint (the whole training state, replay buffer included) and the policy every this many "
+        "evaluation chunks and after the last; 0 = no checkpoints, the policy is still saved at the end (default: 1)",
     )
-    p.add_argument("--keep", type=int, default=argparse.SUPPRESS, help="newest checkpoints to keep (default: 2)")
-    p.add_argument("--no-progress", action="store_true", default=argparse.SUPPRESS, help="hide the progress bar")
+    output.add_argument("--keep", type=int, default=argparse.SUPPRESS, help="newest checkpoints to keep (default: 2)")
+    output.add_argument(
+        "--logger",
+        action="append",
+        choices=LOGGERS,
+        default=argparse.SUPPRESS,
+        help="also log the metrics to TensorBoard (OUT/tensorboard/, one event directory per run) or to "
+        "Weights & Biases in offline mode (OUT/wandb/; needs pip install 'hipi-jax[wandb]'); repeatable. "
+        "metrics.jsonl and metrics.csv are always written",
+    )
+    output.add_argument("--no-progress", action="store_true", default=argparse.SUPPRESS, help="hide the progress bar")
     multi = p.add_argument_group(
         "multi-process runs (one process per host, all started with the same options; jax.distributed)"
     )
@@ -111,57 +155,26 @@ def _distributed(coordinator: str | None, num_processes: int | None, process_id:
     jax.distributed.initialize(None if coordinator == "auto" else coordinator, num_processes, process_id)
 
 
-def split_runs(records: list[dict], config: TrainConfig) -> dict[str, list[dict]]:
-    """Learning-curve records per sweep value (label -> records over that value's seeds)."""
-    label = f"{config.relabel} ({config.seeds} seed{'s' if config.seeds > 1 else ''})"
-    if config.sweep_axis is None:
-        return {label: records}
-    name, values = config.sweep_axis
-    s = config.seeds
-    part = lambda r, i: {k: x[i * s : (i + 1) * s] if isinstance(x, list) else x for k, x in r.items()}
-    return {f"{name}={v:g}": [part(r, i) for r in records] for i, v in enumerate(values)}
-
-
 def _fail(message: str) -> None:
     print(f"hipi-train: error: {message}", file=sys.stderr)
     sys.exit(2)
 
 
-def unwritable_dir(path: Path) -> Path | None:
-    """The directory that would refuse writing `path` (itself if a directory, else its nearest existing
-    ancestor), or None when it can be written."""
-    parent = path if path.is_dir() else next(p for p in path.absolute().parents if p.exists())
-    return None if os.access(parent, os.W_OK | os.X_OK) else parent
-
-
-def _check_out_dir(out: Path, overwrite: bool) -> None:
-    """Refuse an existing run directory without --overwrite, or one we cannot create or write."""
-    if out.exists() and not out.is_dir():
-        _fail(f"--out {out} exists and is not a directory")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        _fail(f"--out {out} already holds files; pass --overwrite to replace them or choose another --out")
-    if (denied := unwritable_dir(out)) is not None:
-        _fail(f"--out {out} is not writable ({denied} denies write access)")
-
-
-def _check_resume(out: Path, config: TrainConfig) -> None:
-    """Refuse --resume without a run in --out, or with options that differ from it beyond the budget."""
-    import json
-
-    if not (out / "config.json").is_file() or not (out / "checkpoints").is_dir():
-        _fail(f"--resume: {out} holds no run to resume (config.json and checkpoints/ are missing)")
-    saved = json.loads((out / "config.json").read_text())
-    given = config.to_dict()
-    differ = [k for k in given if k != "env_steps" and json.dumps(saved.get(k)) != json.dumps(given[k])]
-    if differ:
-        changes = ", ".join(f"{k}: saved {saved.get(k)!r}, given {given[k]!r}" for k in differ)
-        _fail(f"--resume: the options differ from the run in {out} beyond --env-steps ({changes})")
+def setup_logging() -> None:
+    """The `hipi_jax` logger's messages on stdout, prefixed with the command's name."""
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("hipi-train: %(message)s"))
+    logger = logging.getLogger("hipi_jax")
+    logger.handlers[:] = [handler]
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
 
 
 def main(argv: list[str] | None = None) -> int:
     args = vars(parser().parse_args(argv))
     out, overwrite, progress = args.pop("out", None), args.pop("overwrite", False), not args.pop("no_progress", False)
     resume, ckpt_every, keep = args.pop("resume", False), args.pop("ckpt_every", 1), args.pop("keep", 2)
+    loggers = tuple(dict.fromkeys(args.pop("logger", [])))
     if ckpt_every < 0:
         _fail(f"--ckpt-every {ckpt_every} must be >= 0")
     if keep < 1:
@@ -171,98 +184,21 @@ def main(argv: list[str] | None = None) -> int:
         config = TrainConfig.preset(**args)  # the env's preset fills the flags not given
     except ValueError as e:
         _fail(str(e))
-    out = out or Path("runs") / f"{config.env}-{config.relabel}-s{config.seed}"
-    if resume:
-        _check_resume(out, config)
-    else:
-        _check_out_dir(out, overwrite)
+    setup_logging()
 
-    import jax
-
-    from hipi_jax import checkpoint, report, train  # heavy imports only once the input is valid
+    from hipi_jax import runner, training  # heavy imports only once the input is valid
 
     try:
-        prog = train.programs(train.build(config))
-    except ValueError as e:  # a multi-process run that cannot use every device
+        runner.train(
+            config, out, overwrite=overwrite, resume=resume, ckpt_every=ckpt_every, keep=keep, progress=progress,
+            loggers=loggers,
+        )  # fmt: skip
+    except ValueError as e:  # bad input found before anything was written
         _fail(str(e))
-    need, have = train.state_bytes_per_device(prog.like), train.device_memory()
-    if need > have:  # refuse before anything is allocated or written
-        buffer = sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(prog.like.buffer))
-        _fail(
-            f"the training state needs {need / 2**30:.2f} GiB per device (replay buffers: {buffer / 2**30:.2f} GiB "
-            f"in all for buffer_size={config.buffer_size} x {config.runs} run(s)) but a "
-            f"{jax.devices()[0].platform} device has {have / 2**30:.2f} GiB; lower --buffer-size, --seeds, "
-            "--num-envs or the sweep"
-        )
-    lead = jax.process_index() == 0  # the one process that writes the run's files (checkpoints: all)
-    barrier = _barrier if jax.process_count() > 1 else lambda name: None
-    barrier("options checked")
-    metrics_path = out / "metrics.jsonl"
-    start = None
-    if resume:
-        mgr = checkpoint.manager(out / "checkpoints", keep)
-        restored = checkpoint.restore_latest(mgr, prog.like)
-        if restored is None:
-            _fail(f"--resume: no usable checkpoint in {out / 'checkpoints'}")
-        state, meta = restored
-        done = meta["chunks_done"]
-        if done >= config.num_chunks:
-            _fail(f"--resume: the run in {out} already did its {done} chunks; raise --env-steps to train on")
-        barrier("checkpoint restored")
-        if lead:
-            records = report.read_jsonl(metrics_path)[: done + 1] if metrics_path.exists() else []
-            report.write_jsonl(metrics_path, records)  # drop what was logged after the checkpoint
-        start = (state, done)
-        steps = int(train.to_host(state.env_steps)[0])
-        print(f"hipi-train: resuming {out} after chunk {done} ({steps} env steps)", flush=True)
-    else:
-        if lead:
-            try:
-                out.mkdir(parents=True, exist_ok=True)
-            except OSError as e:
-                _fail(f"--out {out} cannot be created ({e.strerror})")
-            for name in RUN_FILES:
-                (out / name).unlink(missing_ok=True)
-            shutil.rmtree(out / "checkpoints", ignore_errors=True)
-        barrier("run directory cleared")
-        mgr = checkpoint.manager(out / "checkpoints", keep) if ckpt_every else None
-    if lead:
-        report.write_json(out / "config.json", config.to_dict())
-
-    def on_chunk(done: int, state) -> None:
-        if ckpt_every and mgr is not None and (done % ckpt_every == 0 or done == config.num_chunks):
-            checkpoint.save(mgr, done, state, config.to_dict())
-
-    sweep = f", sweep {config.sweep}" if config.sweep else ""
-    print(f"hipi-train: {config.env} / {config.relabel}, {config.seeds} seed(s){sweep}, writing {out}", flush=True)
-    try:
-        summary, _ = train.run(
-            config,
-            (lambda rec: report.append_jsonl(metrics_path, rec)) if lead else (lambda rec: None),
-            progress=progress and lead,
-            start=start,
-            on_chunk=on_chunk,
-        )
-    except train.NonFiniteError as e:
+    except training.NonFiniteError as e:
         print(f"hipi-train: error: {e}", file=sys.stderr)
         return 1
-    finally:
-        if lead and metrics_path.exists():
-            curves = split_runs(report.read_jsonl(metrics_path), config)
-            report.plot_curves(curves, out / "curves.png", title=config.env)
-    if config.sweep_axis is not None:
-        name, values = config.sweep_axis
-        summary["runs"] = [{name: v, "seed_index": s} for v in values for s in range(config.seeds)]
-    if lead:
-        report.write_json(out / "summary.json", summary)
-    print(f"hipi-train: done in {summary['wall_s']:.0f} s; final eval_return per run {summary['eval_return']}")
     return 0
-
-
-def _barrier(name: str) -> None:
-    from jax.experimental import multihost_utils
-
-    multihost_utils.sync_global_devices(name)
 
 
 if __name__ == "__main__":

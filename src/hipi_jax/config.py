@@ -82,7 +82,9 @@ class TrainConfig:
     seed: int = _field(0, "base random seed; seed i of the vmapped axis uses fold_in(seed, i)")
     seeds: int = _field(1, "number of independent seeds, trained as one vmapped program")
     env_steps: int = _field(
-        1_000_000, "environment steps per seed, warm-up included; rounded up to whole evaluation chunks"
+        1_000_000,
+        "environment steps per seed, warm-up included, all --num-envs envs together; rounded up to whole evaluation "
+        "chunks (the resolved budget is printed at the start)",
     )
     warmup_steps: int = _field(5_000, "initial steps with uniform random actions and no updates")
     num_envs: int = _field(16, "parallel environments per seed")
@@ -212,6 +214,15 @@ class TrainConfig:
         """Independent runs trained as one vmapped program: seeds x sweep values."""
         return self.seeds * (len(self.sweep_axis[1]) if self.sweep else 1)
 
+    def run_table(self) -> list[dict]:
+        """One dict per run: its index `run`, `seed_index` (r % seeds) and, in a sweep, the swept value."""
+        table = [{"run": r, "seed_index": r % self.seeds} for r in range(self.runs)]
+        if self.sweep_axis is not None:
+            name, values = self.sweep_axis
+            for row in table:
+                row[name] = values[row["run"] // self.seeds]
+        return table
+
     @property
     def updates_per_iteration(self) -> int:
         """Gradient updates after each vector step of all `num_envs` envs."""
@@ -230,6 +241,23 @@ class TrainConfig:
     def num_chunks(self) -> int:
         steps_left = self.env_steps - self.warmup_iterations * self.num_envs
         return max(1, math.ceil(steps_left / (self.iterations_per_chunk * self.num_envs)))
+
+    @property
+    def total_env_steps(self) -> int:
+        """Env steps each seed takes: warm-up, then whole chunks (`env_steps` rounded up)."""
+        return (self.warmup_iterations + self.num_chunks * self.iterations_per_chunk) * self.num_envs
+
+    @property
+    def budget_text(self) -> str:
+        """The resolved budget in words, as the CLI prints it."""
+        warmup = self.warmup_iterations * self.num_envs
+        chunk = self.iterations_per_chunk * self.num_envs
+        updates = self.updates_per_iteration * self.num_chunks * self.iterations_per_chunk
+        return (
+            f"{self.total_env_steps:,} env steps per seed = {warmup:,} warm-up + {self.num_chunks} evaluation "
+            f"chunk(s) x {chunk:,} (--env-steps {self.env_steps:,} rounded up to whole chunks of --num-envs x "
+            f"(--eval-every // --num-envs) steps); {updates:,} updates per seed"
+        )
 
     @property
     def capacity_per_env(self) -> int:

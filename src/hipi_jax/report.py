@@ -1,16 +1,58 @@
-"""What a run leaves behind (docs/architecture.md): metrics.jsonl, summary.json and curves.png."""
+"""What a run leaves behind (docs/architecture.md): metrics.jsonl, metrics.csv, summary.json and curves.png.
+
+Floats that came from float32 are written as float32's shortest decimal (0.05, not 0.05000000074505806).
+"""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from hipi_jax.config import TrainConfig
+
+_F32_MAX = float(np.finfo(np.float32).max)
+
+
+def short_float(x: float) -> float:
+    """`x`, or, when float32 holds `x` exactly (it came from float32), the float of float32's shortest
+    decimal: repr(short_float(x)) then reads back to the same float32 (0.05000000074505806 -> 0.05).
+    NaN, inf and floats float32 cannot hold pass unchanged."""
+    if not abs(x) <= _F32_MAX:  # NaN, inf, beyond float32
+        return x
+    f = np.float32(x)
+    return float(str(f)) if float(f) == x else x
+
+
+def short_floats(obj):
+    """`obj` with every float (in dicts, lists and tuples) through `short_float`; numpy scalars become
+    Python numbers (a float32 one always short)."""
+    if isinstance(obj, dict):
+        return {k: short_floats(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [short_floats(v) for v in obj]
+    if isinstance(obj, float):  # np.float64 too
+        return short_float(float(obj))
+    if isinstance(obj, np.floating):  # float32, float16: float32 holds them exactly
+        return short_float(float(obj)) if obj.dtype.itemsize <= 4 else float(obj)
+    if isinstance(obj, np.integer):
+        return int(obj)
+    return obj
+
+
+def dumps(obj, indent: int | None = None) -> str:
+    """JSON of `obj` with floats as short as `short_floats` makes them (NaN and inf as json writes them)."""
+    return json.dumps(short_floats(obj), indent=indent)
 
 
 def append_jsonl(path: Path, record: dict) -> None:
     with open(path, "a") as f:
-        f.write(json.dumps(record) + "\n")
+        f.write(dumps(record) + "\n")
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -21,13 +63,53 @@ def read_jsonl(path: Path) -> list[dict]:
 def write_jsonl(path: Path, records: list[dict]) -> None:
     """Replace `path` with `records`, atomically."""
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in records))
+    tmp.write_text("".join(dumps(r) + "\n" for r in records))
     tmp.replace(path)
 
 
 def write_json(path: Path, obj: dict) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
+    tmp.write_text(dumps(obj, indent=2) + "\n")
+    tmp.replace(path)
+
+
+RECORD_COLUMNS = ("env_steps", "updates", "wall_s")  # a record's run-wide values, first in metrics.csv
+
+
+def _cell(x) -> str:
+    if x is None:
+        return ""
+    if isinstance(x, float):
+        return repr(short_float(x))  # nan, inf, -inf for the non-finite (pandas and float() read them)
+    return str(x)
+
+
+def csv_text(records: list[dict], config: TrainConfig) -> str:
+    """metrics.csv: one row per run per record; columns run, seed_index, [swept name], env_steps, updates,
+    wall_s, then every other key of the records in order of first appearance (empty where a record lacks it)."""
+    runs = config.run_table()
+    metrics = list(dict.fromkeys(k for rec in records for k in rec if k not in RECORD_COLUMNS))
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow([*runs[0], *RECORD_COLUMNS, *metrics])
+    for rec in records:
+        for k, v in rec.items():
+            if isinstance(v, list) and len(v) != config.runs:
+                raise ValueError(
+                    f"record at env_steps={rec.get('env_steps')}: {k} has {len(v)} values, "
+                    f"the config has {config.runs} runs"
+                )
+        for r, run in enumerate(runs):
+            values = [rec.get(k) for k in RECORD_COLUMNS]
+            values += [v[r] if isinstance(v := rec.get(k), list) else v for k in metrics]
+            w.writerow([_cell(x) for x in (*run.values(), *values)])
+    return buf.getvalue()
+
+
+def write_csv(path: Path, records: list[dict], config: TrainConfig) -> None:
+    """Replace `path` with `csv_text(records, config)`, atomically (e.g. from metrics.jsonl after a resume)."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(csv_text(records, config))
     tmp.replace(path)
 
 

@@ -31,6 +31,19 @@ _REGISTRY: dict[str, Callable[..., Env]] = {
 }
 
 
+def register(name: str, factory: Callable[..., Env], overwrite: bool = False) -> None:
+    """Add a user's env: `factory(**kwargs)` returns an `Env` (subclass it: `init_sim`, `sim_step`, a task
+    family, `obs_dim`, `action_dim`; see examples/custom_env.py). Then `make(name)`, `TrainConfig(env=name)`
+    and `hipi-eval` accept it. A taken name raises ValueError unless `overwrite`."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"env name {name!r} must be a non-empty string")
+    if name in _REGISTRY and not overwrite:
+        raise ValueError(f"env {name!r} is already registered; pass overwrite=True to replace it")
+    if not callable(factory):
+        raise ValueError(f"the factory for env {name!r} must be callable, got {factory!r}")
+    _REGISTRY[name] = factory
+
+
 def names() -> list[str]:
     """Registered env names, sorted."""
     return sorted(_REGISTRY)
@@ -48,4 +61,4 @@ def make(name: str, **kwargs) -> Env:
     return _REGISTRY[name](**kwargs)
 
 
-__all__ = ["Env", "EnvState", "auto_reset", "continuous_names", "make", "names", "reset_with_prior"]
+__all__ = ["Env", "EnvState", "auto_reset", "continuous_names", "make", "names", "register", "reset_with_prior"]

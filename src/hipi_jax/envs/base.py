@@ -8,13 +8,14 @@ here from the env's task family and the features, never from a simulator's own r
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
 
-from hipi_jax.tasks import TaskFamily
+from hipi_jax.tasks import Discrete, GoalMargin, GoalReach, TaskFamily
 
 Array = jax.Array
 
@@ -58,6 +59,34 @@ class Env:
 
     def compiler_options(self) -> dict[str, Any] | None:
         """XLA options for programs that step this env (`jax.jit(..., compiler_options=...)`); None = defaults."""
+        return None
+
+    # ---- rendering hooks (hipi_jax.render; host-side, never traced except `render_record`) ----
+    # "mujoco": 3-D scenes drawn from `render_model`; "plane": 2-D trajectory plots (`plane_xy`, `plane_map`);
+    # None: not renderable.
+    render_kind: ClassVar[str | None] = None
+
+    def render_model(self) -> Any:
+        """The `mujoco.MjModel` to draw this env with, or None."""
+        return None
+
+    def render_record(self, state: EnvState) -> Any:
+        """What `rollout(record=...)` keeps of each state to redraw it (field access only, so it also works on
+        a batched state): for the MuJoCo envs a dict of `mjData` field names -> values; None = nothing."""
+        return None
+
+    def goal_position(self, task: np.ndarray) -> np.ndarray | None:
+        """World-frame xyz where the goal of `task` ([task_dim]) is drawn; None where a task is not a location."""
+        return None
+
+    def render_camera(self) -> Any:
+        """The camera to draw with: a camera name of `render_model`, or a dict of `mujoco.MjvCamera` fields
+        (a free camera: lookat, distance, azimuth, elevation); None = the model's first camera, else a free
+        camera that frames the model."""
+        return None
+
+    def control_timestep(self) -> float | None:
+        """Seconds of simulated time per env step, if the env has a physical clock."""
         return None
 
     def init_sim(self, key: Array) -> tuple[Any, Array, Array]:
@@ -108,6 +137,18 @@ class Env:
             t=t,
             key=k_next,
         )
+
+
+def goal_of(family: TaskFamily, task: np.ndarray) -> tuple[np.ndarray, float] | None:
+    """(goal in feature space, success radius) of `task` for the goal families; None for the others."""
+    task = np.asarray(task, np.float32)
+    if isinstance(family, GoalReach):
+        return task, float(family.margin)
+    if isinstance(family, GoalMargin):
+        return task[:-1], float(task[-1])
+    if isinstance(family, Discrete):
+        return family.targets[int(np.argmax(task))], float(family.margin)
+    return None
 
 
 def reset_with_prior(env: Env, key: Array) -> EnvState:

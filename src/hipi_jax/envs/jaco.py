@@ -29,12 +29,13 @@ import functools
 import importlib.util
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from hipi_jax.envs.base import Env
+from hipi_jax.envs.base import Env, EnvState, goal_of
 from hipi_jax.envs.mjx_suite import step_actuated
 from hipi_jax.tasks import GoalMargin, GoalReach, TaskFamily
 
@@ -118,6 +119,26 @@ def load_model():
         return mj_model, mjx.put_model(mj_model, impl="jax")
 
 
+@functools.cache
+def load_render_model():
+    """The arm's MjModel for drawing only: `model_xml()` plus a light and a floor at z = 0 (the base's
+    height; no collisions), with the black links drawn dark grey; joints, bodies and sites are those of
+    `load_model()`."""
+    import mujoco
+
+    root = ET.fromstring(model_xml())
+    root.find(".//material[@name='dark_gray']").set("rgba", ".3 .3 .3 1")
+    asset = ET.SubElement(root, "asset")
+    ET.SubElement(asset, "texture", name="floor", type="2d", builtin="checker", rgb1=".2 .3 .4", rgb2=".1 .2 .3",
+                  width="300", height="300", mark="edge", markrgb=".2 .3 .4")  # fmt: skip
+    ET.SubElement(asset, "material", name="floor", texture="floor", texrepeat="8 8", texuniform="false")
+    world = root.find("worldbody")
+    ET.SubElement(world, "light", pos="0 0 3", dir="0 0 -1", directional="true", diffuse=".8 .8 .8")
+    ET.SubElement(world, "geom", name="floor", type="plane", size="1 1 .1", material="floor", contype="0",
+                  conaffinity="0")  # fmt: skip
+    return mujoco.MjModel.from_xml_string(ET.tostring(root, encoding="unicode"))
+
+
 def reach_goals(margin: float) -> GoalReach:
     """Goals uniform in App. C.8's box, reached within `margin`."""
     return GoalReach(margin=margin, low=WORKSPACE_LOW, high=WORKSPACE_HIGH)
@@ -148,6 +169,25 @@ class JacoReach(Env):
 
     def features(self, data) -> Array:
         return data.site_xpos[load_model()[0].site("gripsite").id]
+
+    render_kind = "mujoco"
+
+    def render_model(self):
+        return load_render_model()
+
+    def render_record(self, state: EnvState) -> dict[str, Any]:
+        return {"qpos": state.sim.qpos}
+
+    def goal_position(self, task: np.ndarray) -> np.ndarray | None:
+        """Goals are grip-site positions in the world frame (the workspace box is centred under the hand)."""
+        goal = goal_of(self.task_family, task)
+        return None if goal is None else np.asarray(goal[0], np.float64)
+
+    def render_camera(self) -> dict[str, Any]:
+        return {"lookat": (0.0, 0.2, 0.3), "distance": 1.4, "azimuth": 135.0, "elevation": -15.0}
+
+    def control_timestep(self) -> float:
+        return PHYSICS_TIMESTEP * CONTROL_SUBSTEPS
 
     def observe(self, data) -> Array:
         return jnp.concatenate([jnp.sin(data.qpos), jnp.cos(data.qpos), data.qvel, self.features(data)])

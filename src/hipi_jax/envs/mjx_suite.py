@@ -9,15 +9,17 @@ The simulator state of an `EnvState` is the `mjx.Data`.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 import warnings
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from hipi_jax.envs.base import Env
+from hipi_jax.envs.base import Env, EnvState, goal_of
 from hipi_jax.tasks import Discrete, GoalReach, Linear, TargetVelocity, TaskFamily
 
 Array = jax.Array
@@ -67,6 +69,30 @@ def step_actuated(mj_model, model, data, action: Array, substeps: int):
     return jax.lax.scan(substep, data, None, length=substeps)[0]
 
 
+HIDDEN_GROUP = 5  # a geom/site group MuJoCo's default visual options do not draw
+
+
+def without_markers(mj_model, geoms: tuple[str, ...] = (), sites: tuple[str, ...] = ()):
+    """A copy of `mj_model` for rendering with the named geoms and sites hidden (e.g. the suite's own
+    target, which sits wherever the suite's reset put it, not at the task's goal)."""
+    model = copy.deepcopy(mj_model)
+    for name in geoms:
+        model.geom_group[model.geom(name).id] = HIDDEN_GROUP
+    for name in sites:
+        model.site_group[model.site(name).id] = HIDDEN_GROUP
+    return model
+
+
+@functools.cache
+def rest_data(mj_model):
+    """`mjData` of `mj_model` at its default pose after `mj_forward` (positions of fixed frames)."""
+    import mujoco
+
+    data = mujoco.MjData(mj_model)
+    mujoco.mj_forward(mj_model, data)
+    return data
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class SuiteEnv(Env):
     """An MJX suite domain. Subclasses set `suite_name` and define `observe(data)` and `features(data)`,
@@ -84,6 +110,17 @@ class SuiteEnv(Env):
 
     def sensor(self, data, name: str) -> Array:
         return read_sensor(self.suite.mj_model, data, name)
+
+    render_kind = "mujoco"
+
+    def render_model(self):
+        return self.suite.mj_model
+
+    def render_record(self, state: EnvState) -> dict[str, Any]:
+        return {"qpos": state.sim.qpos}
+
+    def control_timestep(self) -> float:
+        return float(self.suite.mj_model.opt.timestep) * self.suite.n_substeps
 
     def init_sim(self, key: Array):
         data = _strong(self.suite.reset(key).data)
@@ -204,6 +241,22 @@ class Reacher(SuiteEnv):
     def features(self, data) -> Array:
         return data.geom_xpos[self._finger, :2]
 
+    def render_model(self):
+        return _reacher_render_model(self.suite_name)
+
+    def goal_position(self, task: np.ndarray) -> np.ndarray | None:
+        """The XY goal at the fingertip's height (the arm moves in a horizontal plane)."""
+        goal = goal_of(self.task_family, task)
+        if goal is None:
+            return None
+        height = rest_data(self.suite.mj_model).geom_xpos[self._finger, 2]
+        return np.array([*goal[0], height], np.float64)
+
+
+@functools.cache
+def _reacher_render_model(suite_name: str):
+    return without_markers(load_suite(suite_name).mj_model, geoms=("target",))
+
 
 def reacher_goal(margin: float = 0.01) -> Reacher:
     return Reacher(task_family=GoalReach(margin=margin, low=[-0.2, -0.2], high=[0.2, 0.2], radius=REACHER_GOAL_RADIUS))
@@ -246,3 +299,20 @@ class FingerGoal(SuiteEnv):
     def features(self, data) -> Array:
         xz = jnp.array([0, 2])
         return self.sensor(data, "tip")[xz] - self.sensor(data, "spinner")[xz]
+
+    def render_model(self):
+        return _finger_render_model(self.suite_name)
+
+    def goal_position(self, task: np.ndarray) -> np.ndarray | None:
+        """The XZ goal relative to the hinge: the spinner body's origin (fixed; the hinge's anchor)."""
+        goal = goal_of(self.task_family, task)
+        if goal is None:
+            return None
+        mj_model = self.suite.mj_model
+        hinge = rest_data(mj_model).xpos[mj_model.body("spinner").id]
+        return hinge + np.array([goal[0][0], 0.0, goal[0][1]])
+
+
+@functools.cache
+def _finger_render_model(suite_name: str):
+    return without_markers(load_suite(suite_name).mj_model, sites=("target",))

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from hipi_jax.envs.base import Env
+from hipi_jax.envs.base import Env, goal_of
 from hipi_jax.tasks import GoalReach
 
 FOUR_ROOMS = np.array(
@@ -136,6 +136,23 @@ class Nav2d(Env):
     @property
     def action_dim(self) -> int:
         return 2
+
+    render_kind = "plane"  # observations and features are the position: no `render_record` needed
+
+    def plane_xy(self, position: np.ndarray) -> np.ndarray:
+        """Normalised (row, col) positions [..., 2] -> plot coordinates (x = column, y = H − row) in cells."""
+        position = np.asarray(position, np.float64)
+        height, width = self.grid.shape
+        return np.stack([position[..., 1] * width, (1.0 - position[..., 0]) * height], axis=-1)
+
+    def plane_map(self) -> tuple[np.ndarray | None, tuple[float, float, float, float]]:
+        """(wall grid, row 0 at the top, and its extent (x0, x1, y0, y1) in plot coordinates)."""
+        height, width = self.grid.shape
+        return self.grid, (0.0, float(width), 0.0, float(height))
+
+    def goal_position(self, task: np.ndarray) -> np.ndarray | None:
+        goal = goal_of(self.task_family, task)
+        return None if goal is None else np.array([*self.plane_xy(goal[0]), 0.0])
 
     def _normalise(self, pos):
         return pos / jnp.asarray(self.grid.shape, jnp.float32)

@@ -6,8 +6,9 @@ import dataclasses
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from hipi_jax.envs.base import Env
+from hipi_jax.envs.base import Env, goal_of
 from hipi_jax.tasks import GoalReach
 
 
@@ -33,6 +34,20 @@ class PointGoal(Env):
     @property
     def action_dim(self) -> int:
         return 2
+
+    render_kind = "plane"  # observations and features are the position: no `render_record` needed
+
+    def plane_xy(self, position: np.ndarray) -> np.ndarray:
+        """Positions [..., 2] are already plot coordinates."""
+        return np.asarray(position, np.float64)
+
+    def plane_map(self) -> tuple[np.ndarray | None, tuple[float, float, float, float]]:
+        """(no walls, the box [−1, 1]²)."""
+        return None, (-1.0, 1.0, -1.0, 1.0)
+
+    def goal_position(self, task: np.ndarray) -> np.ndarray | None:
+        goal = goal_of(self.task_family, task)
+        return None if goal is None else np.array([*self.plane_xy(goal[0]), 0.0])
 
     def init_sim(self, key):
         pos = jax.random.uniform(key, (2,), minval=-1.0, maxval=1.0)

@@ -14,11 +14,13 @@ import functools
 import importlib.util
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from hipi_jax.envs.base import Env
+from hipi_jax.envs.base import Env, EnvState, goal_of
 from hipi_jax.envs.mjx_suite import read_sensor, step_actuated
 from hipi_jax.tasks import GoalReach, Linear, TaskFamily
 
@@ -118,6 +120,30 @@ class Quadruped(Env):
 
     def features(self, data) -> Array:
         return data.qpos[:2] if isinstance(self.task_family, GoalReach) else data.qvel[:2]
+
+    render_kind = "mujoco"
+
+    def render_model(self):
+        return load_model()[0]
+
+    def render_record(self, state: EnvState) -> dict[str, Any]:
+        return {"qpos": state.sim.qpos}
+
+    def goal_position(self, task: np.ndarray) -> np.ndarray | None:
+        """The torso-XY goal on the floor (z = 0); None for the linear (direction) tasks."""
+        goal = goal_of(self.task_family, task)
+        return None if goal is None else np.array([*goal[0], 0.0], np.float64)
+
+    def render_camera(self) -> dict[str, Any]:
+        """Goal tasks: fixed over the start, wide enough for the unit circle of goals; linear tasks: following
+        the torso."""
+        view = {"distance": 4.5, "azimuth": 90.0, "elevation": -45.0}
+        if isinstance(self.task_family, GoalReach):
+            return view | {"lookat": (0.0, 0.0, 0.0)}
+        return view | {"distance": 3.0, "trackbody": "torso"}
+
+    def control_timestep(self) -> float:
+        return float(load_model()[0].opt.timestep) * CONTROL_SUBSTEPS
 
     def init_sim(self, key: Array):
         from mujoco import mjx

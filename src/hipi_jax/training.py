@@ -10,6 +10,7 @@ loop between chunks (evaluation, logging, progress bar); nothing on the host run
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import os
 import time
@@ -27,11 +28,12 @@ from hipi_jax import envs
 from hipi_jax.agents.sac import SAC, SACState
 from hipi_jax.config import SWEEPABLE, TrainConfig
 from hipi_jax.envs.base import EnvState, auto_reset, reset_with_prior
+from hipi_jax.episodes import rollout
 from hipi_jax.relabel import relabel
-from hipi_jax.rollout import rollout
 from hipi_jax.types import Transition
 
 Array = jax.Array
+logger = logging.getLogger("hipi_jax")
 
 
 @struct.dataclass
@@ -360,19 +362,29 @@ def run(
         state, done = jax.device_put(start[0], jax.tree.map(lambda x: x.sharding, prog.like)), start[1]
     buffer_mib = replay.nbytes(state.buffer) / 2**20
     mesh = dict(place.mesh.shape)
-    print(
-        f"replay buffer: {config.runs} run(s) x {config.num_envs} envs x {config.capacity_per_env} steps = "
-        f"{buffer_mib:.1f} MiB on {place.devices} {jax.devices()[0].platform} device(s) "
-        f"({mesh['runs']} for runs x {mesh['envs']} for envs)",
-        flush=True,
-    )
+    logger.info(
+        "replay buffer: %d run(s) x %d envs x %d steps = %.1f MiB on %d %s device(s) (%d for runs x %d for envs)",
+        config.runs, config.num_envs, config.capacity_per_env, buffer_mib, place.devices, jax.devices()[0].platform,
+        mesh["runs"], mesh["envs"],
+    )  # fmt: skip
+    logger.info("budget: %s", config.budget_text)
     t0 = time.perf_counter()
     chunk_fn = prog.chunk.lower(state).compile()
     if start is None:
         warm = prog.warmup.lower(state).compile()
     compile_s = time.perf_counter() - t0
+    per_chunk = config.iterations_per_chunk * config.num_envs
+    warmup_steps = config.warmup_iterations * config.num_envs
+    bar = tqdm(
+        total=config.total_env_steps,
+        initial=warmup_steps + done * per_chunk if start is not None else 0,
+        unit="step",
+        disable=not progress,
+        desc=f"{config.env}/{config.relabel}",
+    )
     if start is None:
         state = jax.block_until_ready(warm(state))
+        bar.update(warmup_steps)
 
     def record(log_index: int, train_metrics: dict) -> dict:
         keys = per_run(config, eval_keys(config.seed, config.seeds, log_index))
@@ -392,14 +404,6 @@ def run(
     if start is None:
         log(record(0, {}))
     train_s = 0.0
-    per_chunk = config.iterations_per_chunk * config.num_envs
-    bar = tqdm(
-        total=config.num_chunks * per_chunk,
-        initial=done * per_chunk,
-        unit="step",
-        disable=not progress,
-        desc=f"{config.env}/{config.relabel}",
-    )
     if done >= config.num_chunks:
         raise ValueError(f"the run has done {done} of {config.num_chunks} chunks: nothing left to train")
     for i in range(done, config.num_chunks):
@@ -413,7 +417,10 @@ def run(
         if on_chunk is not None:
             on_chunk(i + 1, state)
         bar.update(per_chunk)
-        bar.set_postfix(ret=f"{np.mean(rec['eval_return']):.1f}")
+        shown = {"return": f"{np.mean(rec['eval_return']):.1f}"}
+        if has_success:
+            shown["success"] = f"{np.mean(rec['eval_success']):.2f}"
+        bar.set_postfix(shown)
     bar.close()
     chunks_run = config.num_chunks - done
     summary = {k: v for k, v in rec.items() if k in ("env_steps", "updates", "eval_return", "eval_success")}

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 from flax import struct
 
-from hipi_jax.envs.base import Env, reset_with_prior
+from hipi_jax.envs.base import Env, EnvState, reset_with_prior
 
 Array = jax.Array
 
@@ -32,6 +33,7 @@ class Episodes:
     done: Array  # [n, T] bool, terminal under the commanded task
     mask: Array  # [n, T] bool, step t belongs to the episode
     tasks: Array  # [n, task_dim] the commanded tasks
+    recorded: Any = None  # `record(s_t)` of every step, leaves [n, T, ...] (e.g. MJX qpos for rendering)
 
     @property
     def returns(self) -> Array:
@@ -44,21 +46,31 @@ class Episodes:
         return jnp.any(jnp.logical_and(self.done, self.mask), axis=1)
 
 
-def rollout(env: Env, act: ActFn, key: Array, n: int) -> Episodes:
-    """n episodes of `act` on tasks from the prior p(ψ), one per env; env i starts from
-    `reset_with_prior(env, split(key, n)[i])`."""
+def rollout(
+    env: Env,
+    act: ActFn,
+    key: Array,
+    n: int,
+    tasks: Array | None = None,
+    record: Callable[[EnvState], Any] | None = None,
+) -> Episodes:
+    """n episodes of `act`, one per env; env i starts from `reset_with_prior(env, split(key, n)[i])`.
+    `tasks` [n, task_dim] replaces the prior's draws (same starts); `record(state)` is kept for every
+    state s_t an action is taken in (`Episodes.recorded`)."""
     start = jax.vmap(partial(reset_with_prior, env))(jax.random.split(key, n))
+    if tasks is not None:
+        start = start.replace(task=jnp.asarray(tasks, start.task.dtype).reshape(start.task.shape))
     k_act = jax.random.fold_in(key, n)
 
     def body(carry, key):
         es, alive = carry
         action = act(key, es.obs, es.task)
         nxt = jax.vmap(env.step)(es, action)
-        step = (es.obs, action, nxt.features, nxt.reward, nxt.done, alive)
+        step = (es.obs, action, nxt.features, nxt.reward, nxt.done, alive, None if record is None else record(es))
         alive = jnp.logical_and(alive, jnp.logical_not(jnp.logical_or(nxt.done, nxt.truncated)))
         return (nxt, alive), step
 
     keys = jax.random.split(k_act, env.max_steps)
     _, steps = jax.lax.scan(body, (start, jnp.ones(n, bool)), keys)
-    obs, actions, features, rewards, done, mask = jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), steps)
-    return Episodes(obs, actions, features, rewards, done, mask, start.task)
+    obs, actions, features, rewards, done, mask, recorded = jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), steps)
+    return Episodes(obs, actions, features, rewards, done, mask, start.task, recorded)

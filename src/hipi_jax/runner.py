@@ -1,0 +1,198 @@
+"""`train(config, out)`: one training run written to a run directory, the Python form of `hipi-train`.
+
+The run directory (docs/architecture.md "Run directory"): config.json, metrics.jsonl, metrics.csv,
+summary.json, curves.png, checkpoints/ (Orbax, the whole training state) and policies/ (the actor
+alone, `hipi_jax.load_policy`). Bad input raises ValueError before anything is created or
+overwritten; a NaN or inf stops training with `training.NonFiniteError`. Messages go through the
+`hipi_jax` logger (`logging`), not print.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+from hipi_jax.config import TrainConfig
+
+log = logging.getLogger("hipi_jax")
+
+RUN_FILES = ("config.json", "metrics.jsonl", "metrics.csv", "summary.json", "curves.png")
+RUN_DIRS = ("checkpoints", "policies", "tensorboard", "wandb")
+
+
+def unwritable_dir(path: Path) -> Path | None:
+    """The directory that would refuse writing `path` (itself if a directory, else its nearest existing
+    ancestor), or None when it can be written."""
+    parent = path if path.is_dir() else next(p for p in path.absolute().parents if p.exists())
+    return None if os.access(parent, os.W_OK | os.X_OK) else parent
+
+
+def check_out_dir(out: Path, overwrite: bool) -> None:
+    """Refuse an existing run directory without `overwrite`, or one that cannot be created or written."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise ValueError(f"--out {out} already holds files; pass --overwrite to replace them or choose another --out")
+    if (denied := unwritable_dir(out)) is not None:
+        raise ValueError(f"--out {out} is not writable ({denied} denies write access)")
+
+
+def check_resume(out: Path, config: TrainConfig) -> None:
+    """Refuse resuming without a run in `out`, or with options that differ from it beyond the budget."""
+    if not (out / "config.json").is_file() or not (out / "checkpoints").is_dir():
+        raise ValueError(f"--resume: {out} holds no run to resume (config.json and checkpoints/ are missing)")
+    saved = json.loads((out / "config.json").read_text())
+    given = config.to_dict()
+    differ = [k for k in given if k != "env_steps" and json.dumps(saved.get(k)) != json.dumps(given[k])]
+    if differ:
+        changes = ", ".join(f"{k}: saved {saved.get(k)!r}, given {given[k]!r}" for k in differ)
+        raise ValueError(f"--resume: the options differ from the run in {out} beyond --env-steps ({changes})")
+
+
+def policy_meta(config: TrainConfig, env) -> dict:
+    """What `policy.save` stores beside the parameters."""
+    return {
+        "env": config.env,
+        "obs_dim": env.obs_dim,
+        "task_dim": env.task_family.task_dim,
+        "action_dim": env.action_dim,
+        "hidden": list(config.hidden),
+        "runs": config.run_table(),
+        "config": config.to_dict(),
+    }
+
+
+def train(
+    config: TrainConfig,
+    out: str | Path | None = None,
+    *,
+    overwrite: bool = False,
+    resume: bool = False,
+    ckpt_every: int = 1,
+    keep: int = 2,
+    progress: bool = True,
+    loggers: Sequence[str] = (),
+) -> dict:
+    """Train `config.runs` runs (seeds x sweep values) as one vmapped program and write the run directory
+    `out` (default runs/ENV-RELABEL-sSEED). `resume` continues `out` from its newest usable checkpoint
+    (the options must match the saved ones except `env_steps`); `ckpt_every` chunks between checkpoints
+    (0 = none; the last chunk always saves a policy); `loggers` adds "tensorboard" and/or "wandb".
+    Returns the summary (also written to summary.json)."""
+    import jax
+
+    from hipi_jax import checkpoint, policy, report, training
+    from hipi_jax import loggers as loggers_lib
+
+    if ckpt_every < 0:
+        raise ValueError(f"--ckpt-every {ckpt_every} must be >= 0")
+    if keep < 1:
+        raise ValueError(f"--keep {keep} must be >= 1")
+    out = Path(out) if out is not None else Path("runs") / f"{config.env}-{config.relabel}-s{config.seed}"
+    if resume:
+        check_resume(out, config)
+    else:
+        check_out_dir(out, overwrite)
+    loggers_lib.check(loggers)
+    tr = training.build(config)
+    prog = training.programs(tr)
+    need, have = training.state_bytes_per_device(prog.like), training.device_memory()
+    if need > have:  # refuse before anything is allocated or written
+        buffer = sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(prog.like.buffer))
+        raise ValueError(
+            f"the training state needs {need / 2**30:.2f} GiB per device (replay buffers: {buffer / 2**30:.2f} GiB "
+            f"in all for buffer_size={config.buffer_size} x {config.runs} run(s)) but a "
+            f"{jax.devices()[0].platform} device has {have / 2**30:.2f} GiB; lower --buffer-size, --seeds, "
+            "--num-envs or the sweep"
+        )
+    lead = jax.process_index() == 0  # the one process that writes the run's files (checkpoints: all)
+    barrier = _barrier if jax.process_count() > 1 else lambda name: None
+    barrier("options checked")
+    metrics_path = out / "metrics.jsonl"
+    start, resume_step = None, None
+    if resume:
+        mgr = checkpoint.manager(out / "checkpoints", keep)
+        restored = checkpoint.restore_latest(mgr, prog.like)
+        if restored is None:
+            raise ValueError(f"--resume: no usable checkpoint in {out / 'checkpoints'}")
+        state, meta = restored
+        done = meta["chunks_done"]
+        if done >= config.num_chunks:
+            raise ValueError(f"--resume: the run in {out} already did its {done} chunks; raise --env-steps to train on")
+        barrier("checkpoint restored")
+        resume_step = int(training.to_host(state.env_steps)[0])
+        if lead:
+            records = report.read_jsonl(metrics_path)[: done + 1] if metrics_path.exists() else []
+            report.write_jsonl(metrics_path, records)  # drop what was logged after the checkpoint
+        start = (state, done)
+        log.info("resuming %s after chunk %d (%d env steps)", out, done, resume_step)
+    else:
+        if lead:
+            try:
+                out.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise ValueError(f"--out {out} cannot be created ({e.strerror})") from None
+            for name in RUN_FILES:
+                (out / name).unlink(missing_ok=True)
+            for name in RUN_DIRS:
+                shutil.rmtree(out / name, ignore_errors=True)
+        barrier("run directory cleared")
+        mgr = checkpoint.manager(out / "checkpoints", keep) if ckpt_every else None
+    if lead:
+        report.write_json(out / "config.json", config.to_dict())
+    extra = loggers_lib.open_loggers(loggers, out, config, resume_step=resume_step) if lead else None
+    meta = policy_meta(config, tr.env)
+
+    def on_record(rec: dict) -> None:
+        if lead:
+            report.append_jsonl(metrics_path, rec)
+            if extra is not None:
+                extra.log(rec)
+
+    def on_chunk(done: int, state) -> None:
+        last = done == config.num_chunks
+        if ckpt_every and mgr is not None and (done % ckpt_every == 0 or last):
+            checkpoint.save(mgr, done, state, config.to_dict())
+        elif not last:
+            return
+        if lead:  # a policy beside every checkpoint, and always at the end
+            steps = int(training.to_host(state.env_steps)[0])
+            policy.save(out, training.to_host(state.agent.actor_params), steps, meta)
+
+    sweep = f", sweep {config.sweep}" if config.sweep else ""
+    log.info("%s / %s, %d seed(s)%s, writing %s", config.env, config.relabel, config.seeds, sweep, out)
+    try:
+        summary, _ = training.run(config, on_record, progress=progress and lead, start=start, on_chunk=on_chunk)
+    finally:
+        if extra is not None:
+            extra.close()
+        if lead and metrics_path.exists():
+            records = report.read_jsonl(metrics_path)
+            report.write_csv(out / "metrics.csv", records, config)
+            report.plot_curves(split_runs(records, config), out / "curves.png", title=config.env)
+    if config.sweep_axis is not None:
+        summary["runs"] = config.run_table()
+    if lead:
+        report.write_json(out / "summary.json", summary)
+    log.info("done in %.0f s; final eval_return per run %s", summary["wall_s"], summary["eval_return"])
+    return summary
+
+
+def split_runs(records: list[dict], config: TrainConfig) -> dict[str, list[dict]]:
+    """Learning-curve records per sweep value (label -> records over that value's seeds)."""
+    label = f"{config.relabel} ({config.seeds} seed{'s' if config.seeds > 1 else ''})"
+    if config.sweep_axis is None:
+        return {label: records}
+    name, values = config.sweep_axis
+    s = config.seeds
+    part = lambda r, i: {k: x[i * s : (i + 1) * s] if isinstance(x, list) else x for k, x in r.items()}
+    return {f"{name}={v:g}": [part(r, i) for r in records] for i, v in enumerate(values)}
+
+
+def _barrier(name: str) -> None:
+    from jax.experimental import multihost_utils
+
+    multihost_utils.sync_global_devices(name)

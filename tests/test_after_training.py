@@ -1,0 +1,262 @@
+"""After training: the saved policy (`policies/`), `load_policy`, `hipi-eval`, `--logger tensorboard`,
+metrics.csv, and the Python API's examples.
+
+One tiny `hipi-train` run (the CLI tests' TINY flags, with TensorBoard) is shared by the module.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import TINY_CONFIG
+from test_cli import TINY, snapshot
+
+import hipi_jax
+from hipi_jax import checkpoint, cli, envs, eval_cli, load_policy, policy, report, training
+
+pytestmark = pytest.mark.usefixtures("fast_compilation")
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("after") / "run"
+    assert cli.main([*TINY, "--out", str(out), "--no-progress", "--logger", "tensorboard"]) == 0
+    return out
+
+
+def final_state(out: Path):
+    tr = training.build(TINY_CONFIG)
+    prog = training.programs(tr)
+    state, meta = checkpoint.restore_latest(checkpoint.manager(out / "checkpoints", 2), prog.like)
+    assert meta["chunks_done"] == TINY_CONFIG.num_chunks
+    return tr, state
+
+
+# ---- the saved policy ------------------------------------------------------------------------------
+
+
+def test_every_checkpoint_saves_a_policy_with_its_layout(run_dir):
+    assert policy.steps(run_dir) == [34, 58]  # the two chunks of TINY (see test_cli.check_run_dir)
+    meta = json.loads((run_dir / "policies" / "step_000000058" / "policy.json").read_text())
+    assert meta["env"] == "point_goal" and meta["obs_dim"] == 2 and meta["task_dim"] == 2 and meta["action_dim"] == 2
+    assert meta["hidden"] == [8, 8] and meta["env_steps"] == 58
+    assert meta["runs"] == [{"run": 0, "seed_index": 0}, {"run": 1, "seed_index": 1}]
+    with np.load(run_dir / "policies" / "step_000000058" / "actor.npz") as npz:
+        assert "params/mlp/in_0/kernel" in npz.files and all(npz[k].shape[0] == 2 for k in npz.files)
+    assert not [p for p in (run_dir / "policies").iterdir() if p.name.startswith(".")]  # no temp dirs left
+
+
+@pytest.mark.parametrize("run", [0, 1])
+def test_loaded_policy_acts_as_the_training_program_evaluates(run_dir, run):
+    tr, state = final_state(run_dir)
+    params = jax.tree.map(lambda x: x[run], state.agent.actor_params)
+    pi = load_policy(run_dir, run_index=run)
+    obs, task = jax.random.normal(jax.random.PRNGKey(0), (2, 16, 2))
+    np.testing.assert_array_equal(pi.act(obs, task), tr.agent.act(params, None, obs, task, deterministic=True))
+    key = jax.random.PRNGKey(5)
+    np.testing.assert_array_equal(pi.act(obs, task, key), tr.agent.act(params, key, obs, task))
+    # the whole evaluation: the same episodes as the training program's `evaluate` for the same key
+    expected = training.evaluate(tr, params, key)
+    episodes, _ = eval_cli.evaluate(pi, tr.env, key, TINY_CONFIG.eval_episodes, None, True)
+    np.testing.assert_allclose(episodes.returns.mean(), expected["eval_return"], rtol=1e-6)
+    np.testing.assert_allclose(episodes.success.mean(), expected["eval_success"])
+
+
+def test_policy_is_jittable_and_vmappable_and_loads_without_a_training_program(run_dir, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("load_policy built a training program")
+
+    monkeypatch.setattr(training, "programs", refuse)
+    monkeypatch.setattr(training, "build", refuse)
+    t0 = time.perf_counter()
+    pi = load_policy(run_dir, step=34)
+    assert time.perf_counter() - t0 < 5.0  # reading two small files
+    assert pi.env_steps == 34 and pi.config["env"] == "point_goal"
+    obs = jnp.zeros((5, 2))
+    batch = jax.jit(jax.vmap(lambda p, o: p.act(o, jnp.zeros(2)), in_axes=(None, 0)))(pi, obs)
+    chex_shape = batch.shape
+    assert chex_shape == (5, 2) and bool(jnp.all(jnp.abs(batch) <= 1.0))
+
+
+def test_load_policy_names_what_is_available(run_dir, tmp_path):
+    with pytest.raises(FileNotFoundError, match="holds no saved policy"):
+        load_policy(tmp_path)
+    with pytest.raises(ValueError, match="step=7: .* env steps 34, 58"):
+        load_policy(run_dir, step=7)
+    with pytest.raises(ValueError, match=r"run_index=2 is outside \[0, 2\)"):
+        load_policy(run_dir, run_index=2)
+
+
+def test_saving_a_step_again_replaces_it_whole(tmp_path):
+    params = {"params": {"mlp": {"out": {"kernel": np.ones((1, 3, 2), np.float32)}}}}
+    meta = {"env": "point_goal", "obs_dim": 2, "task_dim": 2, "action_dim": 1, "hidden": [3], "runs": [{"run": 0}]}
+    policy.save(tmp_path, params, 10, meta)
+    params["params"]["mlp"]["out"]["kernel"] = np.full((1, 3, 2), 2.0, np.float32)
+    policy.save(tmp_path, params, 10, meta)
+    assert [p.name for p in (tmp_path / "policies").iterdir()] == ["step_000000010"]
+    with np.load(tmp_path / "policies" / "step_000000010" / "actor.npz") as npz:
+        assert float(npz["params/mlp/out/kernel"].min()) == 2.0
+
+
+# ---- hipi-eval --------------------------------------------------------------------------------------
+
+
+def test_hipi_eval_writes_eval_json_and_prints_a_table(run_dir, tmp_path, capsys):
+    out = tmp_path / "eval.json"
+    assert eval_cli.main([str(run_dir), "--episodes", "6", "--seed", "3", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "point_goal, run 0, policy at 58 env steps: 6 episodes" in printed and "success" in printed
+    result = json.loads(out.read_text())
+    assert result["episodes"] == 6 and result["env_steps"] == 58 and result["deterministic"]
+    rows = result["per_episode"]
+    assert len(rows) == 6 and all(0 < r["length"] <= 50 for r in rows)
+    returns = np.array([r["return"] for r in rows])
+    assert result["return"]["mean"] == pytest.approx(returns.mean())
+    lo, hi = result["return"]["ci95"]
+    assert lo <= returns.mean() <= hi
+    assert result["success"]["mean"] == pytest.approx(np.mean([r["success"] for r in rows]))
+    # successful episodes end at the goal: the return of a sparse goal task is −(steps before success)
+    for r in rows:
+        assert r["return"] == (-(r["length"] - 1) if r["success"] else -r["length"])
+
+
+def test_hipi_eval_on_given_tasks(run_dir, tmp_path):
+    tasks = np.array([[0.5, 0.5], [-0.5, 0.25]], np.float32)
+    np.save(tmp_path / "tasks.npy", tasks)
+    out = tmp_path / "eval.json"
+    argv = [str(run_dir), "--tasks", str(tmp_path / "tasks.npy"), "--episodes", "3", "--out", str(out)]
+    assert eval_cli.main(argv) == 0
+    result = json.loads(out.read_text())
+    assert result["episodes"] == 6
+    assert [row["task"] for row in result["per_task"]] == tasks.tolist()
+    assert [row["episodes"] for row in result["per_task"]] == [3, 3]
+
+
+@pytest.mark.parametrize(
+    ("extra", "fragment"),
+    [
+        (["--tasks", "discrete"], "no discrete set"),
+        (["--tasks", "nowhere.npy"], "'prior', 'discrete' or an existing file"),
+        (["--step", "9"], "step=9"),
+        (["--run-index", "5"], "run_index=5"),
+        (["--episodes", "0"], "--episodes 0"),
+        (["--video", "v.avi"], "v.avi"),
+    ],
+)
+def test_hipi_eval_bad_input_exits_2_and_writes_nothing(run_dir, tmp_path, capsys, extra, fragment):
+    before = snapshot(run_dir)
+    with pytest.raises(SystemExit) as exc:
+        eval_cli.main([str(run_dir), "--out", str(tmp_path / "e.json"), *extra])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("hipi-eval: error: ") and err.count("\n") == 1 and fragment in err, err
+    assert snapshot(run_dir) == before and not (tmp_path / "e.json").exists()
+
+
+def test_hipi_eval_draws_point_goal_paths(run_dir, tmp_path):
+    png = tmp_path / "paths.png"
+    assert eval_cli.main([str(run_dir), "--episodes", "3", "--out", str(tmp_path / "e.json"), "--video", str(png)]) == 0
+    assert png.read_bytes().startswith(b"\x89PNG")
+
+
+# ---- logging ----------------------------------------------------------------------------------------
+
+
+def test_metrics_csv_is_one_tidy_row_per_run_per_evaluation(run_dir):
+    records = report.read_jsonl(run_dir / "metrics.jsonl")
+    with open(run_dir / "metrics.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == len(records) * TINY_CONFIG.runs
+    assert list(rows[0])[:5] == ["run", "seed_index", "env_steps", "updates", "wall_s"]
+    for i, row in enumerate(rows):
+        rec, run = records[i // 2], i % 2
+        assert int(row["run"]) == run and int(row["env_steps"]) == rec["env_steps"]
+        assert float(row["eval_return"]) == rec["eval_return"][run]
+        assert row["critic_loss"] == ("" if i < 2 else repr(rec["critic_loss"][run]))
+
+
+def test_metrics_jsonl_has_no_float32_noise(run_dir):
+    text = (run_dir / "metrics.jsonl").read_text()
+    for value in report.read_jsonl(run_dir / "metrics.jsonl")[-1]["critic_loss"]:
+        assert len(repr(value)) <= 12 and float(np.float32(value)) == value
+    assert "000000" not in text.replace("0.000000", "")
+
+
+def test_tensorboard_event_files_hold_the_metrics(run_dir):
+    from test_loggers import read_scalars
+
+    records = report.read_jsonl(run_dir / "metrics.jsonl")
+    for run, label in enumerate(("seed0", "seed1")):
+        scalars = read_scalars(run_dir / "tensorboard" / label)
+        assert [s for s, _ in scalars["eval_return"]] == [r["env_steps"] for r in records]
+        assert [v for _, v in scalars["eval_return"]] == [r["eval_return"][run] for r in records]
+        assert [v for _, v in scalars["critic_loss"]] == [r["critic_loss"][run] for r in records[1:]]
+
+
+# ---- the Python API and its examples ----------------------------------------------------------------
+
+
+def test_the_package_exports_the_api():
+    for name in ("TrainConfig", "train", "load_policy", "rollout", "envs", "Policy", "__version__"):
+        assert hasattr(hipi_jax, name), name
+    assert callable(hipi_jax.train) and callable(hipi_jax.envs.register)
+
+
+def test_register_refuses_a_taken_name():
+    with pytest.raises(ValueError, match="'nav2d' is already registered"):
+        envs.register("nav2d", envs.make)
+
+
+def run_example(name: str, argv: list[str]):
+    sys.path.insert(0, str(EXAMPLES))
+    try:
+        module = __import__(name)
+        return module.main(argv)
+    finally:
+        sys.path.remove(str(EXAMPLES))
+
+
+TINY_NAV = ["--env-steps", "96", "--warmup-steps", "32", "--eval-every", "32", "--hidden", "8,8"]
+
+
+def test_example_train_then_evaluate(tmp_path, capsys):
+    out = tmp_path / "nav"
+    summary = run_example("train_from_python", ["--out", str(out), *TINY_NAV])
+    assert summary["env_steps"] == 96 and len(summary["eval_success"]) == 2
+    assert (out / "metrics.csv").is_file() and policy.steps(out) == [64, 96]
+    result = run_example("evaluate_policy", [str(out), "--episodes", "3"])
+    assert set(result) == {"return", "success"} and 0.0 <= result["success"] <= 1.0
+    assert "nav2d policy at 96 env steps" in capsys.readouterr().out
+
+
+def test_example_custom_env(tmp_path):
+    try:
+        result = run_example("custom_env", ["--out", str(tmp_path / "line"), "--env-steps", "160",
+                                            "--warmup-steps", "32", "--hidden", "8,8"])  # fmt: skip
+        assert 0.0 <= result["success"] <= 1.0 and len(result["train_success"]) == 1
+        assert "line" in envs.names()
+    finally:
+        envs._REGISTRY.pop("line", None)
+
+
+def test_examples_are_documented_scripts():
+    for path in EXAMPLES.glob("*.py"):
+        text = path.read_text()
+        assert text.startswith('"""') and "def main(argv" in text and f"examples/{path.name}" in text, path.name
+
+
+# ---- reproducibility, under the CLI's own XLA settings ------------------------------------------------
+
+
+def test_seed_streams_do_not_depend_on_the_number_of_seeds():
+    np.testing.assert_array_equal(training.seed_keys(0, 3)[:1], training.seed_keys(0, 1))
+    np.testing.assert_array_equal(training.eval_keys(0, 3, 2)[:1], training.eval_keys(0, 1, 2))
