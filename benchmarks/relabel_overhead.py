@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from hipi_jax import buffer, report, train
+from hipi_jax import buffer, report, training
 from hipi_jax.config import TrainConfig
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,16 +46,16 @@ def parse(argv):
 def update_program(config: TrainConfig) -> dict:
     """`SCAN` jitted updates of one seed from a buffer filled by the warm-up and, for inverse RL, the
     kernel alone (critic on B x K pairs, then the softmax draw) with XLA's FLOP count of one call."""
-    tr = train.build(config)
-    prog = train.programs(tr)
-    state = prog.warmup(prog.init(train.run_keys(config)))
-    body = lambda s, _: train.update(tr, s)
+    tr = training.build(config)
+    prog = training.programs(tr)
+    state = prog.warmup(prog.init(training.run_keys(config)))
+    body = lambda s, _: training.update(tr, s)
     updates = jax.jit(jax.vmap(lambda s: jax.lax.scan(body, s, None, length=SCAN)[0]), donate_argnums=0)
     p = {"updates": updates, "state": updates(state), "times": [], "kernel_times": []}  # the first call compiles
     if config.relabel != "none":
         one = jax.tree.map(lambda x: x[0], p["state"])
         spec = config.relabel_spec
-        values = train.agent_of(tr, one.hyper).relabel_values(one.agent, spec.value_estimator)
+        values = training.agent_of(tr, one.hyper).relabel_values(one.agent, spec.value_estimator)
         family = tr.env.task_family
 
         def kernel(key, sample):

@@ -17,7 +17,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from hipi_jax import report, train
+from hipi_jax import report, training
 from hipi_jax.config import TrainConfig
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,8 +45,8 @@ def main(argv=None) -> int:
     for s in counts:
         config = TrainConfig(env=args.env, relabel=args.relabel, seeds=s, eval_every=args.chunk_steps,
                              warmup_steps=1_000, env_steps=10**6)  # fmt: skip
-        prog = train.programs(train.build(config))
-        state = prog.warmup(prog.init(train.run_keys(config)))
+        prog = training.programs(training.build(config))
+        state = prog.warmup(prog.init(training.run_keys(config)))
         t0 = time.perf_counter()
         chunk = prog.chunk.lower(state).compile()
         programs[s] = {"chunk": chunk, "state": state, "compile_s": time.perf_counter() - t0, "times": []}

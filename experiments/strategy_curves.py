@@ -27,9 +27,10 @@ from pathlib import Path
 
 import numpy as np
 
-from hipi_jax import envs, report, train
+from hipi_jax import envs, report, training
 from hipi_jax.config import TrainConfig
 from hipi_jax.relabel import RelabelSpec
+from hipi_jax.stats import bootstrap_ci
 
 
 def parser(description: str, envs_default: str, strategies_default: str, out_default: str) -> argparse.ArgumentParser:
@@ -123,7 +124,7 @@ def run(args, budgets: dict, title: str) -> int:
         metrics = run_dir / "metrics.jsonl"
         metrics.unlink(missing_ok=True)
         report.write_json(run_dir / "config.json", config.to_dict())
-        summary, _ = train.run(config, lambda rec, m=metrics: report.append_jsonl(m, rec), not args.no_progress)
+        summary, _ = training.run(config, lambda rec, m=metrics: report.append_jsonl(m, rec), not args.no_progress)
         report.write_json(done, summary)
         print(f"{env}/{strategy}/utd{utd:g}: final success {np.mean(summary.get('eval_success', [np.nan])):.2f}, "
               f"return {np.mean(summary['eval_return']):.1f} ({summary['wall_s']:.0f} s)", flush=True)  # fmt: skip
@@ -141,17 +142,6 @@ def run(args, budgets: dict, title: str) -> int:
         )
     print(f"wrote {args.out / 'results.json'}, {args.out / 'table.md'} and {args.out / (args.out.name + '.png')}")
     return 0
-
-
-BOOTSTRAP = 10_000
-
-
-def bootstrap_ci(x: np.ndarray, seed: int = 0) -> tuple[float, float]:
-    """95% percentile-bootstrap interval of the mean of `x` [seeds] (resampling seeds)."""
-    x = np.asarray(x, float)
-    idx = np.random.default_rng(seed).integers(0, len(x), (BOOTSTRAP, len(x)))
-    lo, hi = np.percentile(x[idx].mean(axis=1), [2.5, 97.5])
-    return float(lo), float(hi)
 
 
 def score_key(entry: dict) -> str:

@@ -128,6 +128,9 @@ def test_reacher_frames_show_the_goal_at_the_fingertip():
         assert np.abs(changed.mean(0)[::-1] - sphere).max() < 3  # the sphere is drawn where it belongs
     # at step 1 the goal is the fingertip itself
     np.testing.assert_allclose(project(model, forward(model, qpos[1]), 0, tip, 160, 120), sphere, atol=0.5)
+    # recorded s_0 … s_T (one more state than steps): the state the last step reached is drawn too
+    reached = render.mujoco_frames(env, {"qpos": qpos}, [True, True, False], tip[:2], width=160, height=120)
+    np.testing.assert_array_equal(reached, frames)
     assert env.render_camera() is None and model.camera(0).name == "fixed"  # the suite's top-down camera
     assert model.geom_group[model.geom("target").id] == 5  # the suite's own (random) target is hidden
 
@@ -171,11 +174,12 @@ def test_render_episodes_mujoco_video(tmp_path):
 
 
 def nav2d_episodes(env) -> Episodes:
-    """Two hand-made nav2d episodes of 6 steps: one walks up the left edge, one reaches its goal at step 3."""
+    """Two hand-made nav2d episodes of 6 steps: one walks up the left edge, one goes right along the bottom
+    and reaches its goal at step 3."""
     height, width = env.grid.shape
     start = np.array([height - 0.5, 0.5]) / [height, width]
-    path = start + np.linspace(0.0, 0.3, 7)[:, None] * [-1.0, 0.0]  # upwards
-    positions = np.stack([path, path[:, ::-1] * [1.0, 0.5] + [0.0, start[0] / 2]]).astype(np.float32)
+    walk = np.linspace(0.0, 0.3, 7)[:, None]
+    positions = np.stack([start - walk * [1.0, 0.0], start + walk * [0.0, 1.0]]).astype(np.float32)
     tasks = np.stack([env.task_family.support[0], positions[1, 3]])
     mask = np.array([[True] * 6, [True] * 3 + [False] * 3])
     done = np.zeros((2, 6), bool)

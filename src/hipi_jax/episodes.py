@@ -33,7 +33,7 @@ class Episodes:
     done: Array  # [n, T] bool, terminal under the commanded task
     mask: Array  # [n, T] bool, step t belongs to the episode
     tasks: Array  # [n, task_dim] the commanded tasks
-    recorded: Any = None  # `record(s_t)` of every step, leaves [n, T, ...] (e.g. MJX qpos for rendering)
+    recorded: Any = None  # `record(s_t)` for t = 0..T, leaves [n, T + 1, ...] (e.g. MJX qpos for rendering)
 
     @property
     def returns(self) -> Array:
@@ -55,8 +55,8 @@ def rollout(
     record: Callable[[EnvState], Any] | None = None,
 ) -> Episodes:
     """n episodes of `act`, one per env; env i starts from `reset_with_prior(env, split(key, n)[i])`.
-    `tasks` [n, task_dim] replaces the prior's draws (same starts); `record(state)` is kept for every
-    state s_t an action is taken in (`Episodes.recorded`)."""
+    `tasks` [n, task_dim] replaces the prior's draws (same starts); `record(state)` is kept for the
+    first state and every state a step reaches (`Episodes.recorded`, T + 1 entries)."""
     start = jax.vmap(partial(reset_with_prior, env))(jax.random.split(key, n))
     if tasks is not None:
         start = start.replace(task=jnp.asarray(tasks, start.task.dtype).reshape(start.task.shape))
@@ -66,11 +66,13 @@ def rollout(
         es, alive = carry
         action = act(key, es.obs, es.task)
         nxt = jax.vmap(env.step)(es, action)
-        step = (es.obs, action, nxt.features, nxt.reward, nxt.done, alive, None if record is None else record(es))
+        step = (es.obs, action, nxt.features, nxt.reward, nxt.done, alive, None if record is None else record(nxt))
         alive = jnp.logical_and(alive, jnp.logical_not(jnp.logical_or(nxt.done, nxt.truncated)))
         return (nxt, alive), step
 
     keys = jax.random.split(k_act, env.max_steps)
     _, steps = jax.lax.scan(body, (start, jnp.ones(n, bool)), keys)
     obs, actions, features, rewards, done, mask, recorded = jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), steps)
+    if record is not None:  # s_0, then the state each step reached: [n, T + 1, ...]
+        recorded = jax.tree.map(lambda s0, rest: jnp.concatenate([s0[:, None], rest], 1), record(start), recorded)
     return Episodes(obs, actions, features, rewards, done, mask, start.task, recorded)

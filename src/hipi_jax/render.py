@@ -171,7 +171,8 @@ def mujoco_frames(
     fancy: bool = False,
 ) -> np.ndarray:
     """Frames uint8 [T', H, W, 3] of one episode: every `stride`-th step with `mask` [T] True, each state
-    rebuilt from `recorded` (mjData field -> [T, ...], from `env.render_record`) by `mj_forward`.
+    rebuilt from `recorded` (mjData field -> [T, ...], from `env.render_record`) by `mj_forward`. Where
+    `recorded` has T + 1 steps (s_0 … s_T), the state the last step reached is drawn too.
     `goal` draws the goal sphere; `fancy` turns on shadows, reflections and the skybox (slow on a CPU)."""
     import mujoco
 
@@ -185,7 +186,10 @@ def mujoco_frames(
         model.vis.global_.offwidth = max(width, model.vis.global_.offwidth)
         model.vis.global_.offheight = max(height, model.vis.global_.offheight)
     recorded = {name: np.asarray(value) for name, value in recorded.items()}
-    steps = np.flatnonzero(np.asarray(mask))[::stride]
+    mask = np.asarray(mask, bool)
+    if any(len(value) == len(mask) + 1 for value in recorded.values()):
+        mask = np.append(mask, mask[-1]) | np.append(False, mask)  # and the step after the last
+    steps = np.flatnonzero(mask)[::stride]
     sphere = goal_sphere(env, task, model) if goal else None
     camera = _camera(env, model)
     data = mujoco.MjData(model)
@@ -259,7 +263,7 @@ def _plane_figure(env: Env, paths: list[np.ndarray], goals: list, success: np.nd
         Line2D([], [], ls="", marker="o", color="black", label="start"),
         Line2D([], [], ls="", marker="*", color="gray", markeredgecolor="black", label="goal"),
     ]
-    ax.legend(handles=legend, loc="upper right", fontsize=7, framealpha=0.8)
+    ax.legend(handles=legend, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=4, fontsize=8, frameon=False)
     ax.set_title(f"{int(np.sum(success))}/{len(paths)} goals reached", fontsize=10)
     fig.tight_layout()
     return fig, lines, heads
