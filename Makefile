@@ -9,7 +9,7 @@ STEPS ?=
 OUT ?= runs/$(ENV)-$(RELABEL)-$(shell date +%Y%m%d-%H%M%S)
 ARGS ?=
 
-.PHONY: install train bc test test-envs lint format bc-experiment figures peers bench bench-quick clean
+.PHONY: install train eval bc test test-envs lint format bc-experiment figures peers bench bench-quick clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,12 @@ install: $(BIN)/.installed
 ## make train ENV=nav2d RELABEL=inverse_rl SEEDS=1 STEPS=... ARGS="--batch-size 64"
 train: $(BIN)/.installed
 	$(BIN)/hipi-train --env $(ENV) --relabel $(RELABEL) --seeds $(SEEDS) $(if $(STEPS),--env-steps $(STEPS)) --out $(OUT) $(ARGS)
+
+## make eval RUN=runs/my-run ARGS="--episodes 20 --video v.mp4": evaluate a saved policy (hipi-eval --help)
+RUN ?=
+eval: $(BIN)/.installed
+	$(if $(RUN),,$(error give the run directory: make eval RUN=runs/...))
+	$(BIN)/hipi-eval $(RUN) $(ARGS)
 
 ## make bc ENV=cheetah_velocity BC_SEEDS=5 STEPS=...: train an expert, collect its rollouts, relabel + clone
 BC_OUT ?= runs/bc-$(ENV)-$(shell date +%Y%m%d-%H%M%S)

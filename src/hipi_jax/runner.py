@@ -96,7 +96,7 @@ def train(
         check_resume(out, config)
     else:
         check_out_dir(out, overwrite)
-    loggers_lib.check(loggers)
+    loggers_lib.check(loggers)  # a missing package is bad input too
     tr = training.build(config)
     prog = training.programs(tr)
     need, have = training.state_bytes_per_device(prog.like), training.device_memory()
@@ -123,10 +123,7 @@ def train(
         if done >= config.num_chunks:
             raise ValueError(f"--resume: the run in {out} already did its {done} chunks; raise --env-steps to train on")
         barrier("checkpoint restored")
-        resume_step = int(training.to_host(state.env_steps)[0])
-        if lead:
-            records = report.read_jsonl(metrics_path)[: done + 1] if metrics_path.exists() else []
-            report.write_jsonl(metrics_path, records)  # drop what was logged after the checkpoint
+        resume_step = int(training.to_host(state.env_steps)[0])  # the loggers drop what came after it
         start = (state, done)
         log.info("resuming %s after chunk %d (%d env steps)", out, done, resume_step)
     else:
@@ -143,14 +140,13 @@ def train(
         mgr = checkpoint.manager(out / "checkpoints", keep) if ckpt_every else None
     if lead:
         report.write_json(out / "config.json", config.to_dict())
-    extra = loggers_lib.open_loggers(loggers, out, config, resume_step=resume_step) if lead else None
+    # metrics.jsonl and metrics.csv, then --logger's choices; only process 0 logs
+    logs = loggers_lib.open_loggers(("jsonl", "csv", *loggers), out, config, resume_step) if lead else None
     meta = policy_meta(config, tr.env)
 
     def on_record(rec: dict) -> None:
-        if lead:
-            report.append_jsonl(metrics_path, rec)
-            if extra is not None:
-                extra.log(rec)
+        if logs is not None:
+            logs.log(rec)
 
     def on_chunk(done: int, state) -> None:
         last = done == config.num_chunks
@@ -167,11 +163,10 @@ def train(
     try:
         summary, _ = training.run(config, on_record, progress=progress and lead, start=start, on_chunk=on_chunk)
     finally:
-        if extra is not None:
-            extra.close()
+        if logs is not None:
+            logs.close()
         if lead and metrics_path.exists():
             records = report.read_jsonl(metrics_path)
-            report.write_csv(out / "metrics.csv", records, config)
             report.plot_curves(split_runs(records, config), out / "curves.png", title=config.env)
     if config.sweep_axis is not None:
         summary["runs"] = config.run_table()
