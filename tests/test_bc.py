@@ -190,7 +190,7 @@ def test_dataset_schema_errors(tmp_path):
         (["train", "--data", "DATA", "--out", "OUT", "--seeds", "0"], "--seeds 0"),
         (["train", "--data", "DATA", "--out", "OUT", "--max-epochs", "0"], "max_epochs=0"),
         (["train", "--data", "MISSING", "--out", "OUT"], "no such file"),
-        (["collect", "--env", "gridworld", "--out", "OUT/d.npz"], "--env 'gridworld'"),
+        (["collect", "--env", "gridworld", "--out", "OUT/d.npz"], "invalid choice: 'gridworld'"),
         (["collect", "--env", "point_goal", "--out", "OUT/d.npz", "--episodes", "1"], "--episodes 1"),
     ],
 )

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from hipi_jax import __version__, envs
 from hipi_jax.bc import METHOD_HELP, METHODS, BCConfig
+from hipi_jax.cli import setup_logging
 from hipi_jax.runner import unwritable_dir
 
 TRAIN_FILES = ("config.json", "results.json", "metrics.jsonl", "bc.png")
@@ -181,6 +182,7 @@ def train(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    setup_logging("hipi-bc")  # the expert's training logs through the hipi_jax logger
     return collect(args) if args.command == "collect" else train(args)
 
 

@@ -160,10 +160,10 @@ def _fail(message: str) -> None:
     sys.exit(2)
 
 
-def setup_logging() -> None:
+def setup_logging(prog: str = "hipi-train") -> None:
     """The `hipi_jax` logger's messages on stdout, prefixed with the command's name."""
     handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(logging.Formatter("hipi-train: %(message)s"))
+    handler.setFormatter(logging.Formatter(f"{prog}: %(message)s"))
     logger = logging.getLogger("hipi_jax")
     logger.handlers[:] = [handler]
     logger.setLevel(logging.INFO)

@@ -154,9 +154,10 @@ def train(
             checkpoint.save(mgr, done, state, config.to_dict())
         elif not last:
             return
-        if lead:  # a policy beside every checkpoint, and always at the end
-            steps = int(training.to_host(state.env_steps)[0])
-            policy.save(out, training.to_host(state.agent.actor_params), steps, meta)
+        # a policy beside every checkpoint and always at the end; to_host is a collective across processes
+        steps, actor = int(training.to_host(state.env_steps)[0]), training.to_host(state.agent.actor_params)
+        if lead:
+            policy.save(out, actor, steps, meta)
 
     sweep = f", sweep {config.sweep}" if config.sweep else ""
     log.info("%s / %s, %d seed(s)%s, writing %s", config.env, config.relabel, config.seeds, sweep, out)
