@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--hidden", default="32,32")
     args = p.parse_args(argv)
 
-    envs.register("line", Line, overwrite=True)  # now TrainConfig(env="line") and hipi-eval accept it
+    envs.register("line", Line, overwrite=True)  # now TrainConfig(env="line") accepts it
     config = TrainConfig(
         env="line",
         relabel="inverse_rl",

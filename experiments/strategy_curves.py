@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hipi_jax import envs, report, training
+from hipi_jax import cli, envs, report, training
 from hipi_jax.config import TrainConfig
 from hipi_jax.relabel import RelabelSpec
 from hipi_jax.stats import bootstrap_ci
@@ -94,6 +94,7 @@ def config_for(args, env: str, strategy: str, budget: dict, utd: float = 1.0) ->
 
 def main(argv, prog: str, doc: str, envs: str, strategies: str, budgets: dict, paper: dict, title: str) -> int:
     """A figure script's entry point: parse `argv`, pick the CPU or `--paper-scale` budgets, run."""
+    cli.setup_logging(prog)  # training.run reports its budget and buffer through logging
     p = parser(doc.split("\n\n")[0], envs, strategies, f"runs/{prog.split('_')[0]}")
     p.prog = prog
     args = p.parse_args(argv)

@@ -2,6 +2,7 @@
 
 The Python API (docs/architecture.md "Python API"):
 
+    import jax
     from hipi_jax import TrainConfig, train, load_policy, envs, rollout
     train(TrainConfig.preset("nav2d", env_steps=30_000), out="runs/nav2d")
     policy = load_policy("runs/nav2d")

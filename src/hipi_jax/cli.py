@@ -66,8 +66,8 @@ def parser() -> argparse.ArgumentParser:
         for name in names:
             f = fields[name]
             kind = {int: int, float: float, str: str}.get(type(f.default), _widths)
-            presets = ", ".join(f"{env}: {_show(p[f.name])}" for env, p in ENV_PRESETS.items() if f.name in p)
-            help = f"{f.metadata['help']} (default: {_show(f.default)}" + (f"; {presets})" if presets else ")")
+            presets = _presets(f.name)
+            help = f"{f.metadata['help']} (default: {_show(f.default)}" + (f"; presets: {presets})" if presets else ")")
             group.add_argument(
                 "--" + f.name.replace("_", "-"),
                 type=kind,
@@ -113,7 +113,7 @@ def parser() -> argparse.ArgumentParser:
     )
     output.add_argument("--no-progress", action="store_true", default=argparse.SUPPRESS, help="hide the progress bar")
     multi = p.add_argument_group(
-        "multi-process runs (one process per host, all started with the same options; jax.distributed)"
+        "multi-process runs", "one process per host, all started with the same options (jax.distributed)"
     )
     multi.add_argument(
         "--coordinator",
@@ -128,6 +128,15 @@ def parser() -> argparse.ArgumentParser:
         "--process-id", type=int, default=argparse.SUPPRESS, help="this process's index in [0, --num-processes)"
     )
     return p
+
+
+def _presets(name: str) -> str:
+    """The env presets of one option, grouped by value: '64,64: walker_linear, reacher_goal, ...; 256,256: ...'."""
+    by_value: dict[str, list[str]] = {}
+    for env, preset in ENV_PRESETS.items():
+        if name in preset:
+            by_value.setdefault(_show(preset[name]), []).append(env)
+    return "; ".join(f"{value} for {', '.join(envs)}" for value, envs in by_value.items())
 
 
 def _show(value) -> str:

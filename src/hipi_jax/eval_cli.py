@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +31,7 @@ def parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="hipi-eval",
         description="Evaluate a policy saved by hipi-train: whole episodes with the deterministic policy (tanh of "
-        "the mean, as training evaluates), written to eval.json with 95%% bootstrap intervals over episodes.",
+        "the mean, as training evaluates), written to eval.json with 95% intervals over episodes.",
     )
     p.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a hipi-train --out directory")
     p.add_argument("--version", action="version", version=f"hipi-jax {__version__}")
@@ -47,7 +48,7 @@ def parser() -> argparse.ArgumentParser:
         "discrete task set (e.g. reacher_discrete); or a file of tasks, one per row: .npy [n, task_dim], .json "
         "(a list of lists) or text (whitespace or comma separated) (default: prior)",
     )
-    p.add_argument("--seed", type=int, default=0, help="seed of the tasks, start states and --stochastic actions")
+    p.add_argument("--seed", type=int, default=0, help="seed of tasks, start states, --stochastic actions (default: 0)")
     p.add_argument("--step", type=int, default=None, help="the policy saved at this many env steps (default: newest)")
     p.add_argument("--run-index", type=int, default=0, help="which run of a multi-seed or swept run dir (default: 0)")
     p.add_argument("--stochastic", action="store_true", help="sample actions from the policy instead of tanh(mean)")
@@ -74,10 +75,9 @@ def read_tasks(source: str, family) -> np.ndarray | None:
     if source == "prior":
         return None
     if source == "discrete":
-        targets = getattr(family, "targets", None)
-        if targets is None:
+        if getattr(family, "targets", None) is None:
             raise ValueError(f"--tasks discrete: this env's task family ({type(family).__name__}) has no discrete set")
-        return np.asarray(targets, np.float32)
+        return np.eye(family.task_dim, dtype=np.float32)  # ψ is one-hot over the K targets
     path = Path(source)
     if not path.is_file():
         raise ValueError(f"--tasks {source!r} must be 'prior', 'discrete' or an existing file of tasks")
@@ -87,11 +87,14 @@ def read_tasks(source: str, family) -> np.ndarray | None:
         elif path.suffix == ".json":
             tasks = np.asarray(json.loads(path.read_text()), np.float32)
         else:
-            tasks = np.loadtxt(path, delimiter="," if "," in path.read_text() else None, ndmin=2)
+            with warnings.catch_warnings():  # an empty file: refused below with the shape
+                warnings.simplefilter("ignore", UserWarning)
+                tasks = np.loadtxt(path, delimiter="," if "," in path.read_text() else None, ndmin=2)
     except (ValueError, OSError) as e:
         raise ValueError(f"--tasks {source}: cannot read tasks ({str(e).splitlines()[0][:120]})") from None
     tasks = np.asarray(tasks, np.float32)
-    tasks = tasks.reshape(1, -1) if tasks.ndim == 1 else tasks
+    if tasks.ndim == 1:  # one task, or one number per task when tasks are scalars
+        tasks = tasks.reshape(-1, 1) if family.task_dim == 1 else tasks.reshape(1, -1)
     if tasks.ndim != 2 or tasks.shape[1] != family.task_dim or len(tasks) == 0:
         raise ValueError(f"--tasks {source}: expected rows of {family.task_dim} numbers, got shape {tasks.shape}")
     if not np.isfinite(tasks).all():
@@ -99,13 +102,14 @@ def read_tasks(source: str, family) -> np.ndarray | None:
     return tasks
 
 
-def interval(x: np.ndarray) -> dict:
-    """Mean, std and 95% bootstrap interval over episodes."""
-    from hipi_jax.stats import bootstrap_ci
+def interval(x: np.ndarray, binary: bool = False) -> dict:
+    """Mean, std and a 95% interval over episodes: Wilson's for a success rate, else the percentile
+    bootstrap (None for fewer than 2 episodes)."""
+    from hipi_jax.stats import bootstrap_ci, wilson_ci
 
     x = np.asarray(x, float)
-    lo, hi = bootstrap_ci(x)
-    return {"mean": float(x.mean()), "std": float(x.std()), "ci95": [lo, hi]}
+    ci = wilson_ci(int(x.sum()), len(x)) if binary else (bootstrap_ci(x) if len(x) > 1 else None)
+    return {"mean": float(x.mean()), "std": float(x.std()), "ci95": None if ci is None else list(ci)}
 
 
 def summarize(tasks: np.ndarray, returns: np.ndarray, success: np.ndarray | None, length: np.ndarray) -> dict:
@@ -114,20 +118,24 @@ def summarize(tasks: np.ndarray, returns: np.ndarray, success: np.ndarray | None
         {"task": t.tolist(), "return": float(r), "length": int(n)} | ({} if success is None else {"success": bool(s)})
         for t, r, n, s in zip(tasks, returns, length, success if success is not None else length, strict=True)
     ]
-    groups: dict[tuple, list[int]] = {}
-    for i, t in enumerate(tasks):
-        groups.setdefault(tuple(np.round(t, 6).tolist()), []).append(i)
-    per_task = []
-    for task, idx in groups.items():
-        row = {"task": list(task), "episodes": len(idx), "return_mean": float(returns[idx].mean())}
-        if success is not None:
-            row["success_rate"] = float(success[idx].mean())
-        row["length_mean"] = float(length[idx].mean())
-        per_task.append(row)
     result = {"return": interval(returns), "length": interval(length)}
     if success is not None:
-        result["success"] = interval(success)
-    return result | {"per_task": per_task, "per_episode": per_episode}
+        result["success"] = interval(success, binary=True)
+    return result | {"per_episode": per_episode}
+
+
+def per_task(tasks: np.ndarray, returns: np.ndarray, success: np.ndarray | None, length: np.ndarray) -> list[dict]:
+    """Means per distinct task, in order of first appearance."""
+    groups: dict[tuple, list[int]] = {}
+    for i, t in enumerate(tasks):
+        groups.setdefault(tuple(t.tolist()), []).append(i)
+    rows = []
+    for index, (task, idx) in enumerate(groups.items()):
+        row = {"index": index, "task": list(task), "episodes": len(idx), "return_mean": float(returns[idx].mean())}
+        if success is not None:
+            row["success_rate"] = float(success[idx].mean())
+        rows.append(row | {"length_mean": float(length[idx].mean())})
+    return rows
 
 
 def evaluate(policy, env, key, episodes: int, tasks: np.ndarray | None, deterministic: bool, record=None):
@@ -152,8 +160,9 @@ def main(argv: list[str] | None = None) -> int:
         _fail(f"--video-episodes {args.video_episodes} must be >= 1")
     from hipi_jax import render
 
-    render.headless_gl()  # before mujoco is imported
-    from hipi_jax import envs
+    if args.video is not None:
+        render.headless_gl()  # before mujoco is imported
+    from hipi_jax import envs, report
     from hipi_jax.policy import load_policy
 
     try:
@@ -164,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         env = envs.make(policy.env)
         tasks = read_tasks(args.tasks, env.task_family)
         if args.video is not None:
-            render.check_video(env, args.video)
+            render.check_video(policy.env, args.video)
     except ValueError as e:
         _fail(str(e))
     out = args.out or args.run_dir / "eval.json"
@@ -179,26 +188,28 @@ def main(argv: list[str] | None = None) -> int:
         policy, env, jax.random.PRNGKey(args.seed), args.episodes, tasks, not args.stochastic, record
     )
     mask = np.asarray(episodes.mask)
-    has_success = env.task_family.has_success
+    returns, length = np.asarray(episodes.returns), mask.sum(axis=1)
+    success = np.asarray(episodes.success, float) if env.task_family.has_success else None
     result = {
         "run_dir": str(args.run_dir),
         "env": policy.env,
         "env_steps": policy.env_steps,
-        "run_index": args.run_index,
+        "run": policy.run,  # its index, seed index and swept value
         "seed": args.seed,
         "tasks": args.tasks,
         "deterministic": not args.stochastic,
         "episodes": int(mask.shape[0]),
-    } | summarize(
-        commanded,
-        np.asarray(episodes.returns),
-        np.asarray(episodes.success, float) if has_success else None,
-        mask.sum(axis=1),
-    )
-    out.write_text(json.dumps(result, indent=1) + "\n")
+    } | summarize(commanded, returns, success, length)
+    if tasks is not None:
+        result["per_task"] = per_task(commanded, returns, success, length)
+    out.write_text(report.dumps(result, indent=1) + "\n")
     print(table(result))
     if args.video is not None:
-        render.render_episodes(env, jax.device_get(episodes), args.video, max_episodes=args.video_episodes)
+        try:
+            render.render_episodes(env, jax.device_get(episodes), args.video, max_episodes=args.video_episodes)
+        except (OSError, RuntimeError, ValueError) as e:
+            print(f"hipi-eval: error: rendering {args.video} failed: {str(e).splitlines()[0][:200]}", file=sys.stderr)
+            return 1
         print(f"hipi-eval: wrote {args.video}")
     print(f"hipi-eval: wrote {out}")
     return 0
@@ -208,23 +219,21 @@ def table(result: dict) -> str:
     """The short table hipi-eval prints."""
     mode = "deterministic" if result["deterministic"] else "stochastic"
     lines = [
-        f"hipi-eval: {result['env']}, run {result['run_index']}, policy at {result['env_steps']:,} env steps: "
+        f"hipi-eval: {result['env']}, run {result['run']['run']}, policy at {result['env_steps']:,} env steps: "
         f"{result['episodes']} episodes ({result['tasks']} tasks, {mode}, seed {result['seed']})",
         f"  {'':8} {'mean':>10} {'95% interval':>22}",
     ]
     for key in ("return", "success", "length"):
         if key in result:
-            r = result[key]
-            lines.append(f"  {key:8} {r['mean']:>10.3f}   [{r['ci95'][0]:9.3f}, {r['ci95'][1]:9.3f}]")
-    if 1 < len(result["per_task"]) <= 40 and result["tasks"] != "prior":
-        lines.append("  per task: " + ", ".join(_task_cell(row) for row in result["per_task"]))
+            r, ci = result[key], result[key]["ci95"]
+            shown = f"[{ci[0]:9.3f}, {ci[1]:9.3f}]" if ci is not None else "(one episode)"
+            lines.append(f"  {key:8} {r['mean']:>10.3f}   {shown}")
+    rows = result.get("per_task", [])
+    if 1 < len(rows) <= 64:
+        what = "success" if "success_rate" in rows[0] else "return"
+        cells = [f"{row['index']}: {row.get('success_rate', row['return_mean']):.2f}" for row in rows]
+        lines.append(f"  {what} per task (index: mean; tasks in eval.json): " + ", ".join(cells))
     return "\n".join(lines)
-
-
-def _task_cell(row: dict) -> str:
-    task = "(" + ", ".join(f"{v:.2f}" for v in row["task"]) + ")"
-    score = row.get("success_rate", row["return_mean"])
-    return f"{task} {score:.2f}"
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import tempfile
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -42,6 +43,7 @@ class Policy:
     hidden: tuple[int, ...] = struct.field(pytree_node=False)
     env_steps: int = struct.field(pytree_node=False, default=0)  # env steps of training behind it
     run_index: int = struct.field(pytree_node=False, default=0)
+    run: dict | None = struct.field(pytree_node=False, default=None)  # its index, seed index and swept value
     config: dict | None = struct.field(pytree_node=False, default=None)  # the run's TrainConfig, as a dict
 
     @property
@@ -116,12 +118,19 @@ def load_policy(run_dir: str | Path, run_index: int = 0, step: int | None = None
     elif step not in available:
         raise ValueError(f"step={step}: {run_dir} has policies at env steps {', '.join(map(str, available))}")
     where = step_dir(run_dir, step)
-    meta = json.loads((where / "policy.json").read_text())
-    runs = len(meta["runs"])
-    if not 0 <= run_index < runs:
-        raise ValueError(f"run_index={run_index} is outside [0, {runs}) for {run_dir}")
-    with np.load(where / "actor.npz") as arrays:
-        params = unflatten_dict({tuple(k.split("/")): jnp.asarray(arrays[k][run_index]) for k in arrays.files})
+    try:
+        meta = json.loads((where / "policy.json").read_text())
+        if meta.get("format") != FORMAT:
+            raise ValueError(f"format {meta.get('format')!r}, this version reads format {FORMAT}")
+        runs = len(meta["runs"])
+        if not 0 <= run_index < runs:
+            raise IndexError
+        with np.load(where / "actor.npz") as arrays:
+            params = unflatten_dict({tuple(k.split("/")): jnp.asarray(arrays[k][run_index]) for k in arrays.files})
+    except IndexError:
+        raise ValueError(f"run_index={run_index} is outside [0, {runs}) for {run_dir}") from None
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as e:
+        raise ValueError(f"{where} is not a readable policy ({type(e).__name__}: {str(e)[:120]})") from None
     return Policy(
         params=params,
         env=meta["env"],
@@ -131,5 +140,6 @@ def load_policy(run_dir: str | Path, run_index: int = 0, step: int | None = None
         hidden=tuple(meta["hidden"]),
         env_steps=meta["env_steps"],
         run_index=run_index,
+        run=meta["runs"][run_index],
         config=meta.get("config"),
     )

@@ -29,10 +29,30 @@ REACHED, MISSED = "tab:green", "tab:red"
 
 
 def headless_gl() -> None:
-    """Where MUJOCO_GL is unset and there is no DISPLAY, set MUJOCO_GL=egl (offscreen rendering).
-    Must run before mujoco is first imported: mujoco picks its GL backend at import."""
-    if "MUJOCO_GL" not in os.environ and not os.environ.get("DISPLAY"):
+    """Where MUJOCO_GL is unset, there is no DISPLAY and libEGL is installed, set MUJOCO_GL=egl
+    (offscreen rendering). Must run before mujoco is first imported: mujoco picks its GL backend at
+    import. Without libEGL nothing is set, so importing mujoco (and simulating) still works."""
+    import ctypes.util
+
+    if "MUJOCO_GL" not in os.environ and not os.environ.get("DISPLAY") and ctypes.util.find_library("EGL"):
         os.environ["MUJOCO_GL"] = "egl"
+
+
+def check_gl() -> None:
+    """Raise ValueError (one line) unless MuJoCo can open an offscreen GL context here."""
+    try:
+        import mujoco
+
+        model = mujoco.MjModel.from_xml_string("<mujoco><worldbody><geom size='.1'/></worldbody></mujoco>")
+        with mujoco.Renderer(model, 8, 8) as renderer:
+            renderer.update_scene(mujoco.MjData(model))
+            renderer.render()
+    except Exception as e:  # noqa: BLE001 - any failure means: this machine cannot render
+        reason = str(e).splitlines()[0][:100] if str(e) else type(e).__name__
+        raise ValueError(
+            f"MuJoCo cannot render here ({reason}; MUJOCO_GL={os.environ.get('MUJOCO_GL', 'unset')}): a machine "
+            "without a display needs libEGL (Debian: apt-get install libegl1 libegl-mesa0) or MUJOCO_GL=osmesa"
+        ) from None
 
 
 # ---- what can be rendered -------------------------------------------------------------------------
@@ -72,6 +92,8 @@ def check_video(env: Env | str, path: str | os.PathLike) -> None:
         raise ValueError(f"--video {path}: {label} cannot be rendered; envs that can: {', '.join(renderable_envs())}")
     if Path(path).suffix.lower() not in allowed:
         raise ValueError(f"--video {path}: the suffix must be {' or '.join(allowed)} for {label}")
+    if env.render_kind == "mujoco":
+        check_gl()
 
 
 # ---- writing ---------------------------------------------------------------------------------------

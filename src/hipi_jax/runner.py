@@ -21,6 +21,7 @@ from hipi_jax.config import TrainConfig
 log = logging.getLogger("hipi_jax")
 
 RUN_FILES = ("config.json", "metrics.jsonl", "metrics.csv", "summary.json", "curves.png")
+STALE_FILES = ("eval.json",)  # written by hipi-eval about an earlier run
 RUN_DIRS = ("checkpoints", "policies", "tensorboard", "wandb")
 
 
@@ -132,7 +133,7 @@ def train(
                 out.mkdir(parents=True, exist_ok=True)
             except OSError as e:
                 raise ValueError(f"--out {out} cannot be created ({e.strerror})") from None
-            for name in RUN_FILES:
+            for name in RUN_FILES + STALE_FILES:
                 (out / name).unlink(missing_ok=True)
             for name in RUN_DIRS:
                 shutil.rmtree(out / name, ignore_errors=True)

@@ -9,8 +9,20 @@ BOOTSTRAP = 10_000  # resamples
 
 def bootstrap_ci(x, seed: int = 0, resamples: int = BOOTSTRAP) -> tuple[float, float]:
     """95% percentile-bootstrap interval of the mean of `x` [n] (resampling its n entries: seeds,
-    episodes); deterministic given `seed`."""
+    episodes); deterministic given `seed`. Resamples in blocks, so memory stays O(n · 1000)."""
     x = np.asarray(x, float)
-    idx = np.random.default_rng(seed).integers(0, len(x), (resamples, len(x)))
-    lo, hi = np.percentile(x[idx].mean(axis=1), [2.5, 97.5])
+    rng = np.random.default_rng(seed)
+    means = np.concatenate(
+        [x[rng.integers(0, len(x), (min(1000, resamples - i), len(x)))].mean(axis=1) for i in range(0, resamples, 1000)]
+    )
+    lo, hi = np.percentile(means, [2.5, 97.5])
     return float(lo), float(hi)
+
+
+def wilson_ci(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """95% Wilson score interval of a success rate from `successes` of `n` trials (n >= 1): unlike the
+    bootstrap it is not empty at 0/n or n/n (e.g. 0 of 3 gives [0, 0.56])."""
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
