@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -120,3 +121,55 @@ def test_resume_with_a_different_config_is_refused(tmp_path, capsys, reference):
     with pytest.raises(SystemExit) as e:
         cli.main(["--env", "point_goal", "--out", str(tmp_path / "absent"), "--resume"])
     assert e.value.code == 2 and "holds no run to resume" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_sigint_and_sigterm_stop_at_a_chunk_with_a_checkpoint_then_resume_exactly(
+    tmp_path, env, reference, signum, code
+):
+    out = tmp_path / "run"
+    proc = train(out, "--ckpt-every", "4", env=env)  # the signal's checkpoint is an extra one
+    while proc.poll() is None and (not (out / "metrics.jsonl").exists() or len(records(out)) < 3):
+        time.sleep(0.02)
+    proc.send_signal(signum)
+    returncode, err = finished(proc)
+    assert returncode == code, err
+    lines = [line for line in err.splitlines() if line.startswith("hipi-train")]
+    assert len(lines) == 1 and re.fullmatch(
+        r"hipi-train: interrupted at env step \d+; continue with --resume", lines[0]
+    )
+    assert "Traceback" not in err
+    assert int(re.search(r"env step (\d+)", lines[0]).group(1)) == records(out)[-1]["env_steps"]  # the checkpoint's
+    returncode, err = finished(train(out, "--resume", "--ckpt-every", "4", env=env))
+    assert returncode == 0, err
+    expected_records, expected_fingerprint = reference
+    assert records(out) == expected_records
+    assert final_fingerprint(out) == expected_fingerprint
+
+
+def test_a_torn_last_metrics_line_is_dropped_on_resume(tmp_path, env, reference):
+    out = tmp_path / "run"
+    code, err = finished(train(out, "--env-steps", "120", env=env))
+    assert code == 0, err
+    metrics = out / "metrics.jsonl"
+    metrics.write_text(metrics.read_text() + '{"env_steps": 140, "eval_ret')  # killed mid-append
+    code, err = finished(train(out, "--resume", env=env))
+    assert code == 0, err
+    assert records(out) == reference[0]
+
+
+def test_a_second_process_on_the_same_out_is_refused(tmp_path, capsys):
+    from hipi_jax import runner
+
+    out = tmp_path / "run"
+    fd = runner.lock_run_dir(out)  # as a running hipi-train holds it
+    try:
+        before = sorted(p.name for p in out.iterdir())
+        with pytest.raises(SystemExit) as exc:
+            cli.main([*ARGS, "--out", str(out), "--overwrite"])
+        assert exc.value.code == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"is in use by another hipi-train (pid {os.getpid()})" in err, err
+        assert sorted(p.name for p in out.iterdir()) == before
+    finally:
+        os.close(fd)

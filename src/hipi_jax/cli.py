@@ -207,6 +207,12 @@ def main(argv: list[str] | None = None) -> int:
     except training.NonFiniteError as e:
         print(f"hipi-train: error: {e}", file=sys.stderr)
         return 1
+    except runner.Interrupted as e:  # SIGINT / SIGTERM, after a checkpoint
+        print(f"hipi-train: {e}", file=sys.stderr)
+        return 128 + e.signum
+    except KeyboardInterrupt:  # a second signal: at once
+        print("hipi-train: interrupted at once; continue from the newest checkpoint with --resume", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -51,13 +52,31 @@ def dumps(obj, indent: int | None = None) -> str:
 
 
 def append_jsonl(path: Path, record: dict) -> None:
+    """Append one line in one write (O_APPEND), flushed to disk."""
     with open(path, "a") as f:
         f.write(dumps(record) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def read_jsonl(path: Path) -> list[dict]:
-    with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+    """The records of a JSONL file. A torn last line (a process killed, or a disk full, mid-append: no
+    newline at its end) is dropped; any other undecodable line raises ValueError naming it."""
+    text = Path(path).read_text()
+    lines = text.split("\n")
+    if lines and lines[-1].strip():  # no newline after the last line: possibly torn
+        try:
+            json.loads(lines[-1])
+        except json.JSONDecodeError:
+            lines = lines[:-1]
+    records = []
+    for number, line in enumerate(lines, start=1):
+        if line.strip():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{path}, line {number}: not JSON ({e.msg})") from None
+    return records
 
 
 def write_jsonl(path: Path, records: list[dict]) -> None:

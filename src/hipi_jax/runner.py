@@ -9,6 +9,7 @@ overwritten; a NaN or inf stops training with `training.NonFiniteError`. Message
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -23,6 +24,69 @@ log = logging.getLogger("hipi_jax")
 RUN_FILES = ("config.json", "metrics.jsonl", "metrics.csv", "summary.json", "curves.png")
 STALE_FILES = ("eval.json",)  # written by hipi-eval about an earlier run
 RUN_DIRS = ("checkpoints", "policies", "tensorboard", "wandb")
+LOCK = ".hipi-train.lock"
+
+
+class Interrupted(Exception):
+    """SIGINT or SIGTERM stopped training at a chunk boundary, after a checkpoint (`signum`, `env_steps`)."""
+
+    def __init__(self, signum: int, env_steps: int, resumable: bool):
+        self.signum, self.env_steps, self.resumable = signum, env_steps, resumable
+        how = "continue with --resume" if resumable else "no checkpoint was written (--ckpt-every 0)"
+        super().__init__(f"interrupted at env step {env_steps}; {how}")
+
+
+def lock_run_dir(out: Path) -> int:
+    """Hold an exclusive OS lock on `out` for the life of this process (the kernel releases it on any exit,
+    SIGKILL included). Raises ValueError naming the holder's PID when another process holds it."""
+    import fcntl
+
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd = os.open(out / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise ValueError(f"--out {out} cannot be created ({e.strerror})") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise ValueError(
+            f"--out {out} is in use by another hipi-train (pid {holder}); wait for it or choose another --out"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
+class StopSignals:
+    """While active, SIGINT and SIGTERM ask training to stop at the next chunk boundary; a second one
+    stops at once (KeyboardInterrupt). Only in the main thread of a single-process run."""
+
+    def __init__(self):
+        self.signum: int | None = None
+        self._old: dict = {}
+
+    def __enter__(self) -> StopSignals:
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._old[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.signum is not None:
+            raise KeyboardInterrupt
+        self.signum = signum
+        log.info("signal %d: stopping after this chunk (a second one stops at once)", signum)
+
+    def __exit__(self, *exc) -> None:
+        import signal
+
+        for signum, handler in self._old.items():
+            signal.signal(signum, handler)
 
 
 def unwritable_dir(path: Path) -> Path | None:
@@ -85,8 +149,8 @@ def train(
     Returns the summary (also written to summary.json)."""
     import jax
 
-    from hipi_jax import checkpoint, policy, report, training
     from hipi_jax import loggers as loggers_lib
+    from hipi_jax import training
 
     if ckpt_every < 0:
         raise ValueError(f"--ckpt-every {ckpt_every} must be >= 0")
@@ -110,6 +174,21 @@ def train(
             "--num-envs or the sweep"
         )
     lead = jax.process_index() == 0  # the one process that writes the run's files (checkpoints: all)
+    lock = lock_run_dir(out) if lead else None  # before anything in `out` is changed
+    try:
+        return _train(config, out, tr, prog, lead, resume, ckpt_every, keep, progress, loggers)
+    finally:
+        if lock is not None:
+            os.close(lock)  # the kernel also releases it if the process dies
+
+
+def _train(config, out, tr, prog, lead, resume, ckpt_every, keep, progress, loggers) -> dict:
+    """`train` once the input is checked and the run directory locked."""
+    import jax
+
+    from hipi_jax import checkpoint, policy, report, training
+    from hipi_jax import loggers as loggers_lib
+
     barrier = _barrier if jax.process_count() > 1 else lambda name: None
     barrier("options checked")
     metrics_path = out / "metrics.jsonl"
@@ -129,10 +208,6 @@ def train(
         log.info("resuming %s after chunk %d (%d env steps)", out, done, resume_step)
     else:
         if lead:
-            try:
-                out.mkdir(parents=True, exist_ok=True)
-            except OSError as e:
-                raise ValueError(f"--out {out} cannot be created ({e.strerror})") from None
             for name in RUN_FILES + STALE_FILES:
                 (out / name).unlink(missing_ok=True)
             for name in RUN_DIRS:
@@ -149,21 +224,27 @@ def train(
         if logs is not None:
             logs.log(rec)
 
+    stop = StopSignals() if jax.process_count() == 1 else contextlib.nullcontext(None)
+
     def on_chunk(done: int, state) -> None:
         last = done == config.num_chunks
-        if ckpt_every and mgr is not None and (done % ckpt_every == 0 or last):
+        stopping = getattr(stop, "signum", None) is not None
+        if ckpt_every and mgr is not None and (done % ckpt_every == 0 or last or stopping):
             checkpoint.save(mgr, done, state, config.to_dict())
-        elif not last:
+        elif not (last or stopping):
             return
         # a policy beside every checkpoint and always at the end; to_host is a collective across processes
         steps, actor = int(training.to_host(state.env_steps)[0]), training.to_host(state.agent.actor_params)
         if lead:
             policy.save(out, actor, steps, meta)
+        if stopping and not last:
+            raise Interrupted(stop.signum, steps, resumable=bool(ckpt_every))
 
     sweep = f", sweep {config.sweep}" if config.sweep else ""
     log.info("%s / %s, %d seed(s)%s, writing %s", config.env, config.relabel, config.seeds, sweep, out)
     try:
-        summary, _ = training.run(config, on_record, progress=progress and lead, start=start, on_chunk=on_chunk)
+        with stop:
+            summary, _ = training.run(config, on_record, progress=progress and lead, start=start, on_chunk=on_chunk)
     finally:
         if logs is not None:
             logs.close()
