@@ -332,7 +332,7 @@ def test_diverging_run_exits_1_and_keeps_what_it_wrote(tmp_path, capsys):
     err = capsys.readouterr().err
     assert re.search(r"^hipi-train: error: non-finite \w+ at env step 34 \(run index [01]\)", err, re.M), err
     assert "Traceback" not in err
-    assert {p.name for p in out.iterdir()} == {*runner.RUN_FILES, "checkpoints"} - {"summary.json"}
+    assert {p.name for p in out.iterdir()} == {*runner.RUN_FILES, runner.LOCK, "checkpoints"} - {"summary.json"}
     assert not list((out / "checkpoints").iterdir())  # the non-finite state is never checkpointed
     assert [json.loads(line)["env_steps"] for line in (out / "metrics.jsonl").read_text().splitlines()] == [10]
     assert (out / "curves.png").read_bytes().startswith(b"\x89PNG")

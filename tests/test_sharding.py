@@ -131,8 +131,9 @@ def test_two_processes_match_one_process_and_resume(tmp_path):
     for p in hipi_train_processes(multi, "--seeds", "2"):
         assert p.returncode == 0, p.stderr
         assert "2 for runs x 1 for envs" in p.stdout
-    assert sorted(p.name for p in multi.iterdir()) == ["checkpoints", "config.json", "curves.png", "metrics.csv",
-                                                       "metrics.jsonl", "policies", "summary.json"]  # fmt: skip
+    expected = [".hipi-train.lock", "checkpoints", "config.json", "curves.png", "metrics.csv", "metrics.jsonl",
+                "policies", "summary.json"]  # fmt: skip
+    assert sorted(p.name for p in multi.iterdir()) == expected
     assert_same_metrics(records_of(single)[:5], records_of(multi))
 
     for p in hipi_train_processes(multi, "--seeds", "2", "--env-steps", "120", "--resume"):
