@@ -18,7 +18,9 @@ from hipi_jax.loggers import LOGGERS
 from hipi_jax.relabel import STRATEGIES, VALUE_ESTIMATORS
 
 
-class _Parser(argparse.ArgumentParser):
+class OneLineParser(argparse.ArgumentParser):
+    """argparse whose errors are one line and exit 2 (argparse would also print the usage)."""
+
     def error(self, message: str):  # one line, exit 2 (argparse would also print the usage)
         self.exit(2, f"{self.prog}: error: {message}\n")
 
@@ -53,7 +55,7 @@ CHOICES = {
 
 
 def parser() -> argparse.ArgumentParser:
-    p = _Parser(
+    p = OneLineParser(
         prog="hipi-train",
         description="Train multi-task SAC with hindsight relabeling (HIPI-RL, Alg. 2) on one env; "
         "all seeds run as one vmapped, jitted program. Writes a run directory: config.json, metrics.jsonl, "

@@ -20,15 +20,11 @@ import numpy as np
 TASK_SOURCES = ("prior", "discrete")
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line, exit 2
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
 def parser() -> argparse.ArgumentParser:
     from hipi_jax import __version__
+    from hipi_jax.cli import OneLineParser
 
-    p = _Parser(
+    p = OneLineParser(
         prog="hipi-eval",
         description="Evaluate a policy saved by hipi-train: whole episodes with the deterministic policy (tanh of "
         "the mean, as training evaluates), written to eval.json with 95% intervals over episodes.",

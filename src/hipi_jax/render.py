@@ -71,11 +71,6 @@ def video_suffixes(env: Env | str) -> tuple[str, ...]:
     return SUFFIXES.get(_env_and_label(env)[0].render_kind, ())
 
 
-def supported(env: Env | str, suffix: str) -> bool:
-    """Whether `render_episodes` can write a `suffix` (e.g. ".mp4") file for `env`."""
-    return suffix.lower() in video_suffixes(env)
-
-
 def renderable_envs() -> list[str]:
     """The registered env names that can be rendered."""
     from hipi_jax import envs

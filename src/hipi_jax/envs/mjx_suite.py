@@ -84,6 +84,12 @@ def without_markers(mj_model, geoms: tuple[str, ...] = (), sites: tuple[str, ...
 
 
 @functools.cache
+@functools.cache
+def render_model(suite_name: str, geoms: tuple[str, ...] = (), sites: tuple[str, ...] = ()):
+    """The suite model `suite_name` for rendering, the named markers hidden (built once per process)."""
+    return without_markers(load_suite(suite_name).mj_model, geoms=geoms, sites=sites)
+
+
 def rest_data(mj_model):
     """`mjData` of `mj_model` at its default pose after `mj_forward` (positions of fixed frames)."""
     import mujoco
@@ -242,7 +248,7 @@ class Reacher(SuiteEnv):
         return data.geom_xpos[self._finger, :2]
 
     def render_model(self):
-        return _reacher_render_model(self.suite_name)
+        return render_model(self.suite_name, geoms=("target",))
 
     def goal_position(self, task: np.ndarray) -> np.ndarray | None:
         """The XY goal at the fingertip's height (the arm moves in a horizontal plane)."""
@@ -251,11 +257,6 @@ class Reacher(SuiteEnv):
             return None
         height = rest_data(self.suite.mj_model).geom_xpos[self._finger, 2]
         return np.array([*goal[0], height], np.float64)
-
-
-@functools.cache
-def _reacher_render_model(suite_name: str):
-    return without_markers(load_suite(suite_name).mj_model, geoms=("target",))
 
 
 def reacher_goal(margin: float = 0.01) -> Reacher:
@@ -301,7 +302,7 @@ class FingerGoal(SuiteEnv):
         return self.sensor(data, "tip")[xz] - self.sensor(data, "spinner")[xz]
 
     def render_model(self):
-        return _finger_render_model(self.suite_name)
+        return render_model(self.suite_name, sites=("target",))
 
     def goal_position(self, task: np.ndarray) -> np.ndarray | None:
         """The XZ goal relative to the hinge: the spinner body's origin (fixed; the hinge's anchor)."""
@@ -311,8 +312,3 @@ class FingerGoal(SuiteEnv):
         mj_model = self.suite.mj_model
         hinge = rest_data(mj_model).xpos[mj_model.body("spinner").id]
         return hinge + np.array([goal[0][0], 0.0, goal[0][1]])
-
-
-@functools.cache
-def _finger_render_model(suite_name: str):
-    return without_markers(load_suite(suite_name).mj_model, sites=("target",))
