@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import jax
 import pytest
 from jax.experimental.compilation_cache import compilation_cache
@@ -46,3 +52,49 @@ def fast_compilation(tmp_path_factory):
     for name, value in old.items():
         jax.config.update(name, value)
     compilation_cache.reset_cache()
+
+
+# --- hipi-train subprocesses (test_checkpoint, test_faults): a tiny run of 10 chunks, 3 checkpoints kept
+ARGS = ["--env", "point_goal", "--seeds", "2", "--env-steps", "200", "--warmup-steps", "16", "--num-envs", "2",
+        "--batch-size", "8", "--hidden", "8,8", "--buffer-size", "128", "--eval-every", "20", "--eval-episodes", "2",
+        "--no-progress", "--keep", "3"]  # fmt: skip
+CHUNKS = 10  # (200 - 16) steps / 20 per chunk, rounded up
+
+
+def train(out: Path, *extra: str, env: dict) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "hipi_jax", *ARGS, "--out", str(out), *extra]
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finished(proc: subprocess.Popen) -> tuple[int, str]:
+    """(exit code, stderr); stdout is kept as `proc.stdout_text`."""
+    proc.stdout_text, err = proc.communicate(timeout=600)
+    return proc.returncode, err
+
+
+def records(out: Path) -> list[dict]:
+    """metrics.jsonl without the wall-clock field (the only value that may differ)."""
+    lines = (out / "metrics.jsonl").read_text().splitlines()
+    return [{k: v for k, v in json.loads(line).items() if k != "wall_s"} for line in lines]
+
+
+def final_fingerprint(out: Path) -> str:
+    newest = max(int(p.name) for p in (out / "checkpoints").iterdir() if p.name.isdigit())
+    meta = json.loads((out / "checkpoints" / str(newest) / "meta" / "metadata").read_text())
+    assert meta["chunks_done"] == CHUNKS
+    return meta["fingerprint"]  # SHA-256 of the whole final state: parameters, optimizers, buffer, keys
+
+
+@pytest.fixture(scope="session")
+def run_env(tmp_path_factory):
+    """Subprocess environment sharing a persistent compilation cache, so restarts compile once."""
+    cache = tmp_path_factory.mktemp("jax_cache")
+    return {**os.environ, "JAX_COMPILATION_CACHE_DIR": str(cache), "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
+
+
+@pytest.fixture(scope="session")
+def reference(tmp_path_factory, run_env):
+    out = tmp_path_factory.mktemp("reference") / "run"
+    code, err = finished(train(out, env=run_env))
+    assert code == 0, err
+    return records(out), final_fingerprint(out)

@@ -64,8 +64,10 @@ class BCConfig:
             "eval_episodes": self.eval_episodes >= 1,
             "learning_rate": math.isfinite(self.learning_rate) and self.learning_rate > 0,
             "reward_bias": math.isfinite(self.reward_bias),
-            "hidden": len(self.hidden) >= 1 and all(h >= 1 for h in self.hidden),
+            "hidden": len(self.hidden) >= 1 and all(1 <= h < 2**31 for h in self.hidden),
         }
+        checks.update({f.name: checks.get(f.name, True) and getattr(self, f.name) < 2**31
+                       for f in dataclasses.fields(self) if type(getattr(self, f.name)) is int})  # fmt: skip
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
             raise ValueError(f"invalid BC setting {bad[0]}={getattr(self, bad[0])!r}")
@@ -179,6 +181,19 @@ def demonstrations(train_config, episodes: int, key: Array, log=lambda record: N
         obs=ep.obs, actions=ep.actions, features=ep.features, mask=ep.mask, tasks=ep.tasks, env=train_config.env
     )
     return data, summary
+
+
+def check_finite(out: dict, method: str) -> None:
+    """Raise training.NonFiniteError naming the first of the validation loss and the evaluation return that is
+    NaN or inf (the clone diverged)."""
+    from hipi_jax.training import NonFiniteError
+
+    for name in ("best_val_loss", "eval_return"):
+        bad = ~np.isfinite(np.asarray(out[name], np.float64))
+        if bad.any():
+            raise NonFiniteError(
+                f"non-finite {name} for method {method} (seed index {int(np.argmax(bad))}); lower --learning-rate"
+            )
 
 
 def summarize(out: dict) -> dict:

@@ -17,7 +17,8 @@ from pathlib import Path
 from hipi_jax import __version__, envs
 from hipi_jax.bc import METHOD_HELP, METHODS, BCConfig
 from hipi_jax.cli import setup_logging
-from hipi_jax.runner import unwritable_dir
+from hipi_jax.errors import os_error
+from hipi_jax.runner import check_writable
 
 TRAIN_FILES = ("config.json", "results.json", "metrics.jsonl", "bc.png")
 
@@ -98,8 +99,19 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _writable(path: Path) -> None:
-    if (denied := unwritable_dir(path)) is not None:
-        _fail(f"--out {path} is not writable ({denied} denies write access)")
+    try:
+        check_writable(path)
+    except ValueError as e:
+        _fail(str(e))
+
+
+def _counts(args, names: tuple[str, ...]) -> None:
+    """Range checks of the integer options (one line, exit 2): a seed in [0, 2**63), counts below 2**31."""
+    if not 0 <= args.seed < 2**63:
+        _fail(f"--seed {args.seed} must be in [0, 2**63)")
+    for name in names:
+        if (value := getattr(args, name)) is not None and not value < 2**31:
+            _fail(f"--{name.replace('_', '-')} {value} must be < 2**31")
 
 
 def collect(args) -> int:
@@ -107,6 +119,7 @@ def collect(args) -> int:
 
     if args.env not in envs.continuous_names():
         _fail(f"--env {args.env!r} is not one of {', '.join(envs.continuous_names())}")
+    _counts(args, ("episodes", "expert_steps"))
     if args.episodes < 2:
         _fail(f"--episodes {args.episodes} must be >= 2")
     if args.out.exists() and not args.overwrite:
@@ -114,18 +127,27 @@ def collect(args) -> int:
     if args.out.is_dir():
         _fail(f"--out {args.out} is a directory; give a file name")
     _writable(args.out)
-    overrides = {} if args.expert_steps is None else {"env_steps": args.expert_steps}
-    try:
-        config = TrainConfig.preset(args.env, seed=args.seed, **overrides)
-    except ValueError as e:
-        _fail(str(e))
+    config = TrainConfig.preset(args.env, seed=args.seed)
+    if args.expert_steps is not None:
+        if args.expert_steps <= config.warmup_steps:
+            _fail(f"--expert-steps {args.expert_steps} must exceed the {args.env} preset's {config.warmup_steps} "
+                  "warm-up steps")  # fmt: skip
+        config = dataclasses.replace(config, env_steps=args.expert_steps)
 
     import jax
 
     from hipi_jax import bc, dataset, report
 
     print(f"hipi-bc: training the {args.env} expert ({config.env_steps} env steps), then {args.episodes} rollouts")
-    data, summary = bc.demonstrations(config, args.episodes, jax.random.key(args.seed), progress=not args.no_progress)
+    from hipi_jax.training import NonFiniteError
+
+    try:
+        data, summary = bc.demonstrations(
+            config, args.episodes, jax.random.key(args.seed), progress=not args.no_progress
+        )
+    except NonFiniteError as e:
+        print(f"hipi-bc: error: the expert's {e}", file=sys.stderr)
+        return 1
     args.out.parent.mkdir(parents=True, exist_ok=True)
     dataset.save(args.out, data)
     report.write_json(args.out.with_suffix(".expert.json"), {"config": config.to_dict(), "summary": summary})
@@ -138,6 +160,7 @@ def train(args) -> int:
     bad = [m for m in methods if m not in METHODS]
     if bad or not methods:
         _fail(f"--methods {args.methods!r}: each must be one of {', '.join(METHODS)}")
+    _counts(args, ("seeds",))
     if args.seeds < 1:
         _fail(f"--seeds {args.seeds} must be >= 1")
     if args.out.exists() and not args.out.is_dir():
@@ -153,6 +176,7 @@ def train(args) -> int:
     except ValueError as e:
         _fail(str(e))
     from hipi_jax import bc, dataset, report
+    from hipi_jax.training import NonFiniteError
 
     try:
         data = dataset.load(args.data)
@@ -172,6 +196,11 @@ def train(args) -> int:
     for m in methods:
         print(f"hipi-bc: {data.env} / {m}: {args.seeds} seed(s)", flush=True)
         out = bc.run(configs[m], data, args.seed, args.seeds)
+        try:
+            bc.check_finite(out, m)
+        except NonFiniteError as e:
+            print(f"hipi-bc: error: {e}", file=sys.stderr)
+            return 1
         results[m] = bc.summarize(out)
         report.append_jsonl(args.out / "metrics.jsonl", {"method": m, **{k: v.tolist() for k, v in out.items()}})
         print(f"hipi-bc:   eval_return {results[m]['eval_return_mean']:.2f} ± {results[m]['eval_return_std']:.2f}")
@@ -183,7 +212,11 @@ def train(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     setup_logging("hipi-bc")  # the expert's training logs through the hipi_jax logger
-    return collect(args) if args.command == "collect" else train(args)
+    try:
+        return collect(args) if args.command == "collect" else train(args)
+    except OSError as e:  # a full or read-only disk: every file is written whole or not at all
+        print(f"hipi-bc: error: {os_error(e)}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -5,20 +5,32 @@ states, α, RNG keys, env states, the replay buffer, counters) and a JSON item w
 number of chunks done and a SHA-256 fingerprint of the state's bytes. Orbax writes each step to a
 temporary directory and renames it when complete, so a process killed mid-save leaves no partial
 checkpoint; a checkpoint whose files were damaged afterwards fails to restore or fails the
-fingerprint, and the previous one is used.
+fingerprint, and the previous one is used. The unusable ones are then moved to `checkpoints-unusable/`
+(`move_aside`), since Orbax never saves a step at or below the newest step directory it finds.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
+import logging
 import math
-import warnings
+import os
+import re
+import sys
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+
+from hipi_jax.errors import first_line
+
+log = logging.getLogger("hipi_jax")
 
 
 def _shards(leaf: Any) -> list[np.ndarray]:
@@ -60,39 +72,124 @@ def _from_items(items: dict[str, Any], like: Any) -> Any:
     return jax.tree.unflatten(treedef, full)
 
 
+@contextlib.contextmanager
+def _quiet_orbax(level: int = logging.ERROR):
+    """Orbax's own messages below `level` hidden (ours are one line each)."""
+    absl = logging.getLogger("absl")
+    old = absl.level
+    absl.setLevel(level)
+    try:
+        yield
+    finally:
+        absl.setLevel(old)
+
+
 def manager(directory: Path, keep: int) -> ocp.CheckpointManager:
     """A synchronous manager keeping the newest `keep` checkpoints under `directory`."""
     options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True, enable_async_checkpointing=False)
-    return ocp.CheckpointManager(Path(directory).absolute(), options=options, item_names=("state", "meta"))
+    with _quiet_orbax():
+        return ocp.CheckpointManager(Path(directory).absolute(), options=options, item_names=("state", "meta"))
+
+
+class CheckpointError(OSError):
+    """A checkpoint could not be written (the disk, or a step directory in the way); the message names it."""
 
 
 def save(mgr: ocp.CheckpointManager, chunks_done: int, state: Any, config: dict) -> None:
+    """Write checkpoint `chunks_done`. Raises CheckpointError when it is not written whole: Orbax reports a
+    failed write as any exception, and skips a step at or below an existing one silently."""
     meta = {"chunks_done": chunks_done, "config": config, "fingerprint": fingerprint(state)}
     args = ocp.args.Composite(state=ocp.args.StandardSave(_items(state)), meta=ocp.args.JsonSave(meta))
-    mgr.save(chunks_done, args=args)
-    mgr.wait_until_finished()
+    directory = Path(mgr.directory)
+    # a failed write surfaces here as one exception; Orbax's writer threads would also print it (absl
+    # logging, the thread's excepthook) and the cancelled writes' late callbacks their own tracebacks
+    hooks = threading.excepthook, sys.unraisablehook
+    threading.excepthook = sys.unraisablehook = lambda args: None
+    failed = False
+    try:
+        with _quiet_orbax(logging.CRITICAL):
+            saved = mgr.save(chunks_done, args=args)
+            mgr.wait_until_finished()
+    except Exception as e:  # noqa: BLE001 - tensorstore reports a full disk as ValueError
+        failed = True  # late callbacks may still come: keep them muted
+        raise CheckpointError(f"checkpoint {directory / str(chunks_done)} was not written ({_reason(e)})") from e
+    finally:
+        threading.excepthook = hooks[0]
+        if not failed:
+            sys.unraisablehook = hooks[1]
+    if not saved:
+        raise CheckpointError(
+            f"checkpoint {directory / str(chunks_done)} was not written: {directory} holds step {mgr.latest_step()}"
+        )
 
 
-def restore_latest(mgr: ocp.CheckpointManager, like: Any) -> tuple[Any, dict] | None:
-    """(state, meta) of the newest checkpoint that restores and matches its fingerprint; a warning
-    names each newer one that does not. None when there is no usable checkpoint. `like` is the
-    state's abstract tree; where its leaves carry shardings, the state is restored onto them."""
+def _reason(e: Exception) -> str:
+    """The errno behind a storage error (`ENOSPC: No space left on device`), else its first line."""
+    if isinstance(e, OSError) and e.errno:
+        return f"{errno.errorcode.get(e.errno, e.errno)}: {e.strerror}"
+    if m := re.search(r"os_error_code='(\d+)'", str(e)):  # tensorstore's form
+        code = int(m.group(1))
+        return f"{errno.errorcode.get(code, code)}: {os.strerror(code)}"
+    return first_line(e)
+
+
+def restore_latest(
+    mgr: ocp.CheckpointManager, like: Any, check: Callable[[dict], None] | None = None
+) -> tuple[Any, dict, list[int]] | None:
+    """(state, meta, unusable steps) of the newest checkpoint that restores and matches its fingerprint;
+    the unusable steps are the newer ones, each named in one warning line. None when no checkpoint is
+    usable. `check(config)` sees the config saved with the newest readable checkpoint before any state is
+    read and may raise ValueError to refuse it (the options differ). `like` is the state's abstract tree;
+    where its leaves carry shardings, the state is restored onto them."""
+    with _quiet_orbax():
+        return _restore_latest(mgr, like, check)
+
+
+def _restore_latest(mgr, like, check):
     abstract = _items(jax.tree.map(ocp.utils.to_shape_dtype_struct, like))
     mgr.reload()  # see checkpoints written since the manager was made
+    unusable, checked = [], check is None
+
+    def fall_back(step: int, e: Exception) -> None:
+        unusable.append(step)
+        where = Path(mgr.directory) / str(step)
+        log.warning("checkpoint %s is unusable (%s); trying the previous one", where, first_line(e))
+
     for step in sorted(mgr.all_steps(), reverse=True):
+        try:  # any failure to read means: fall back to an older checkpoint
+            meta = mgr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
+            config, digest = meta["config"], meta["fingerprint"]
+        except Exception as e:  # noqa: BLE001
+            fall_back(step, e)
+            continue
+        if not checked:  # a refusal propagates: nothing is moved
+            check(config)
+            checked = True
         try:
-            restored = mgr.restore(
-                step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore())
-            )
+            restored = mgr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract)))
             state = _from_items(restored.state, like)
-            if fingerprint(state) != restored.meta["fingerprint"]:
+            if fingerprint(state) != digest:
                 raise ValueError("its contents do not match the fingerprint saved with it")
-            return state, restored.meta
-        except Exception as e:  # noqa: BLE001 - any failure to read means: fall back to an older checkpoint
-            reason = str(e).splitlines()[0][:160] if str(e) else ""
-            warnings.warn(
-                f"checkpoint {Path(mgr.directory) / str(step)} is unusable ({type(e).__name__}: {reason}); "
-                "trying the previous one",
-                stacklevel=2,
-            )
+            return state, meta, unusable
+        except Exception as e:  # noqa: BLE001
+            fall_back(step, e)
     return None
+
+
+def move_aside(mgr: ocp.CheckpointManager, steps: list[int]) -> Path | None:
+    """Move the step directories `steps` (unusable, or newer than the restored one) out of the manager's
+    directory into `<directory>-unusable/`, so that every later save happens (Orbax never saves a step at
+    or below its newest). Returns where they went."""
+    if not steps:
+        return None
+    directory = Path(mgr.directory)
+    aside = directory.with_name(directory.name + "-unusable")
+    aside.mkdir(exist_ok=True)
+    for step in steps:
+        target = aside / str(step)
+        n = 1
+        while target.exists():
+            target, n = aside / f"{step}.{n}", n + 1
+        os.replace(directory / str(step), target)
+    mgr.reload()
+    return aside

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from hipi_jax import __version__, envs
 from hipi_jax.config import ENV_PRESETS, START_MODES, TrainConfig
+from hipi_jax.errors import first_line, os_error
 from hipi_jax.loggers import LOGGERS
 from hipi_jax.relabel import STRATEGIES, VALUE_ESTIMATORS
 
@@ -209,12 +210,21 @@ def main(argv: list[str] | None = None) -> int:
     except training.NonFiniteError as e:
         print(f"hipi-train: error: {e}", file=sys.stderr)
         return 1
+    except OSError as e:  # a full or read-only disk at run time; complete checkpoints and files stay as they were
+        print(f"hipi-train: error: {os_error(e)}; the newest complete checkpoint is kept (--resume)", file=sys.stderr)
+        return 1
     except runner.Interrupted as e:  # SIGINT / SIGTERM, after a checkpoint
         print(f"hipi-train: {e}", file=sys.stderr)
         return 128 + e.signum
     except KeyboardInterrupt:  # a second signal: at once
         print("hipi-train: interrupted at once; continue from the newest checkpoint with --resume", file=sys.stderr)
         return 130
+    except Exception as e:
+        if "RESOURCE_EXHAUSTED" not in str(e):
+            raise
+        print(f"hipi-train: error: out of device memory ({first_line(e)}); lower --batch-size, --num-envs, "
+              "--buffer-size or --seeds", file=sys.stderr)  # fmt: skip
+        return 1
     return 0
 
 

@@ -123,6 +123,10 @@ class TrainConfig:
             value = getattr(self, f.name)
             if isinstance(value, float) and not math.isfinite(value):
                 raise ValueError(f"{f.name}={value} must be a finite number")
+            if isinstance(value, int) and f.name != "seed" and not value < 2**31:  # int32 counters in the loop
+                raise ValueError(f"{f.name}={value} must be < 2**31")
+        if not 0 <= self.seed < 2**63:
+            raise ValueError(f"seed={self.seed} must be in [0, 2**63)")
         if not 0.0 <= self.relabel_fraction <= 1.0:
             raise ValueError(f"relabel_fraction={self.relabel_fraction} is outside [0, 1]")
         for name in ("seeds", "env_steps", "num_envs", "batch_size", "buffer_size", "eval_every", "eval_episodes"):

@@ -23,7 +23,7 @@ import jax
 import numpy as np
 from flax import struct
 
-from hipi_jax import envs
+from hipi_jax import envs, report
 
 Array = jax.Array
 
@@ -52,7 +52,7 @@ def save(path: Path, data: Dataset) -> None:
     arrays = {k: np.asarray(getattr(data, k)) for k in ("obs", "actions", "features", "mask")}
     if data.tasks is not None:
         arrays["tasks"] = np.asarray(data.tasks)
-    with open(path, "wb") as f:
+    with report.atomic_open(path, "wb") as f:  # a full disk never leaves a partial dataset behind
         np.savez_compressed(f, env=np.asarray(data.env), **arrays)
 
 
@@ -62,10 +62,16 @@ def load(path: Path) -> Dataset:
     if not path.is_file():
         raise DatasetError(f"dataset {path}: no such file")
     try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
+        z = np.load(path, allow_pickle=False)
     except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
         raise DatasetError(f"dataset {path}: not a readable .npz file ({e})") from None
+    if not isinstance(z, np.lib.npyio.NpzFile):
+        raise DatasetError(f"dataset {path}: a single array (.npy), not an .npz archive of named arrays")
+    try:
+        with z:
+            arrays = {k: z[k] for k in z.files}
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:  # object members need pickle: refused
+        raise DatasetError(f"dataset {path}: not a readable .npz file of numeric arrays ({e})") from None
     missing = [k for k in REQUIRED if k not in arrays]
     if missing:
         raise DatasetError(f"dataset {path}: missing {', '.join(missing)}; required keys: {', '.join(REQUIRED)}")
@@ -73,6 +79,8 @@ def load(path: Path) -> Dataset:
     if env_name not in envs.names():
         raise DatasetError(f"dataset {path}: unknown env {env_name!r}; valid envs: {', '.join(envs.names())}")
     env = envs.make(env_name)
+    if env.discrete_actions:
+        raise DatasetError(f"dataset {path}: {env_name} has discrete actions; HIPI-BC needs a continuous-action env")
     family = env.task_family
     obs, actions, features, mask = (arrays[k] for k in ("obs", "actions", "features", "mask"))
     if obs.ndim != 3 or obs.shape[0] < 2 or obs.shape[1] < 1:
@@ -90,9 +98,15 @@ def load(path: Path) -> Dataset:
         x = arrays[key]
         if x.shape != shape:
             raise DatasetError(f"dataset {path}: {key} has shape {x.shape}, {env_name} needs {shape}")
-        if key != "mask" and (not np.issubdtype(x.dtype, np.number) or not np.all(np.isfinite(x))):
-            raise DatasetError(f"dataset {path}: {key} must hold finite numbers")
-    if not (mask.dtype == bool or np.all((mask == 0) | (mask == 1))):
+        if key == "mask":
+            continue
+        if not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)):
+            raise DatasetError(f"dataset {path}: {key} has dtype {x.dtype}; it must hold real numbers")
+        with np.errstate(over="ignore"):
+            if not np.all(np.isfinite(x.astype(np.float32))):  # what training sees
+                raise DatasetError(f"dataset {path}: {key} must hold numbers finite in float32")
+    real = np.issubdtype(mask.dtype, np.integer) or np.issubdtype(mask.dtype, np.floating)
+    if not (mask.dtype == bool or real and np.all((mask == 0) | (mask == 1))):
         raise DatasetError(f"dataset {path}: mask must be boolean or 0/1")
     mask = mask.astype(bool)
     if not np.all(mask[:, 0]) or np.any(mask[:, 1:] & ~mask[:, :-1]):

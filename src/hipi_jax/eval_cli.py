@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from hipi_jax.errors import os_error
+
 TASK_SOURCES = ("prior", "discrete")
 
 
@@ -150,6 +152,19 @@ def evaluate(policy, env, key, episodes: int, tasks: np.ndarray | None, determin
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    try:
+        return _main(args)
+    except OSError as e:  # a full or read-only disk: eval.json and videos are written whole or not at all
+        print(f"hipi-eval: error: {os_error(e)}", file=sys.stderr)
+        return 1
+
+
+def _main(args) -> int:
+    if not 0 <= args.seed < 2**63:
+        _fail(f"--seed {args.seed} must be in [0, 2**63)")
+    for name in ("episodes", "video_episodes", "run_index", "step"):
+        if (value := getattr(args, name)) is not None and not value < 2**31:
+            _fail(f"--{name.replace('_', '-')} {value} must be < 2**31")
     if args.episodes < 1:
         _fail(f"--episodes {args.episodes} must be >= 1")
     if args.video_episodes < 1:
@@ -198,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     } | summarize(commanded, returns, success, length)
     if tasks is not None:
         result["per_task"] = per_task(commanded, returns, success, length)
-    out.write_text(report.dumps(result, indent=1) + "\n")
+    report.write_text(out, report.dumps(result, indent=1) + "\n")
     print(table(result))
     if args.video is not None:
         try:

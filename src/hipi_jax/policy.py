@@ -85,7 +85,10 @@ def save(
             np.savez(f, **flat)
             f.flush()
             os.fsync(f.fileno())
-        (tmp / "policy.json").write_text(json.dumps({"format": FORMAT, "env_steps": env_steps, **meta}, indent=1))
+        with open(tmp / "policy.json", "w") as f:
+            f.write(json.dumps({"format": FORMAT, "env_steps": env_steps, **meta}, indent=1))
+            f.flush()
+            os.fsync(f.fileno())
         if target.exists():  # the same step written again (a resumed run): replace it
             old = target.with_name(target.name + ".old")
             shutil.rmtree(old, ignore_errors=True)

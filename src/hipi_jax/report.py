@@ -5,10 +5,12 @@ Floats that came from float32 are written as float32's shortest decimal (0.05, n
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -51,8 +53,52 @@ def dumps(obj, indent: int | None = None) -> str:
     return json.dumps(short_floats(obj), indent=indent)
 
 
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary path beside `path` (same directory and suffix) to write to; when the block ends
+    without error it is fsynced and renamed over `path`, else removed. So `path` is always either the
+    old file or the whole new one, never truncated, whatever fails (a full disk, a kill)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
+    try:
+        yield tmp
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    _fsync_dir(path.parent)
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike, mode: str = "w") -> Iterator:
+    """`open(path, mode)` whose content replaces `path` only once complete (see `atomic_path`)."""
+    with atomic_path(path) as tmp, open(tmp, mode) as f:
+        yield f
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    """Replace `path` with `text`, atomically."""
+    with atomic_open(path) as f:
+        f.write(text)
+
+
 def append_jsonl(path: Path, record: dict) -> None:
-    """Append one line in one write (O_APPEND), flushed to disk."""
+    """Append one line in one write (O_APPEND), flushed to disk. A write cut short (a full disk) leaves
+    at most a torn last line, which `read_jsonl` drops."""
     with open(path, "a") as f:
         f.write(dumps(record) + "\n")
         f.flush()
@@ -81,15 +127,12 @@ def read_jsonl(path: Path) -> list[dict]:
 
 def write_jsonl(path: Path, records: list[dict]) -> None:
     """Replace `path` with `records`, atomically."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text("".join(dumps(r) + "\n" for r in records))
-    tmp.replace(path)
+    write_text(path, "".join(dumps(r) + "\n" for r in records))
 
 
 def write_json(path: Path, obj: dict) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(dumps(obj, indent=2) + "\n")
-    tmp.replace(path)
+    """Replace `path` with `obj` as JSON (floats as `dumps` writes them), atomically."""
+    write_text(path, dumps(obj, indent=2) + "\n")
 
 
 RECORD_COLUMNS = ("env_steps", "updates", "wall_s")  # a record's run-wide values, first in metrics.csv
@@ -127,9 +170,7 @@ def csv_text(records: list[dict], config: TrainConfig) -> str:
 
 def write_csv(path: Path, records: list[dict], config: TrainConfig) -> None:
     """Replace `path` with `csv_text(records, config)`, atomically (e.g. from metrics.jsonl after a resume)."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(csv_text(records, config))
-    tmp.replace(path)
+    write_text(path, csv_text(records, config))
 
 
 def write_benchmark(path: Path, args: dict, rows: list[dict]) -> None:
@@ -206,7 +247,8 @@ def plot_curves(curves: dict[str, list[dict]], path: Path, title: str = "") -> N
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with atomic_open(path, "wb") as f:
+        fig.savefig(f, dpi=110, format="png")
     plt.close(fig)
 
 
@@ -230,5 +272,6 @@ def plot_bars(results: dict[str, dict[str, dict]], path: Path, key: str = "eval_
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with atomic_open(path, "wb") as f:
+        fig.savefig(f, dpi=110, format="png")
     plt.close(fig)

@@ -23,7 +23,7 @@ log = logging.getLogger("hipi_jax")
 
 RUN_FILES = ("config.json", "metrics.jsonl", "metrics.csv", "summary.json", "curves.png")
 STALE_FILES = ("eval.json",)  # written by hipi-eval about an earlier run
-RUN_DIRS = ("checkpoints", "policies", "tensorboard", "wandb")
+RUN_DIRS = ("checkpoints", "checkpoints-unusable", "policies", "tensorboard", "wandb")
 LOCK = ".hipi-train.lock"
 
 
@@ -91,31 +91,59 @@ class StopSignals:
 
 def unwritable_dir(path: Path) -> Path | None:
     """The directory that would refuse writing `path` (itself if a directory, else its nearest existing
-    ancestor), or None when it can be written."""
+    ancestor; a read-only file system refuses too), or None when it can be written."""
     parent = path if path.is_dir() else next(p for p in path.absolute().parents if p.exists())
     return None if os.access(parent, os.W_OK | os.X_OK) else parent
 
 
+def check_writable(out: Path) -> None:
+    """Refuse an `out` that cannot be written: a name longer than the file system allows, or a directory
+    (or its nearest existing ancestor) without write access or on a read-only file system."""
+    parents = [p for p in out.absolute().parents if p.exists()]
+    limit = os.pathconf(parents[0], "PC_NAME_MAX")
+    for part in out.absolute().parts:  # before any stat of `out`, which fails on such a name
+        if (size := len(os.fsencode(part))) > limit:
+            raise ValueError(f"--out: the name {part[:32]}... is {size} bytes; this file system allows {limit}")
+    if (denied := unwritable_dir(out)) is not None:
+        raise ValueError(f"--out {out} is not writable ({denied} denies write access or is read-only)")
+
+
 def check_out_dir(out: Path, overwrite: bool) -> None:
     """Refuse an existing run directory without `overwrite`, or one that cannot be created or written."""
+    check_writable(out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} exists and is not a directory")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise ValueError(f"--out {out} already holds files; pass --overwrite to replace them or choose another --out")
-    if (denied := unwritable_dir(out)) is not None:
-        raise ValueError(f"--out {out} is not writable ({denied} denies write access)")
 
 
 def check_resume(out: Path, config: TrainConfig) -> None:
-    """Refuse resuming without a run in `out`, or with options that differ from it beyond the budget."""
+    """Refuse resuming without a run in `out`, or with options that differ from its config.json beyond the
+    budget (`check_same` then compares them with the config saved in the checkpoint itself)."""
+    check_writable(out)
     if not (out / "config.json").is_file() or not (out / "checkpoints").is_dir():
         raise ValueError(f"--resume: {out} holds no run to resume (config.json and checkpoints/ are missing)")
-    saved = json.loads((out / "config.json").read_text())
+    try:
+        saved = json.loads((out / "config.json").read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"--resume: {out / 'config.json'} is unreadable ({e}); it is not changed") from None
+    check_same(saved, config, out / "config.json")
+
+
+def check_same(saved, config: TrainConfig, source: Path | str) -> None:
+    """Refuse (ValueError naming each differing option) when the `saved` config differs from `config`
+    beyond `env_steps`, the budget a resume may raise."""
+    if not isinstance(saved, dict):
+        raise ValueError(f"--resume: {source} holds {type(saved).__name__}, not a config object")
     given = config.to_dict()
-    differ = [k for k in given if k != "env_steps" and json.dumps(saved.get(k)) != json.dumps(given[k])]
+    differ = [
+        k
+        for k in dict.fromkeys([*given, *saved])
+        if k != "env_steps" and json.dumps(saved.get(k)) != json.dumps(given.get(k))
+    ]
     if differ:
-        changes = ", ".join(f"{k}: saved {saved.get(k)!r}, given {given[k]!r}" for k in differ)
-        raise ValueError(f"--resume: the options differ from the run in {out} beyond --env-steps ({changes})")
+        changes = ", ".join(f"{k}: saved {saved.get(k)!r}, given {given.get(k)!r}" for k in differ)
+        raise ValueError(f"--resume: the options differ from those in {source} beyond --env-steps ({changes})")
 
 
 def policy_meta(config: TrainConfig, env) -> dict:
@@ -164,29 +192,39 @@ def train(
     loggers_lib.check(loggers)  # a missing package is bad input too
     tr = training.build(config)
     prog = training.programs(tr)
-    need, have = training.state_bytes_per_device(prog.like), training.device_memory()
-    if need > have:  # refuse before anything is allocated or written
-        buffer = sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(prog.like.buffer))
-        raise ValueError(
-            f"the training state needs {need / 2**30:.2f} GiB per device (replay buffers: {buffer / 2**30:.2f} GiB "
-            f"in all for buffer_size={config.buffer_size} x {config.runs} run(s)) but a "
-            f"{jax.devices()[0].platform} device has {have / 2**30:.2f} GiB; lower --buffer-size, --seeds, "
-            "--num-envs or the sweep"
-        )
+    have = training.device_memory()
+    state = training.state_bytes_per_device(prog.like)
+    if state > have:  # refuse before compiling, allocating or writing anything
+        raise ValueError(memory_message(config, prog, state, have, "the training state"))
+    compiled = training.compile_programs(prog, warmup=not resume)
+    if (need := compiled.peak_bytes()) > have:
+        raise ValueError(memory_message(config, prog, need, have, "training (XLA's memory analysis)"))
     lead = jax.process_index() == 0  # the one process that writes the run's files (checkpoints: all)
     lock = lock_run_dir(out) if lead else None  # before anything in `out` is changed
     try:
-        return _train(config, out, tr, prog, lead, resume, ckpt_every, keep, progress, loggers)
+        meta = policy_meta(config, tr.env)
+        return _train(config, out, meta, prog, compiled, lead, resume, ckpt_every, keep, progress, loggers)
     finally:
         if lock is not None:
             os.close(lock)  # the kernel also releases it if the process dies
 
 
-def _train(config, out, tr, prog, lead, resume, ckpt_every, keep, progress, loggers) -> dict:
+def memory_message(config: TrainConfig, prog, need: int, have: int, what: str) -> str:
+    import jax
+
+    buffer = sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(prog.like.buffer))
+    return (
+        f"{what} needs {need / 2**30:.2f} GiB per device (replay buffers: {buffer / 2**30:.2f} GiB in all for "
+        f"buffer_size={config.buffer_size} x {config.runs} run(s)) but a {jax.devices()[0].platform} device has "
+        f"{have / 2**30:.2f} GiB; lower --batch-size, --num-envs, --buffer-size, --seeds or the sweep"
+    )
+
+
+def _train(config, out, meta, prog, compiled, lead, resume, ckpt_every, keep, progress, loggers) -> dict:
     """`train` once the input is checked and the run directory locked."""
     import jax
 
-    from hipi_jax import checkpoint, policy, report, training
+    from hipi_jax import checkpoint, errors, policy, report, training
     from hipi_jax import loggers as loggers_lib
 
     barrier = _barrier if jax.process_count() > 1 else lambda name: None
@@ -195,10 +233,15 @@ def _train(config, out, tr, prog, lead, resume, ckpt_every, keep, progress, logg
     start, resume_step = None, None
     if resume:
         mgr = checkpoint.manager(out / "checkpoints", keep)
-        restored = checkpoint.restore_latest(mgr, prog.like)
+        check = lambda saved: check_same(saved, config, "the newest checkpoint")  # noqa: E731
+        restored = checkpoint.restore_latest(mgr, prog.like, check)
         if restored is None:
             raise ValueError(f"--resume: no usable checkpoint in {out / 'checkpoints'}")
-        state, meta = restored
+        state, meta, unusable = restored
+        if lead and (aside := checkpoint.move_aside(mgr, unusable)) is not None:
+            log.warning("moved the unusable checkpoint(s) %s to %s", ", ".join(map(str, unusable)), aside)
+        barrier("unusable checkpoints moved")
+        mgr.reload()
         done = meta["chunks_done"]
         if done >= config.num_chunks:
             raise ValueError(f"--resume: the run in {out} already did its {done} chunks; raise --env-steps to train on")
@@ -218,7 +261,6 @@ def _train(config, out, tr, prog, lead, resume, ckpt_every, keep, progress, logg
         report.write_json(out / "config.json", config.to_dict())
     # metrics.jsonl and metrics.csv, then --logger's choices; only process 0 logs
     logs = loggers_lib.open_loggers(("jsonl", "csv", *loggers), out, config, resume_step) if lead else None
-    meta = policy_meta(config, tr.env)
 
     def on_record(rec: dict) -> None:
         if logs is not None:
@@ -242,15 +284,29 @@ def _train(config, out, tr, prog, lead, resume, ckpt_every, keep, progress, logg
 
     sweep = f", sweep {config.sweep}" if config.sweep else ""
     log.info("%s / %s, %d seed(s)%s, writing %s", config.env, config.relabel, config.seeds, sweep, out)
+
+    def close(failed: bool) -> None:
+        """Close the loggers and plot the curves; after a failure, a failure here is one warning line."""
+        try:
+            if logs is not None:
+                logs.close()
+            if lead and metrics_path.exists():
+                records = report.read_jsonl(metrics_path)
+                report.plot_curves(split_runs(records, config), out / "curves.png", title=config.env)
+        except Exception as e:
+            if not failed:
+                raise
+            log.warning("also failed to close the logs or plot the curves (%s)", errors.first_line(e))
+
     try:
         with stop:
-            summary, _ = training.run(config, on_record, progress=progress and lead, start=start, on_chunk=on_chunk)
-    finally:
-        if logs is not None:
-            logs.close()
-        if lead and metrics_path.exists():
-            records = report.read_jsonl(metrics_path)
-            report.plot_curves(split_runs(records, config), out / "curves.png", title=config.env)
+            summary, _ = training.run(
+                config, on_record, progress=progress and lead, start=start, on_chunk=on_chunk, compiled=compiled
+            )
+    except BaseException:
+        close(failed=True)
+        raise
+    close(failed=False)
     if config.sweep_axis is not None:
         summary["runs"] = config.run_table()
     if lead:

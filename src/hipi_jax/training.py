@@ -301,6 +301,36 @@ def eval_keys(seed: int, num_seeds: int, log_index: int) -> Array:
     return jax.vmap(partial(jax.random.fold_in, data=log_index))(keys)
 
 
+@dataclasses.dataclass(frozen=True)
+class Compiled:
+    """The ahead-of-time compiled chunk and warm-up (None when resuming) of `Programs`, and the seconds
+    compiling took."""
+
+    chunk: Callable
+    warmup: Callable | None
+    seconds: float
+
+    def peak_bytes(self) -> int:
+        """Bytes one device needs at once to run them, from XLA's own memory analysis of the compiled
+        programs: arguments (the state) + outputs - donated aliases + temporaries, the larger program's."""
+
+        def peak(fn) -> int:
+            m = fn.memory_analysis()
+            if m is None:  # a backend without the analysis
+                return 0
+            return m.argument_size_in_bytes + m.output_size_in_bytes - m.alias_size_in_bytes + m.temp_size_in_bytes
+
+        return max(peak(fn) for fn in (self.chunk, self.warmup) if fn is not None)
+
+
+def compile_programs(prog: Programs, warmup: bool = True) -> Compiled:
+    """Compile the chunk (and the warm-up) for the state `prog.like`, before any state exists."""
+    t0 = time.perf_counter()
+    chunk_fn = prog.chunk.lower(prog.like).compile()
+    warmup_fn = prog.warmup.lower(prog.like).compile() if warmup else None
+    return Compiled(chunk_fn, warmup_fn, time.perf_counter() - t0)
+
+
 def state_bytes_per_device(like: TrainState) -> int:
     """Bytes of the training state on each device, from its abstract tree (nothing is allocated)."""
     return sum(math.prod(x.sharding.shard_shape(x.shape)) * x.dtype.itemsize for x in jax.tree.leaves(like))
@@ -343,11 +373,13 @@ def run(
     progress: bool = True,
     start: tuple[TrainState, int] | None = None,
     on_chunk: Callable[[int, TrainState], None] | None = None,
+    compiled: Compiled | None = None,
 ) -> tuple[dict, TrainState]:
     """Train `config.runs` runs (seeds x sweep values); `log(record)` receives one record per evaluation
     (per-run lists, run r = value r // seeds, seed index r % seeds).
     `start` = (state, chunks done) resumes a run (warm-up and the first record are not repeated);
-    `on_chunk(chunks_done, state)` runs after every chunk (e.g. to checkpoint).
+    `on_chunk(chunks_done, state)` runs after every chunk (e.g. to checkpoint); `compiled` are the
+    programs already compiled for this config (`compile_programs`), else they are compiled here.
     Returns the summary and the final (seed-batched) state."""
     from tqdm.auto import tqdm
 
@@ -368,11 +400,8 @@ def run(
         mesh["runs"], mesh["envs"],
     )  # fmt: skip
     logger.info("budget: %s", config.budget_text)
-    t0 = time.perf_counter()
-    chunk_fn = prog.chunk.lower(state).compile()
-    if start is None:
-        warm = prog.warmup.lower(state).compile()
-    compile_s = time.perf_counter() - t0
+    compiled = compiled or compile_programs(prog, warmup=start is None)
+    chunk_fn, warm, compile_s = compiled.chunk, compiled.warmup, compiled.seconds
     per_chunk = config.iterations_per_chunk * config.num_envs
     warmup_steps = config.warmup_iterations * config.num_envs
     bar = tqdm(

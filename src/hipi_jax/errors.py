@@ -1,0 +1,21 @@
+"""One-line messages for the faults a run meets (docs/reliability.md): every CLI error is one line."""
+
+from __future__ import annotations
+
+import errno
+
+
+def first_line(e: BaseException, limit: int = 200) -> str:
+    """`Type: first line of the message`, cut at a word boundary to about `limit` characters."""
+    text = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    if len(text) > limit:
+        text = text[:limit].rsplit(" ", 1)[0] + " ..."
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__
+
+
+def os_error(e: OSError) -> str:
+    """One line for an OSError: the path, the errno's name and its text (ENOSPC: No space left on device)."""
+    name = errno.errorcode.get(e.errno or 0)
+    if e.filename is None or name is None:  # e.g. checkpoint.CheckpointError, whose message names both
+        return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    return f"cannot write {e.filename} ({name}: {e.strerror})"

@@ -1,0 +1,328 @@
+"""Faults a long run meets (docs/reliability.md): each ends in one clear line, with the data intact, and a
+resumed run ends bitwise as an uninterrupted one. Real subprocesses where it matters: signals, locks, file
+size limits (a full disk for files beyond the limit, without root or a special file system)."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import re
+import resource
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from conftest import ARGS, final_fingerprint, finished, records, train
+
+from hipi_jax import bc_cli, cli, dataset, report
+
+
+def one_error_line(err: str, prog: str = "hipi-train") -> str:
+    """The single error line of a CLI's stderr (asserting there is exactly one and no traceback)."""
+    assert "Traceback" not in err, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith(f"{prog}: "), err
+    return lines[0]
+
+
+def test_damaged_newest_checkpoint_falls_back_then_is_moved_aside_and_rewritten(tmp_path, run_env, reference):
+    out = tmp_path / "run"
+    code, err = finished(train(out, "--env-steps", "120", env=run_env))  # 6 chunks; checkpoints 4, 5, 6 kept
+    assert code == 0, err
+    newest = out / "checkpoints" / "6" / "state"
+    for path in sorted(p for p in newest.rglob("*") if p.is_file() and p.stat().st_size > 64):
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        path.write_bytes(bytes(data))
+    damaged = {p.relative_to(newest): p.read_bytes() for p in newest.rglob("*") if p.is_file()}
+    proc = train(out, "--resume", env=run_env)  # to the full 200-step budget
+    code, err = finished(proc)
+    assert code == 0, err
+    warning = [line for line in proc.stdout_text.splitlines() if "is unusable" in line]
+    assert len(warning) == 1 and f"checkpoint {out.absolute() / 'checkpoints' / '6'} is unusable" in warning[0]
+    aside = out / "checkpoints-unusable" / "6" / "state"  # kept for inspection, out of Orbax's way
+    assert {p.relative_to(aside): p.read_bytes() for p in aside.rglob("*") if p.is_file()} == damaged
+    assert sorted(int(p.name) for p in (out / "checkpoints").iterdir()) == [8, 9, 10]  # step 6 was saved again, then
+    expected_records, expected_fingerprint = reference
+    assert records(out) == expected_records
+    assert final_fingerprint(out) == expected_fingerprint
+
+
+def test_resume_with_a_different_config_is_refused(tmp_path, capsys, reference):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "checkpoints").mkdir()
+    saved = {**json.loads(json.dumps(cli.TrainConfig.preset("point_goal").to_dict())), "batch_size": 8}
+    (out / "config.json").write_text(json.dumps(saved))
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    with pytest.raises(SystemExit) as e:
+        cli.main(["--env", "point_goal", "--batch-size", "16", "--out", str(out), "--resume"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "batch_size: saved 8, given 16" in err[0]
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    with pytest.raises(SystemExit) as e:
+        cli.main(["--env", "point_goal", "--out", str(tmp_path / "absent"), "--resume"])
+    assert e.value.code == 2 and "holds no run to resume" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_sigint_and_sigterm_stop_at_a_chunk_with_a_checkpoint_then_resume_exactly(
+    tmp_path, run_env, reference, signum, code
+):
+    out = tmp_path / "run"
+    proc = train(out, "--ckpt-every", "4", env=run_env)  # the signal's checkpoint is an extra one
+    while proc.poll() is None and (not (out / "metrics.jsonl").exists() or len(records(out)) < 3):
+        time.sleep(0.02)
+    proc.send_signal(signum)
+    returncode, err = finished(proc)
+    assert returncode == code, err
+    lines = [line for line in err.splitlines() if line.startswith("hipi-train")]
+    assert len(lines) == 1 and re.fullmatch(
+        r"hipi-train: interrupted at env step \d+; continue with --resume", lines[0]
+    )
+    assert "Traceback" not in err
+    assert int(re.search(r"env step (\d+)", lines[0]).group(1)) == records(out)[-1]["env_steps"]  # the checkpoint's
+    returncode, err = finished(train(out, "--resume", "--ckpt-every", "4", env=run_env))
+    assert returncode == 0, err
+    expected_records, expected_fingerprint = reference
+    assert records(out) == expected_records
+    assert final_fingerprint(out) == expected_fingerprint
+
+
+def test_a_torn_last_metrics_line_is_dropped_on_resume(tmp_path, run_env, reference):
+    out = tmp_path / "run"
+    code, err = finished(train(out, "--env-steps", "120", env=run_env))
+    assert code == 0, err
+    metrics = out / "metrics.jsonl"
+    metrics.write_text(metrics.read_text() + '{"env_steps": 140, "eval_ret')  # killed mid-append
+    code, err = finished(train(out, "--resume", env=run_env))
+    assert code == 0, err
+    assert records(out) == reference[0]
+
+
+def test_a_second_process_on_the_same_out_is_refused(tmp_path, capsys):
+    from hipi_jax import runner
+
+    out = tmp_path / "run"
+    fd = runner.lock_run_dir(out)  # as a running hipi-train holds it
+    try:
+        before = sorted(p.name for p in out.iterdir())
+        with pytest.raises(SystemExit) as exc:
+            cli.main([*ARGS, "--out", str(out), "--overwrite"])
+        assert exc.value.code == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"is in use by another hipi-train (pid {os.getpid()})" in err, err
+        assert sorted(p.name for p in out.iterdir()) == before
+    finally:
+        os.close(fd)
+
+
+def test_a_stray_higher_step_directory_is_moved_aside_and_saving_goes_on(tmp_path, run_env, reference):
+    out = tmp_path / "run"
+    code, err = finished(train(out, "--env-steps", "120", env=run_env))
+    assert code == 0, err
+    (out / "checkpoints" / "99").mkdir()  # not a checkpoint; Orbax would never save a step below it
+    proc = train(out, "--resume", env=run_env)
+    code, err = finished(proc)
+    assert code == 0, err
+    assert (
+        "checkpoints/99 is unusable" in proc.stdout_text and "moved the unusable checkpoint(s) 99" in proc.stdout_text
+    )
+    assert (out / "checkpoints-unusable" / "99").is_dir()
+    assert sorted(int(p.name) for p in (out / "checkpoints").iterdir()) == [8, 9, 10]
+    assert records(out) == reference[0]
+    assert final_fingerprint(out) == reference[1]
+
+
+def test_resume_compares_the_options_with_the_checkpoint_not_only_config_json(tmp_path, run_env, capsys):
+    out = tmp_path / "run"
+    code, err = finished(train(out, "--env-steps", "120", env=run_env))
+    assert code == 0, err
+    saved = json.loads((out / "config.json").read_text())
+    (out / "config.json").write_text(json.dumps({**saved, "batch_size": 4}))  # edited by hand
+    files = lambda: {p: p.read_bytes() for p in out.rglob("*") if p.is_file() and p.name != ".hipi-train.lock"}
+    before = files()
+    args = [*ARGS, "--batch-size", "4", "--out", str(out), "--resume"]
+    with pytest.raises(SystemExit) as e:
+        cli.main(args)
+    assert e.value.code == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert "differ from those in the newest checkpoint" in line and "batch_size: saved 8, given 4" in line
+    assert files() == before  # nothing moved or written (the lock file holds this process's PID)
+    for damage in ('{"env": "point_goal", "se', "[1, 2]"):
+        (out / "config.json").write_text(damage)
+        with pytest.raises(SystemExit) as e:
+            cli.main(args)
+        assert e.value.code == 2
+        assert "config.json" in one_error_line(capsys.readouterr().err)
+        assert (out / "config.json").read_text() == damage
+
+
+def _file_size_limit(limit: int):
+    """preexec_fn: writes past `limit` bytes in any file fail with EFBIG, as a full disk fails them."""
+
+    def apply():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return apply
+
+
+def test_a_full_disk_during_a_save_keeps_the_last_checkpoint_then_resume_is_exact(tmp_path, run_env, reference):
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "hipi_jax", *ARGS, "--out", str(out)]
+    # 22,000 bytes: the run's JSON, metrics and the first checkpoints fit; a later checkpoint's data does not
+    proc = subprocess.run(cmd, env=run_env, capture_output=True, text=True, preexec_fn=_file_size_limit(22_000))
+    assert proc.returncode == 1, proc.stderr
+    line = one_error_line(proc.stderr)
+    assert re.fullmatch(r"hipi-train: error: checkpoint .* was not written \(EFBIG: File too large\); the newest "
+                        r"complete checkpoint is kept \(--resume\)", line), line  # fmt: skip
+    steps = sorted(int(p.name) for p in (out / "checkpoints").iterdir() if p.name.isdigit())
+    assert steps and steps[-1] < 10
+    assert json.loads((out / "config.json").read_text())["env"] == "point_goal"  # whole files only
+    assert not list(out.glob(".*.tmp*"))
+    code, err = finished(train(out, "--resume", env=run_env))
+    assert code == 0, err
+    assert records(out) == reference[0]
+    assert final_fingerprint(out) == reference[1]
+
+
+def test_a_full_disk_during_an_append_tears_one_line_then_resume_is_exact(
+    tmp_path, run_env, reference, monkeypatch, capsys
+):
+    out = tmp_path / "run"
+    append, calls = report.append_jsonl, []
+
+    def full_disk(path, record):  # the 6th record: half a line reaches the disk, then ENOSPC
+        calls.append(1)
+        if len(calls) == 6:
+            with open(path, "a") as f:
+                f.write(report.dumps(record)[:25])
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        append(path, record)
+
+    monkeypatch.setattr(report, "append_jsonl", full_disk)
+    assert cli.main([*ARGS, "--out", str(out)]) == 1
+    line = one_error_line(capsys.readouterr().err)
+    assert line == (f"hipi-train: error: cannot write {out / 'metrics.jsonl'} (ENOSPC: No space left on device); "
+                    "the newest complete checkpoint is kept (--resume)")  # fmt: skip
+    assert not (out / "metrics.jsonl").read_text().endswith("\n")  # the torn line is there
+    monkeypatch.setattr(report, "append_jsonl", append)
+    code, err = finished(train(out, "--resume", env=run_env))
+    assert code == 0, err
+    assert records(out) == reference[0]
+    assert final_fingerprint(out) == reference[1]
+
+
+def test_too_much_memory_is_refused_before_anything_is_written(tmp_path, capsys):
+    out = tmp_path / "run"
+    # inverse RL scores B x B (sample, task) pairs: B = 2**17 needs about 2**34 floats at once
+    big = [
+        "--batch-size",
+        str(2**17),
+        "--buffer-size",
+        str(2**18),
+        "--warmup-steps",
+        str(2**17),
+        "--env-steps",
+        str(2**18),
+    ]
+    with pytest.raises(SystemExit) as e:
+        cli.main([*ARGS, *big, "--out", str(out)])
+    assert e.value.code == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert "XLA's memory analysis" in line and "lower --batch-size" in line, line
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--seed", str(2**64)], "seed=18446744073709551616 must be in [0, 2**63)"),
+        (["--env-steps", str(2**40)], "env_steps=1099511627776 must be < 2**31"),
+        (["--out", "x" * 300], "is 300 bytes; this file system allows"),
+    ],
+)
+def test_out_of_range_integers_and_over_long_names_are_one_line(tmp_path, capsys, args, expected, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as e:
+        cli.main([*ARGS, *args])
+    assert e.value.code == 2
+    assert expected in one_error_line(capsys.readouterr().err)
+    assert not any(tmp_path.iterdir())
+
+
+def _tiny_dataset(path, **changes):
+    rng = np.random.default_rng(0)
+    n, t = 6, 5
+    arrays = {
+        "obs": rng.normal(size=(n, t, 2)),
+        "actions": rng.uniform(-1, 1, (n, t, 2)),
+        "features": rng.normal(size=(n, t, 2)),
+        "mask": np.ones((n, t), bool),
+        "env": np.asarray("point_goal"),
+    }
+    arrays.update(changes)
+    np.savez(path, **arrays)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"obs": np.full((6, 5, 2), 1e39)}, "obs must hold numbers finite in float32"),
+        ({"actions": np.zeros((6, 5, 2), np.complex64)}, "actions has dtype complex64"),
+        ({"features": np.full((6, 5, 2), "a")}, "features has dtype <U1"),
+        ({"env": np.asarray("gridworld")}, "gridworld has discrete actions"),
+    ],
+)
+def test_malformed_bc_datasets_are_one_line(tmp_path, capsys, changes, expected):
+    data = _tiny_dataset(tmp_path / "d.npz", **changes)
+    with pytest.raises(SystemExit) as e:
+        bc_cli.main(["train", "--data", str(data), "--out", str(tmp_path / "bc")])
+    assert e.value.code == 2
+    assert expected in one_error_line(capsys.readouterr().err, "hipi-bc")
+    assert not (tmp_path / "bc").exists()
+
+
+def test_a_npy_file_is_not_a_dataset(tmp_path):
+    np.save(tmp_path / "d.npy", np.zeros(3))
+    with pytest.raises(dataset.DatasetError, match="a single array"):
+        dataset.load(tmp_path / "d.npy")
+
+
+def test_a_diverging_bc_run_stops_with_one_line_and_no_results(tmp_path, capsys):
+    data = _tiny_dataset(tmp_path / "d.npz")
+    out = tmp_path / "bc"
+    args = ["train", "--data", str(data), "--out", str(out), "--methods", "agnostic", "--seeds", "2"]
+    args += ["--learning-rate", "1e30", "--max-epochs", "3", "--eval-episodes", "2", "--batch-size", "8"]
+    code = bc_cli.main(args)
+    assert code == 1
+    line = one_error_line(capsys.readouterr().err, "hipi-bc")
+    assert re.fullmatch(
+        r"hipi-bc: error: non-finite \w+ for method agnostic \(seed index \d\); lower --learning-rate", line
+    )
+    assert not (out / "results.json").exists()
+
+
+def test_bc_collect_names_its_own_options(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        bc_cli.main(["collect", "--env", "point_goal", "--out", str(tmp_path / "d.npz"), "--expert-steps", "10"])
+    assert e.value.code == 2
+    line = one_error_line(capsys.readouterr().err, "hipi-bc")
+    assert "--expert-steps 10 must exceed" in line and "warmup_steps" not in line
+
+
+def test_atomic_writes_leave_the_old_file_whole_when_writing_fails(tmp_path):
+    path = tmp_path / "config.json"
+    report.write_json(path, {"a": 1})
+    with pytest.raises(RuntimeError), report.atomic_open(path) as f:
+        f.write('{"a": ')
+        raise RuntimeError("the disk filled up")
+    assert json.loads(path.read_text()) == {"a": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["config.json"]
