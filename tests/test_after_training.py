@@ -35,7 +35,7 @@ def run_dir(tmp_path_factory) -> Path:
 def final_state(out: Path):
     tr = training.build(TINY_CONFIG)
     prog = training.programs(tr)
-    state, meta = checkpoint.restore_latest(checkpoint.manager(out / "checkpoints", 2), prog.like)
+    state, meta, _ = checkpoint.restore_latest(checkpoint.manager(out / "checkpoints", 2), prog.like)
     assert meta["chunks_done"] == TINY_CONFIG.num_chunks
     return tr, state
 

@@ -175,7 +175,7 @@ BAD_INPUTS = [
     pytest.param(["--starts", "random"], ["--starts", "'random'", "'fresh', 'reuse'"], id="unknown-starts"),
     pytest.param(["--logger", "mlflow"], ["--logger", "'mlflow'", "'tensorboard', 'wandb'"], id="unknown-logger"),
     pytest.param(
-        ["--buffer-size", str(10**12)], ["GiB per device", "buffer_size=1000000000000"], id="buffer-too-big-for-device"
+        ["--buffer-size", str(2**31 - 1)], ["GiB per device", "buffer_size=2147483647"], id="buffer-too-big-for-device"
     ),
 ]
 

@@ -279,6 +279,7 @@ def _tiny_dataset(path, **changes):
         ({"actions": np.zeros((6, 5, 2), np.complex64)}, "actions has dtype complex64"),
         ({"features": np.full((6, 5, 2), "a")}, "features has dtype <U1"),
         ({"env": np.asarray("gridworld")}, "gridworld has discrete actions"),
+        ({"tasks": np.asarray([{"goal": 1}] * 6, dtype=object)}, "not a readable .npz file of numeric arrays"),
     ],
 )
 def test_malformed_bc_datasets_are_one_line(tmp_path, capsys, changes, expected):
