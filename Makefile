@@ -11,10 +11,12 @@ ARGS ?=
 
 .PHONY: install train eval bc test test-envs lint format bc-experiment figures peers bench bench-quick clean
 
+# metaworld ships the Sawyer model files of sawyer_reach*; --no-deps: it pins an old mujoco, and its code is not imported
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e ".[dev]"
+	$(BIN)/pip install -q --no-deps metaworld==3.1.1
 	touch $@
 
 install: $(BIN)/.installed

@@ -22,7 +22,7 @@ def _field(default, help: str):
 
 
 # Per-env defaults where they differ from the field defaults (which are nav2d's). App. C.1: (64, 64)
-# networks except on 2D navigation; unit-norm gradient clipping on the arm (C.1). Budgets are
+# networks except on 2D navigation; unit-norm gradient clipping on the arms, Jaco and Sawyer (C.1). Budgets are
 # CPU-sized; the paper's are a flag away (--env-steps).
 ENV_PRESETS: dict[str, dict] = {
     "point_goal": {"env_steps": 100_000, "eval_every": 10_000},
@@ -37,6 +37,9 @@ ENV_PRESETS: dict[str, dict] = {
     "arm_reach": {"hidden": (64, 64), "env_steps": 100_000, "eval_every": 10_000, "grad_clip": 1.0},
     "arm_reach_hard": {"hidden": (64, 64), "env_steps": 100_000, "eval_every": 10_000, "grad_clip": 1.0},
     "arm_reach_margin": {"hidden": (64, 64), "env_steps": 100_000, "eval_every": 10_000, "grad_clip": 1.0},
+    "sawyer_reach": {"hidden": (64, 64), "env_steps": 100_000, "eval_every": 10_000, "grad_clip": 1.0},
+    "sawyer_reach_hard": {"hidden": (64, 64), "env_steps": 100_000, "eval_every": 10_000, "grad_clip": 1.0},
+    "sawyer_reach_margin": {"hidden": (64, 64), "env_steps": 100_000, "eval_every": 10_000, "grad_clip": 1.0},
 }
 
 
@@ -77,7 +80,7 @@ class TrainConfig:
         "fresh",
         "where an env restarts after an episode: 'fresh' = a new draw of its start distribution every episode; "
         "'reuse' = the start it first drew (Brax's AutoResetWrapper), cheaper where a reset is costly, e.g. MJX. "
-        "Tasks are drawn anew either way; cheetah, quadruped and the arm always reuse (their start is fixed)",
+        "Tasks are drawn anew either way; cheetah, quadruped and the arms always reuse (their start is fixed)",
     )
     seed: int = _field(0, "base random seed; seed i of the vmapped axis uses fold_in(seed, i)")
     seeds: int = _field(1, "number of independent seeds, trained as one vmapped program")

@@ -12,6 +12,7 @@ from hipi_jax.envs.mjx_suite import CheetahVelocity, FingerGoal, WalkerLinear, r
 from hipi_jax.envs.nav2d import Nav2d
 from hipi_jax.envs.point_goal import PointGoal
 from hipi_jax.envs.quadruped import quadruped_goal, quadruped_linear
+from hipi_jax.envs.sawyer import sawyer_reach, sawyer_reach_margin
 
 _REGISTRY: dict[str, Callable[..., Env]] = {
     "nav2d": Nav2d,
@@ -28,6 +29,9 @@ _REGISTRY: dict[str, Callable[..., Env]] = {
     "arm_reach": arm_reach,
     "arm_reach_hard": partial(arm_reach, margin=0.01),
     "arm_reach_margin": arm_reach_margin,
+    "sawyer_reach": sawyer_reach,
+    "sawyer_reach_hard": partial(sawyer_reach, margin=0.003),
+    "sawyer_reach_margin": sawyer_reach_margin,
 }
 
 

@@ -35,8 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from hipi_jax.envs.base import Env, EnvState, goal_of
-from hipi_jax.envs.mjx_suite import step_actuated
+from hipi_jax.envs.mjx_suite import ReachingArm, step_actuated
 from hipi_jax.tasks import GoalMargin, GoalReach, TaskFamily
 
 Array = jax.Array
@@ -145,7 +144,7 @@ def reach_goals(margin: float) -> GoalReach:
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class JacoReach(Env):
+class JacoReach(ReachingArm):
     """Observation (21): sin and cos of the 6 joint angles, joint velocities (6), grip-site XYZ (3).
     Features: grip-site XYZ. Actions in [−1, 1]⁶ scale onto each joint's velocity limit."""
 
@@ -161,27 +160,11 @@ class JacoReach(Env):
     def action_dim(self) -> int:
         return 6
 
-    def compiler_options(self):
-        """On the CPU, XLA's new fusion emitters recompute shared subexpressions of MJX's per-depth
-        kinematics once per use: under vmap a 9-body chain then costs ~100x the flops it needs
-        (64 envs: 29 env steps/s vs 7.2k without them). The other envs are faster with the emitters."""
-        return {"xla_cpu_use_fusion_emitters": False} if jax.default_backend() == "cpu" else None
-
     def features(self, data) -> Array:
         return data.site_xpos[load_model()[0].site("gripsite").id]
 
-    render_kind = "mujoco"
-
     def render_model(self):
         return load_render_model()
-
-    def render_record(self, state: EnvState) -> dict[str, Any]:
-        return {"qpos": state.sim.qpos}
-
-    def goal_position(self, task: np.ndarray) -> np.ndarray | None:
-        """Goals are grip-site positions in the world frame (the workspace box is centred under the hand)."""
-        goal = goal_of(self.task_family, task)
-        return None if goal is None else np.asarray(goal[0], np.float64)
 
     def render_camera(self) -> dict[str, Any]:
         return {"lookat": (0.0, 0.2, 0.3), "distance": 1.4, "azimuth": 135.0, "elevation": -15.0}
