@@ -196,6 +196,7 @@ def train(
     state = training.state_bytes_per_device(prog.like)
     if state > have:  # refuse before compiling, allocating or writing anything
         raise ValueError(memory_message(config, prog, state, have, "the training state"))
+    log.info("compiling the training programs for %s (and checking their memory) ...", config.env)
     compiled = training.compile_programs(prog, warmup=not resume)
     if (need := compiled.peak_bytes()) > have:
         raise ValueError(memory_message(config, prog, need, have, "training (XLA's memory analysis)"))
