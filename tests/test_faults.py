@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from conftest import ARGS, final_fingerprint, finished, records, train
 
-from hipi_jax import bc_cli, cli, dataset, report
+from hipi_jax import bc_cli, cli, dataset, load_policy, report
 
 
 def one_error_line(err: str, prog: str = "hipi-train") -> str:
@@ -135,6 +135,8 @@ def test_a_stray_higher_step_directory_is_moved_aside_and_saving_goes_on(tmp_pat
     )
     assert (out / "checkpoints-unusable" / "99").is_dir()
     assert sorted(int(p.name) for p in (out / "checkpoints").iterdir()) == [8, 9, 10]
+    policy = load_policy(out)  # the policies a resumed run saves carry the policy's own metadata
+    assert policy.env == "point_goal" and policy.env_steps == reference[0][-1]["env_steps"]
     assert records(out) == reference[0]
     assert final_fingerprint(out) == reference[1]
 

@@ -211,6 +211,7 @@ def train(
 
 
 def memory_message(config: TrainConfig, prog, need: int, have: int, what: str) -> str:
+    """The refusal of a run that needs `need` bytes per device where a device has `have`."""
     import jax
 
     buffer = sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(prog.like.buffer))
@@ -238,12 +239,12 @@ def _train(config, out, meta, prog, compiled, lead, resume, ckpt_every, keep, pr
         restored = checkpoint.restore_latest(mgr, prog.like, check)
         if restored is None:
             raise ValueError(f"--resume: no usable checkpoint in {out / 'checkpoints'}")
-        state, meta, unusable = restored
+        state, saved, unusable = restored
         if lead and (aside := checkpoint.move_aside(mgr, unusable)) is not None:
             log.warning("moved the unusable checkpoint(s) %s to %s", ", ".join(map(str, unusable)), aside)
         barrier("unusable checkpoints moved")
         mgr.reload()
-        done = meta["chunks_done"]
+        done = saved["chunks_done"]
         if done >= config.num_chunks:
             raise ValueError(f"--resume: the run in {out} already did its {done} chunks; raise --env-steps to train on")
         barrier("checkpoint restored")
