@@ -1,5 +1,6 @@
 """Fig. 6: relabeling for general task families. inverse_rl vs random vs none on reacher_discrete
-(32 target goals), walker_linear (linear rewards ψᵀφ) and arm_reach_margin (goal + margin), as
+(32 target goals), walker_linear (linear rewards ψᵀφ), arm_reach_margin and sawyer_reach_margin (goal +
+margin, Jaco and Sawyer), as
 learning curves of return (or success where the family has one).
 
     python experiments/fig6_general_tasks.py --out runs/fig6                  # CPU budgets (CPU below)
@@ -16,9 +17,14 @@ import sys
 
 import strategy_curves
 
-ENVS = "reacher_discrete,walker_linear,arm_reach_margin"
+ENVS = "reacher_discrete,walker_linear,arm_reach_margin,sawyer_reach_margin"
 STRATEGIES = "none,random,inverse_rl"
-CPU = {"reacher_discrete": {}, "walker_linear": {}, "arm_reach_margin": {}}  # the presets' CPU budgets
+CPU = {
+    "reacher_discrete": {},
+    "walker_linear": {},
+    "arm_reach_margin": {},
+    "sawyer_reach_margin": {},
+}  # the presets' CPU budgets
 PAPER = {env: {"env_steps": 1_000_000} for env in CPU}
 
 
