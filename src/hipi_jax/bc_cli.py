@@ -17,7 +17,7 @@ from pathlib import Path
 from hipi_jax import __version__, envs
 from hipi_jax.bc import METHOD_HELP, METHODS, BCConfig
 from hipi_jax.cli import setup_logging
-from hipi_jax.errors import os_error
+from hipi_jax.errors import os_error, out_of_range
 from hipi_jax.runner import check_writable
 
 TRAIN_FILES = ("config.json", "results.json", "metrics.jsonl", "bc.png")
@@ -106,12 +106,8 @@ def _writable(path: Path) -> None:
 
 
 def _counts(args, names: tuple[str, ...]) -> None:
-    """Range checks of the integer options (one line, exit 2): a seed in [0, 2**63), counts below 2**31."""
-    if not 0 <= args.seed < 2**63:
-        _fail(f"--seed {args.seed} must be in [0, 2**63)")
-    for name in names:
-        if (value := getattr(args, name)) is not None and not value < 2**31:
-            _fail(f"--{name.replace('_', '-')} {value} must be < 2**31")
+    if problem := out_of_range(args, names):
+        _fail(problem)
 
 
 def collect(args) -> int:

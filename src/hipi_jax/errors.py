@@ -19,3 +19,15 @@ def os_error(e: OSError) -> str:
     if e.filename is None or name is None:  # e.g. checkpoint.CheckpointError, whose message names both
         return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
     return f"cannot write {e.filename} ({name}: {e.strerror})"
+
+
+def out_of_range(args, counts: tuple[str, ...]) -> str | None:
+    """The message for the first integer option of `args` (an argparse namespace) out of range, or None:
+    `seed` must be in [0, 2**63) (what a PRNG key takes), each of `counts` below 2**31 (the loop's int32
+    counters). TrainConfig and BCConfig check their own fields the same way."""
+    if not 0 <= args.seed < 2**63:
+        return f"--seed {args.seed} must be in [0, 2**63)"
+    for name in counts:
+        if (value := getattr(args, name)) is not None and not value < 2**31:
+            return f"--{name.replace('_', '-')} {value} must be < 2**31"
+    return None

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hipi_jax.errors import os_error
+from hipi_jax.errors import os_error, out_of_range
 
 TASK_SOURCES = ("prior", "discrete")
 
@@ -160,11 +160,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(args) -> int:
-    if not 0 <= args.seed < 2**63:
-        _fail(f"--seed {args.seed} must be in [0, 2**63)")
-    for name in ("episodes", "video_episodes", "run_index", "step"):
-        if (value := getattr(args, name)) is not None and not value < 2**31:
-            _fail(f"--{name.replace('_', '-')} {value} must be < 2**31")
+    if problem := out_of_range(args, ("episodes", "video_episodes", "run_index", "step")):
+        _fail(problem)
     if args.episodes < 1:
         _fail(f"--episodes {args.episodes} must be >= 1")
     if args.video_episodes < 1:

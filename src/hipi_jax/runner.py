@@ -99,8 +99,7 @@ def unwritable_dir(path: Path) -> Path | None:
 def check_writable(out: Path) -> None:
     """Refuse an `out` that cannot be written: a name longer than the file system allows, or a directory
     (or its nearest existing ancestor) without write access or on a read-only file system."""
-    parents = [p for p in out.absolute().parents if p.exists()]
-    limit = os.pathconf(parents[0], "PC_NAME_MAX")
+    limit = os.pathconf(next(p for p in out.absolute().parents if p.exists()), "PC_NAME_MAX")
     for part in out.absolute().parts:  # before any stat of `out`, which fails on such a name
         if (size := len(os.fsencode(part))) > limit:
             raise ValueError(f"--out: the name {part[:32]}... is {size} bytes; this file system allows {limit}")

@@ -38,6 +38,17 @@ def load_suite(name: str):
         return registry.load(name, config_overrides={"impl": "jax"})
 
 
+def models(xml: str, assets: dict | None = None):
+    """(MjModel, mjx.Model) of an MJCF string; the MJX model's arrays are concrete even when first built
+    inside a trace. Each env caches its own call (`functools.cache`)."""
+    import mujoco
+    from mujoco import mjx
+
+    mj_model = mujoco.MjModel.from_xml_string(xml, assets)
+    with jax.ensure_compile_time_eval():
+        return mj_model, mjx.put_model(mj_model, impl="jax")
+
+
 def _strong(tree):
     """Drop weak types (Playground's reset sets a Python-float time), so reset and step states match
     and a jitted step never retraces."""

@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from hipi_jax.envs.base import Env, EnvState, goal_of
-from hipi_jax.envs.mjx_suite import read_sensor, step_actuated
+from hipi_jax.envs.mjx_suite import models, read_sensor, step_actuated
 from hipi_jax.tasks import GoalReach, Linear, TaskFamily
 
 Array = jax.Array
@@ -60,13 +60,7 @@ def model_xml(floor_size: float = 10.0) -> tuple[str, dict[str, bytes]]:
 @functools.cache
 def load_model():
     """(MjModel, mjx.Model) of the simplified quadruped, built once per process."""
-    import mujoco
-    from mujoco import mjx
-
-    xml, assets = model_xml()
-    mj_model = mujoco.MjModel.from_xml_string(xml, assets)
-    with jax.ensure_compile_time_eval():
-        return mj_model, mjx.put_model(mj_model, impl="jax")
+    return models(*model_xml())
 
 
 def unit_circle_goals() -> GoalReach:

@@ -56,7 +56,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from hipi_jax.envs.mjx_suite import ReachingArm
+from hipi_jax.envs.mjx_suite import ReachingArm, models
 from hipi_jax.tasks import GoalMargin, GoalReach, TaskFamily
 
 Array = jax.Array
@@ -134,12 +134,7 @@ def model_xml(scene: bool = False) -> str:
 @functools.cache
 def load_model():
     """(MjModel, mjx.Model) of the Sawyer, built once per process."""
-    import mujoco
-    from mujoco import mjx
-
-    mj_model = mujoco.MjModel.from_xml_string(model_xml())
-    with jax.ensure_compile_time_eval():
-        return mj_model, mjx.put_model(mj_model, impl="jax")
+    return models(model_xml())
 
 
 @functools.cache
