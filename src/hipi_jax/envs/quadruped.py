@@ -29,6 +29,26 @@ Array = jax.Array
 CONTROL_SUBSTEPS = 4  # 0.02 s control step / 0.005 s physics step (the suite's)
 TOES = ("front_left", "front_right", "back_right", "back_left")
 REMOVED_GEOMS = ("wall_px", "wall_py", "wall_nx", "wall_ny", "terrain")
+OBSERVED_SENSORS = ("imu_gyro", *(f"force_toe_{leg}" for leg in TOES))
+
+
+@dataclasses.dataclass(frozen=True)
+class Physics:
+    """How the simplified quadruped is simulated. `SUITE` is the suite's own settings; see `FAST`."""
+
+    self_contacts: bool = True  # False: the body's geoms collide with the floor only
+    solver: str = "Newton"  # MJCF <option> values
+    iterations: int = 100
+    ls_iterations: int = 50
+    cone: str = "pyramidal"
+    integrator: str = "Euler"
+    eulerdamp: bool = True
+    all_sensors: bool = True  # False: only the sensors the observation reads
+    fusion_emitters: bool = True  # XLA's CPU fusion emitters (`Env.compiler_options`)
+
+
+SUITE = Physics()
+FAST = SUITE
 
 
 def suite_dir() -> Path:
@@ -38,29 +58,45 @@ def suite_dir() -> Path:
     return Path(spec.origin).parent / "suite"
 
 
-def model_xml(floor_size: float = 10.0) -> tuple[str, dict[str, bytes]]:
+def _removed(child: ET.Element, physics: Physics) -> bool:
+    name = child.get("name", "")
+    return (
+        (child.tag == "geom" and name in REMOVED_GEOMS)
+        or (child.tag == "body" and name == "ball")
+        or (child.tag == "site" and name == "target")
+        or child.tag == "rangefinder"
+        or (child.tag in SENSOR_TAGS and not physics.all_sensors and name not in OBSERVED_SENSORS)
+    )
+
+
+SENSOR_TAGS = ("accelerometer", "gyro", "velocimeter", "force", "torque", "subtreecom")
+
+
+def model_xml(floor_size: float = 10.0, physics: Physics = SUITE) -> tuple[str, dict[str, bytes]]:
     """The simplified quadruped MJCF and the include files it needs."""
     root = ET.fromstring((suite_dir() / "quadruped.xml").read_text())
     for parent in root.iter():
         for child in list(parent):
-            name = child.get("name", "")
-            if (
-                (child.tag == "geom" and name in REMOVED_GEOMS)
-                or (child.tag == "body" and name == "ball")
-                or (child.tag == "site" and name == "target")
-                or child.tag == "rangefinder"
-            ):
+            if _removed(child, physics):
                 parent.remove(child)
     root.find(".//geom[@name='floor']").set("size", f"{floor_size} {floor_size} .5")
+    if not physics.self_contacts:  # contype 0 & conaffinity 1: a body geom meets the floor (contype 1) only
+        for geom in root.find(".//body[@name='torso']").iter("geom"):
+            geom.set("contype", "0")
+    option = root.find("option")
+    for field in ("solver", "iterations", "ls_iterations", "cone", "integrator"):
+        option.set(field, str(getattr(physics, field)))
+    if not physics.eulerdamp:
+        ET.SubElement(option, "flag", eulerdamp="disable")
     common = suite_dir() / "common"
     assets = {f"./common/{f.name}": f.read_bytes() for f in common.glob("*.xml")}
     return ET.tostring(root, encoding="unicode"), assets
 
 
 @functools.cache
-def load_model():
-    """(MjModel, mjx.Model) of the simplified quadruped, built once per process."""
-    return models(*model_xml())
+def load_model(physics: Physics = SUITE):
+    """(MjModel, mjx.Model) of the simplified quadruped, built once per process and `physics`."""
+    return models(*model_xml(physics=physics))
 
 
 def unit_circle_goals() -> GoalReach:
@@ -83,6 +119,16 @@ class Quadruped(Env):
 
     task_family: TaskFamily = dataclasses.field(default_factory=unit_circle_goals)
     max_steps: int = 300
+    physics: Physics = FAST
+
+    def compiler_options(self):
+        """The CPU fusion emitters off where `physics` says so (see `ReachingArm.compiler_options`)."""
+        off = not self.physics.fusion_emitters and jax.default_backend() == "cpu"
+        return {"xla_cpu_use_fusion_emitters": False} if off else None
+
+    @property
+    def model(self):
+        return load_model(self.physics)
 
     @property
     def obs_dim(self) -> int:
@@ -93,10 +139,10 @@ class Quadruped(Env):
         return 12
 
     def _sensor(self, data, name: str) -> Array:
-        return read_sensor(load_model()[0], data, name)
+        return read_sensor(self.model[0], data, name)
 
     def observe(self, data) -> Array:
-        xmat = data.xmat[load_model()[0].body("torso").id]
+        xmat = data.xmat[self.model[0].body("torso").id]
         forces = [self._sensor(data, f"force_toe_{leg}") for leg in TOES]
         return jnp.concatenate(
             [
@@ -118,7 +164,7 @@ class Quadruped(Env):
     render_kind = "mujoco"
 
     def render_model(self):
-        return load_model()[0]
+        return self.model[0]
 
     def render_record(self, state: EnvState) -> dict[str, Any]:
         return {"qpos": state.sim.qpos}
@@ -137,12 +183,12 @@ class Quadruped(Env):
         return view | {"distance": 3.0, "trackbody": "torso"}
 
     def control_timestep(self) -> float:
-        return float(load_model()[0].opt.timestep) * CONTROL_SUBSTEPS
+        return float(self.model[0].opt.timestep) * CONTROL_SUBSTEPS
 
     def init_sim(self, key: Array):
         from mujoco import mjx
 
-        mj_model, model = load_model()
+        mj_model, model = self.model
         yaw = jax.random.uniform(key, (), minval=-jnp.pi, maxval=jnp.pi)
         qpos = jnp.asarray(mj_model.qpos0, jnp.float32)
         qpos = qpos.at[3:7].set(jnp.stack([jnp.cos(yaw / 2), 0.0, 0.0, jnp.sin(yaw / 2)]))
@@ -151,7 +197,7 @@ class Quadruped(Env):
         return data, self.observe(data), self.features(data)
 
     def sim_step(self, sim, action: Array, key: Array):
-        data = step_actuated(*load_model(), sim, action, CONTROL_SUBSTEPS)
+        data = step_actuated(*self.model, sim, action, CONTROL_SUBSTEPS)
         return data, self.observe(data), self.features(data)
 
 
