@@ -27,7 +27,7 @@ from hipi_jax import bc, dataset, envs, report
 from hipi_jax.config import TrainConfig
 
 DOMAINS = ("cheetah_velocity", "reacher_discrete", "quadruped_linear")
-METHODS = ("hipi", "hipi_no_partition", "agnostic", "true_task")
+METHODS = ("hipi", "hipi_no_partition", "agnostic", "true_task")  # the paper's; --methods adds advantage, air
 # CPU budget per domain: (trajectories, evaluation episodes per seed, expert env steps; None = the env's
 # hipi-train preset). The quadruped expert trains at ~60 env steps/s on a 2-core CPU, so it gets less of all.
 CPU_BUDGET = {
@@ -171,9 +171,19 @@ def plot(results: dict, out: Path) -> None:
 
 
 def main(argv=None) -> int:
-    args = parse(parser(__doc__), argv)
+    p = parser(__doc__)
+    p.add_argument(
+        "--methods",
+        default=",".join(METHODS),
+        help=f"comma-separated, any of {', '.join(bc.METHODS)} (advantage and air: Generalized Hindsight's "
+        f"relabelers; see hipi-bc train --help) (default: {','.join(METHODS)})",
+    )
+    args = parse(p, argv)
+    methods = args.methods.split(",")
+    if bad := [m for m in methods if m not in bc.METHODS]:
+        p.error(f"--methods: {bad[0]!r} is unknown; valid: {', '.join(bc.METHODS)}")
     return sweep_domains(
-        args, lambda spec: {m: bc.BCConfig(method=m, eval_episodes=spec["eval_episodes"], **BC) for m in METHODS}, plot
+        args, lambda spec: {m: bc.BCConfig(method=m, eval_episodes=spec["eval_episodes"], **BC) for m in methods}, plot
     )
 
 

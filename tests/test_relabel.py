@@ -672,3 +672,67 @@ def test_inverse_rl_scores_only_num_candidates_tasks():
     cands = seen[0][0][0]
     chex.assert_shape(cands, (2, 2))
     assert all(any(np.array_equal(p, c) for c in cands) for p in np.asarray(proposal.task))
+
+
+# ---------------------------------------------------------------- Generalized Hindsight's relabelers
+
+GH_RETURNS = np.array([[0, 10, 5], [1, 20, 5], [2, 30, 1], [3, 0, 5]], np.float32)  # 4 trajectories x 3 tasks
+
+
+def test_percentile_ranks_by_hand():
+    # column 2 holds 5, 5, 1, 5: a 5 is above the 1 and tied with two others, (1 + 2/2) / 3 = 2/3
+    expected = np.array([[0, 1, 2], [1, 2, 2], [2, 3, 0], [3, 0, 2]], np.float32) / 3
+    np.testing.assert_allclose(rl.percentile_ranks(jnp.asarray(GH_RETURNS)), expected, atol=1e-7)
+
+
+def test_top_k_draw_keeps_exactly_the_k_best():
+    scores = jnp.asarray([[0.0, 1 / 3, 2 / 3], [1 / 3, 2 / 3, 2 / 3], [0.5, 0.2, 0.9]])
+    np.testing.assert_array_equal(rl.top_k_draw(jax.random.key(0), scores, 1), [2, 1, 2])  # a tie: lower index
+    draws = np.asarray(jax.vmap(lambda k: rl.top_k_draw(k, scores, 2))(jax.random.split(jax.random.key(1), 400)))
+    for row, best in enumerate(({1, 2}, {1, 2}, {0, 2})):
+        assert set(draws[:, row]) == best
+        assert 0.4 < np.mean(draws[:, row] == min(best)) < 0.6  # uniform over the k best
+
+
+@pytest.mark.parametrize(
+    "method, expected",
+    [
+        # AIR: the percentile ranks above; row 1 ties tasks 1 and 2 at 2/3 and takes the lower index
+        ("air", [2, 1, 1, 0]),
+        # advantage: R - column means (1.5, 15, 4) = [-1.5, -5, 1], [-0.5, 5, 1], [0.5, 15, -3], [1.5, -15, 1]
+        ("advantage", [2, 1, 1, 0]),
+    ],
+)
+def test_bc_relabelers_pick_the_hand_computed_tasks(method, expected):
+    from hipi_jax import bc
+
+    candidates = jnp.arange(3.0)[:, None] * 10  # task j is the vector (10 j)
+    tasks = bc.relabel(jax.random.key(0), jnp.asarray(GH_RETURNS), candidates, method, top_k=1)
+    np.testing.assert_array_equal(np.asarray(tasks)[:, 0], np.array(expected) * 10.0)
+
+
+def test_advantage_and_air_differ_where_one_task_has_a_larger_scale():
+    # task 1's returns spread 100x wider than task 0's: advantage follows the scale, AIR only the ranks
+    from hipi_jax import bc
+
+    returns = jnp.asarray([[3.0, 0.0], [2.0, 100.0], [1.0, 90.0], [0.0, 95.0]])
+    candidates = jnp.asarray([[0.0], [1.0]])
+    # ranks: task 0 (1, 2/3, 1/3, 0), task 1 (0, 1, 1/3, 2/3); row 2 ties at 1/3 and takes task 0
+    air = bc.relabel(jax.random.key(0), returns, candidates, "air")[:, 0]
+    # R - (1.5, 71.25): row 2 is (-0.5, 18.75)
+    advantage = bc.relabel(jax.random.key(0), returns, candidates, "advantage")[:, 0]
+    np.testing.assert_array_equal(air, [0.0, 1.0, 0.0, 1.0])
+    np.testing.assert_array_equal(advantage, [0.0, 1.0, 1.0, 1.0])
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    returns=hnp.arrays(np.int32, (6, 4), elements=st.integers(-50, 50)),
+    column=st.integers(0, 3),
+    scale=st.sampled_from([0.25, 0.5, 2.0, 8.0]),
+    shift=st.integers(-1000, 1000),
+)
+def test_air_is_unchanged_when_one_task_is_scaled_or_shifted(returns, column, scale, shift):
+    base = jnp.asarray(returns, jnp.float32)
+    moved = base.at[:, column].set(base[:, column] * scale + shift)  # exact in float32 for these values
+    np.testing.assert_array_equal(rl.percentile_ranks(base), rl.percentile_ranks(moved))

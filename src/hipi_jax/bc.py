@@ -2,7 +2,9 @@
 task-conditioned behaviour cloning.
 
 1. R_ψj(τ_i) = Σ_t r_ψj(s_t, a_t) for every trajectory and candidate task, in one vectorised call.
-2. ψ̃_i ~ q(ψ | τ_i) ∝ exp(R_ψ(τ_i) − log Z(ψ)) (Eq. 7) via `inverse_rl_log_probs`.
+2. ψ̃_i ~ q(ψ | τ_i) ∝ exp(R_ψ(τ_i) − log Z(ψ)) (Eq. 7) via `inverse_rl_log_probs`; or, beside it,
+   Generalized Hindsight's relabelers on the same returns matrix (`advantage`, `air`: one of each
+   trajectory's `top_k` best tasks by the advantage R − V̂ or by AIR's percentile rank).
 3. Behaviour cloning of a on (s, ψ̃): MLP 2×256, MSE, Adam 3e-4, states and actions normalised, the
    task concatenated to the state, early stopping when the validation loss rises 3 epochs in a row.
 
@@ -25,15 +27,20 @@ from hipi_jax import envs
 from hipi_jax.agents.bc import BC
 from hipi_jax.dataset import Dataset
 from hipi_jax.episodes import rollout
-from hipi_jax.relabel import posterior_draw
+from hipi_jax.relabel import percentile_ranks, posterior_draw, top_k_draw
 from hipi_jax.tasks import TaskFamily
 
 Array = jax.Array
 
-METHODS = ("hipi", "hipi_no_partition", "agnostic", "true_task")
+METHODS = ("hipi", "hipi_no_partition", "advantage", "air", "agnostic", "true_task")
+RELABELING_METHODS = METHODS[:4]  # the ones that score trajectories under candidate tasks
 METHOD_HELP = {
     "hipi": "tasks sampled from the inverse-RL posterior with log Z (Eq. 7)",
     "hipi_no_partition": "the same without log Z (the Fig. 8 ablation)",
+    "advantage": "Generalized Hindsight's advantage relabeling (Li et al. 2020): one of the top-k tasks by "
+    "R_psi(tau) - V(psi), V the dataset's mean return under psi (BC has no critic)",
+    "air": "Generalized Hindsight's approximate IRL (AIR): one of the top-k tasks by the trajectory's "
+    "percentile rank among the dataset's returns under each task",
     "agnostic": "no task input: the paper's task-agnostic BC baseline",
     "true_task": "the commanded tasks the data was collected for (an oracle reference; needs `tasks`)",
 }
@@ -44,6 +51,7 @@ class BCConfig:
     method: str = "hipi"
     candidates: int = 1000  # prior samples as candidate tasks of a continuous family (App. C.2)
     reward_bias: float = 0.0  # added to the per-step reward of the first candidate task (Fig. 8)
+    top_k: int = 1  # advantage / air: each trajectory takes one of its top_k tasks, uniformly
     hidden: tuple[int, ...] = (256, 256)
     learning_rate: float = 3e-4
     batch_size: int = 256
@@ -57,6 +65,7 @@ class BCConfig:
             raise ValueError(f"BC method {self.method!r} is not one of {', '.join(METHODS)}")
         checks = {
             "candidates": self.candidates >= 1,
+            "top_k": self.top_k >= 1,
             "batch_size": self.batch_size >= 1,
             "max_epochs": self.max_epochs >= 1,
             "patience": self.patience >= 1,
@@ -98,9 +107,35 @@ def candidate_tasks(family: TaskFamily, key: Array, num: int) -> Array:
     return jnp.asarray(tasks) if tasks is not None else family.sample(key, num)
 
 
-def relabel(key: Array, returns: Array, candidates: Array, use_partition: bool = True) -> Array:
-    """One task per trajectory, ψ̃_i ~ q(ψ | τ_i) (Eq. 7): [N, task_dim]."""
-    return candidates[posterior_draw(key, returns, use_partition=use_partition)[0]]
+def num_candidates(config: BCConfig, family: TaskFamily) -> int:
+    """How many candidate tasks `candidate_tasks` gives: the finite family's size, else `config.candidates`."""
+    tasks = family.candidate_tasks()
+    return config.candidates if tasks is None else len(tasks)
+
+
+def check_top_k(config: BCConfig, family: TaskFamily) -> None:
+    """A one-line ValueError when advantage / air would keep more tasks than there are candidates."""
+    m = num_candidates(config, family)
+    if config.method in ("advantage", "air") and config.top_k > m:
+        raise ValueError(f"top_k={config.top_k} exceeds the {m} candidate tasks; use 1 <= top_k <= {m}")
+
+
+def relabel(key: Array, returns: Array, candidates: Array, method: str = "hipi", top_k: int = 1) -> Array:
+    """One task per trajectory from the returns matrix [N, M] (trajectories × candidates): [N, task_dim].
+
+    hipi / hipi_no_partition: ψ̃_i ~ q(ψ | τ_i) (Eq. 7, with / without log Z). advantage: one of the
+    top_k tasks by R_ψ(τ_i) − V̂(ψ), with V̂(ψ) = the mean return under ψ over the dataset (the Monte
+    Carlo value of the data's behaviour; Generalized Hindsight uses SAC's critic, which BC lacks).
+    air: one of the top_k tasks by `percentile_ranks`."""
+    if method in ("hipi", "hipi_no_partition"):
+        return candidates[posterior_draw(key, returns, use_partition=method == "hipi")[0]]
+    if method == "advantage":
+        scores = returns - returns.mean(axis=0)
+    elif method == "air":
+        scores = percentile_ranks(returns)
+    else:
+        raise ValueError(f"relabel method {method!r} is not one of {', '.join(RELABELING_METHODS)}")
+    return candidates[top_k_draw(key, scores, top_k)]
 
 
 @struct.dataclass
@@ -124,12 +159,12 @@ def run_seed(config: BCConfig, data: Dataset, steps: Steps, key: Array) -> dict[
     env = envs.make(data.env)
     family = env.task_family
     k_cand, k_relabel, k_train, k_eval = jax.random.split(key, 4)
-    if config.method in ("hipi", "hipi_no_partition"):
+    if config.method in RELABELING_METHODS:
         candidates = candidate_tasks(family, k_cand, config.candidates)
         returns = trajectory_returns(family, data, candidates)
         lengths = data.mask.sum(axis=1).astype(jnp.float32)
         returns = returns.at[:, 0].add(config.reward_bias * lengths)  # Fig. 8: r_ψ1 + bias on every step
-        tasks = relabel(k_relabel, returns, candidates, use_partition=config.method == "hipi")
+        tasks = relabel(k_relabel, returns, candidates, config.method, config.top_k)
         biased_share = jnp.mean(jnp.all(tasks == candidates[0], axis=-1))
     elif config.method == "true_task":
         tasks, biased_share = data.tasks, jnp.nan
@@ -156,6 +191,7 @@ def run(config: BCConfig, data: Dataset, seed: int, seeds: int) -> dict[str, Arr
     """`seeds` seeds of one method as one vmapped, jitted program; seed i uses fold_in(seed, i)."""
     if config.method == "true_task" and data.tasks is None:
         raise ValueError("method true_task needs the dataset's `tasks` array, which this dataset lacks")
+    check_top_k(config, envs.make(data.env).task_family)
     keys = jax.vmap(partial(jax.random.fold_in, jax.random.key(seed)))(jnp.arange(seeds))
     env = envs.make(data.env)
     program = jax.jit(

@@ -63,8 +63,8 @@ def parser() -> argparse.ArgumentParser:
         "train",
         help="relabel a dataset, clone it and evaluate, for each method",
         description="For each --methods entry: relabel every trajectory of --data with the tasks it was good for "
-        "(hipi: the inverse-RL posterior of Alg. 3, with log Z; hipi_no_partition: without log Z; agnostic: no "
-        "task input), train a task-conditioned behaviour-cloning policy over --seeds vmapped seeds with early "
+        "(hipi: the inverse-RL posterior of Alg. 3, with log Z; hipi_no_partition: without log Z; advantage and air: "
+        "Generalized Hindsight's relabelers on the same returns; agnostic: no task input), train a task-conditioned behaviour-cloning policy over --seeds vmapped seeds with early "
         "stopping, and evaluate it on prior tasks. Writes config.json, results.json, metrics.jsonl and bc.png.",
     )
     t.add_argument("--data", type=Path, required=True, help="dataset file (schema: hipi_jax/dataset.py, README)")
@@ -84,6 +84,7 @@ def parser() -> argparse.ArgumentParser:
     for name, help in (
         ("candidates", "prior samples as candidate tasks of a continuous family"),
         ("reward_bias", "constant added to the first candidate task's per-step reward (Fig. 8)"),
+        ("top_k", "advantage and air: each trajectory takes one of its top_k tasks, uniformly (1 = the best)"),
         ("max_epochs", "epoch limit; early stopping usually ends sooner"),
         ("patience", "stop when the validation loss rose this many epochs in a row"),
         ("batch_size", "minibatch size"),
@@ -180,6 +181,11 @@ def train(args) -> int:
         _fail(str(e))
     if "true_task" in methods and data.tasks is None:
         _fail(f"--methods true_task needs the dataset's tasks array, which {args.data} lacks")
+    try:
+        for config in configs.values():
+            bc.check_top_k(config, envs.make(data.env).task_family)
+    except ValueError as e:
+        _fail(f"--top-k: {e}")
     args.out.mkdir(parents=True, exist_ok=True)
     for f in TRAIN_FILES:
         (args.out / f).unlink(missing_ok=True)

@@ -87,6 +87,30 @@ def posterior_draw(key: Array, values: Array, *, use_partition: bool = True) -> 
     return jax.random.categorical(key, log_q, axis=-1), log_q
 
 
+def percentile_ranks(returns: Array) -> Array:
+    """AIR's score (Generalized Hindsight, Li et al. 2020, approximate IRL relabeling): P[i, j] = the
+    share of the other trajectories whose return under ψ_j is below τ_i's, ties counting half, in
+    [0, 1]. `returns` is [N, M] (trajectories × tasks). Each task's column is ranked on its own, so P
+    is unchanged by any increasing map of one task's returns (a scale, a shift: what log Z gives HIPI)."""
+    n = returns.shape[0]
+
+    def column(r):
+        ordered = jnp.sort(r)
+        below = jnp.searchsorted(ordered, r, side="left")
+        not_above = jnp.searchsorted(ordered, r, side="right")
+        return (below + not_above - 1).astype(jnp.float32) / (2 * max(n - 1, 1))
+
+    return jax.vmap(column, in_axes=1, out_axes=1)(returns)
+
+
+def top_k_draw(key: Array, scores: Array, k: int) -> Array:
+    """One task index per row of `scores` [N, M], uniform over the row's k best (k = 1: the argmax;
+    ties go to the lower index): the selection of Generalized Hindsight's relabelers."""
+    best = jax.lax.top_k(scores, k)[1]  # [N, k]
+    pick = jax.random.randint(key, (scores.shape[0],), 0, k)
+    return jnp.take_along_axis(best, pick[:, None], axis=1)[:, 0]
+
+
 # ---------------------------------------------------------------- the spec
 
 
