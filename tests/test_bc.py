@@ -190,8 +190,10 @@ def test_dataset_schema_errors(tmp_path):
         (["train", "--data", "DATA", "--out", "OUT", "--seeds", "0"], "--seeds 0"),
         (["train", "--data", "DATA", "--out", "OUT", "--max-epochs", "0"], "max_epochs=0"),
         (["train", "--data", "MISSING", "--out", "OUT"], "no such file"),
-        (["train", "--data", "DATA", "--out", "OUT", "--methods", "air", "--candidates", "4", "--top-k", "5"],
-         "top_k=5 exceeds the 4 candidate tasks"),
+        (
+            ["train", "--data", "DATA", "--out", "OUT", "--methods", "air", "--candidates", "4", "--top-k", "5"],
+            "top_k=5 exceeds the 4 candidate tasks",
+        ),
         (["train", "--data", "DATA", "--out", "OUT", "--top-k", "0"], "top_k=0"),
         (["collect", "--env", "gridworld", "--out", "OUT/d.npz"], "invalid choice: 'gridworld'"),
         (["collect", "--env", "point_goal", "--out", "OUT/d.npz", "--episodes", "1"], "--episodes 1"),

@@ -255,3 +255,33 @@ def test_random_schedules_match_reference(ended, seed):
         for env in range(NUM_ENVS):
             assert remaining[env, slot] == ends[env][t] - t
     check_samples(buf, schedule, num_inserts, batch_size=64, seed=seed)
+
+
+def test_episode_view_hand_table():
+    # after 13 inserts slot s holds t = s + 8 for s < 5 and t = s for s >= 5 (see EXPECTED_REMAINING)
+    buf = fill(13)
+    env = jnp.asarray([0, 0, 0, 1])
+    slot = jnp.asarray([5, 0, 4, 6])
+    view = jax.jit(rb.episode_view, static_argnums=3)(buf, env, slot, 4)
+    chex.assert_shape(view.features, (4, 4, 2))
+    expected_mask = [
+        [False, False, True, True],  # env 0 t5: episode 1 was t3-6, t3 and t4 overwritten by t11, t12
+        [True, True, True, True],  # env 0 t8: episode 2 is t7-10, across the wrap
+        [True, True, False, False],  # env 0 t12: episode 3 is still running, 2 steps stored
+        [True, True, True, False],  # env 1 t6: episode 2 ended early at t8; t9 begins episode 3
+    ]
+    expected_time = [[0, 0, 5, 6], [7, 8, 9, 10], [11, 12, 0, 0], [6, 7, 8, 0]]  # masked steps are zeros
+    np.testing.assert_array_equal(view.mask, expected_mask)
+    np.testing.assert_array_equal(view.features[..., 1], expected_time)
+    np.testing.assert_array_equal(view.action[..., 1], 2 * np.asarray(expected_time))
+    np.testing.assert_array_equal(view.first_obs[:, 1], [5, 7, 11, 6])  # s of the earliest stored step
+
+
+def test_sample_carries_an_episode_view_only_when_asked():
+    buf = fill(13)
+    assert _sample(buf, jax.random.key(0), 16).episode is None
+    sample = jax.jit(rb.sample, static_argnums=(2, 3))(buf, jax.random.key(0), 16, 4)
+    times = np.asarray(sample.transition.features[:, 1])
+    view = sample.episode
+    for i, t in enumerate(times):  # the sample's own step is in its episode view, at its own time
+        assert t in np.asarray(view.features[i, :, 1])[np.asarray(view.mask[i])]

@@ -736,3 +736,80 @@ def test_air_is_unchanged_when_one_task_is_scaled_or_shifted(returns, column, sc
     base = jnp.asarray(returns, jnp.float32)
     moved = base.at[:, column].set(base[:, column] * scale + shift)  # exact in float32 for these values
     np.testing.assert_array_equal(rl.percentile_ranks(base), rl.percentile_ranks(moved))
+
+
+# ---------------------------------------------------------------- Generalized Hindsight in HIPI-RL
+
+from hipi_jax.types import Episode  # noqa: E402
+
+
+def line_episode() -> Episode:
+    """One episode along the x axis, x_t = (t, 0) for t = 0..3, its last step not stored."""
+    t = jnp.arange(4.0)
+    features = jnp.stack([t, jnp.zeros(4)], axis=-1)[None]
+    return Episode(first_obs=jnp.zeros((1, 3)), features=features, action=jnp.zeros((1, 4, 2)),
+                   mask=jnp.asarray([[True, True, True, False]]))  # fmt: skip
+
+
+def test_episode_returns_by_hand():
+    family = GoalReach(margin=0.5, low=[-10.0, -10.0], high=[10.0, 10.0])
+    tasks = jnp.asarray([[2.0, 0.0], [10.0, 0.0], [0.0, 0.0], [3.0, 0.0]])
+    returns = rl.episode_returns(family, line_episode(), tasks, gamma=0.5)
+    # rewards -1 until the goal is within 0.5, 0 there, and the episode ends at that first success:
+    # (2, 0): -1 - 0.5 + 0 | (10, 0): -1 - 0.5 - 0.25 | (0, 0): 0 at t = 0, ended | (3, 0): reached only
+    # by the unstored step, so as (10, 0)
+    np.testing.assert_allclose(returns, [[-1.5, -1.75, 0.0, -1.75]])
+    # without the end at the first success (HIPI-BC's sum): (0, 0) collects 0 - 0.5 - 0.25
+    whole = rl.episode_returns(family, line_episode(), tasks, gamma=0.5, until_terminal=False)
+    np.testing.assert_allclose(whole, [[-1.5, -1.75, -0.75, -1.75]])
+
+
+def gh_sample() -> Sample:
+    """Three samples: episode 0 runs x = 0..2 along the x axis, episode 1 x = -2..0, episode 2 far away."""
+    ep = line_episode()
+    features = jnp.concatenate([ep.features, ep.features - jnp.asarray([2.0, 0.0]), ep.features + 50.0])
+    episode = Episode(first_obs=jnp.arange(9.0).reshape(3, 3), features=features,
+                      action=jnp.zeros((3, 4, 2)), mask=jnp.repeat(ep.mask, 3, axis=0))  # fmt: skip
+    sample = make_sample(features[:, 0], [[10.0, 0.0]] * 3)
+    return sample.replace(episode=episode)
+
+
+@pytest.mark.parametrize("strategy", ["advantage", "air"])
+def test_generalized_hindsight_picks_the_hand_computed_task(strategy):
+    family = GoalReach(margin=0.5, low=[-10.0, -10.0], high=[10.0, 10.0])
+    spec = rl.RelabelSpec(strategy, prior_candidates=0, gamma=0.5)
+    sample = gh_sample().replace(transition=gh_sample().transition.replace(
+        task=jnp.asarray([[2.0, 0.0], [0.0, 0.0], [10.0, 0.0]])))  # fmt: skip
+    # candidates = the batch's tasks (2, 0), (0, 0), (10, 0). Returns (gamma 0.5):
+    #   episode 0 (x = 0..2): (2, 0) -1.5, (0, 0) 0 (a success at t = 0), (10, 0) -1.75
+    #   episode 1 (x = -2..0): (2, 0) -1.75, (0, 0) -1.5, (10, 0) -1.75
+    #   episode 2 (x = 48..50): -1.75 under all three
+    values = {"advantage": lambda key, obs, *rest: jnp.broadcast_to(jnp.asarray([-1.0, 0.0, -1.75]), (3, 3))}
+    batch, metrics = rl.relabel(jax.random.key(0), sample, spec, family, 1.0, values.get(strategy))
+    if strategy == "advantage":
+        # returns - V(psi) = [[-0.5, 0, 0], [-0.75, -1.5, 0], [-0.75, -1.75, 0]]: episode 0 ties (0, 0) and
+        # (10, 0) and takes the lower index; the others take (10, 0)
+        expected = [[0.0, 0.0], [10.0, 0.0], [10.0, 0.0]]
+    else:
+        # percentile ranks, per column (2, 0): (1, 0.25, 0.25); (0, 0): (1, 0.5, 0); (10, 0): 0.5 each (tied).
+        # Episode 0 ties (2, 0) and (0, 0) at 1 and takes the lower index; episode 1 ties (0, 0) and (10, 0)
+        # at 0.5, takes (0, 0); episode 2 takes (10, 0)
+        expected = [[2.0, 0.0], [0.0, 0.0], [10.0, 0.0]]
+    np.testing.assert_array_equal(batch.task, expected)
+    assert "episode_return_chosen" in metrics
+
+
+def test_generalized_hindsight_spec_checks():
+    with pytest.raises(ValueError, match="top_k=2 needs relabel advantage or air"):
+        rl.RelabelSpec("inverse_rl", top_k=2)
+    with pytest.raises(ValueError, match="top_k=0 must be >= 1"):
+        rl.RelabelSpec("air", top_k=0)
+    with pytest.raises(ValueError, match="use relabel_values=auto"):
+        rl.RelabelSpec("advantage", values="critic")
+    family = GoalReach(margin=0.5, low=[-1.0, -1.0], high=[1.0, 1.0])
+    assert rl.RelabelSpec("air", candidates="tasks+future", prior_candidates=3).num_scored(family, 32) == 67
+    rl.RelabelSpec("air", top_k=32).check(family, 32)
+    with pytest.raises(ValueError, match="top_k=33 exceeds the 32 candidate tasks"):
+        rl.RelabelSpec("air", top_k=33).check(family, 32)
+    with pytest.raises(ValueError, match="needs each sample's episode"):
+        rl.relabel(jax.random.key(0), make_sample([[0.0, 0.0]], [[1.0, 1.0]]), rl.RelabelSpec("air"), family)

@@ -171,9 +171,11 @@ def test_every_strategy_trains_with_finite_metrics(config):
         np.testing.assert_allclose(changed, 0.5, atol=1e-6)
     elif config.relabel in ("final_released", "future_released", "inverse_rl_released"):  # random shares
         assert np.all(changed > 0.0) and np.all(changed < 1.0)
-    else:  # inverse RL may redraw a sample's own task
+    else:  # inverse RL, advantage and air may pick a sample's own task
         assert np.all(changed > 0.0) and np.all(changed <= 0.5 + 1e-6)
-    if config.relabel_spec.value_estimator is not None:
+    if config.relabel_spec.rule.trajectory_level:
+        assert "episode_return_chosen" in train_metrics
+    elif config.relabel_spec.value_estimator is not None:
         assert {"posterior_entropy", "soft_q_chosen", "soft_q_commanded"} <= train_metrics
     assert {"relabel_success", "relabel_kept"} <= train_metrics
 

@@ -27,8 +27,9 @@ from hipi_jax import envs
 from hipi_jax.agents.bc import BC
 from hipi_jax.dataset import Dataset
 from hipi_jax.episodes import rollout
-from hipi_jax.relabel import percentile_ranks, posterior_draw, top_k_draw
+from hipi_jax.relabel import episode_returns, percentile_ranks, posterior_draw, top_k_draw
 from hipi_jax.tasks import TaskFamily
+from hipi_jax.types import Episode
 
 Array = jax.Array
 
@@ -92,13 +93,17 @@ class BCConfig:
 
 
 def trajectory_returns(family: TaskFamily, data: Dataset, tasks: Array, task_batch: int = 64) -> Array:
-    """R[i, j] = Σ_t mask[i, t] · r_ψj(φ_{i,t}, a_{i,t}): [N, M], in task batches of `task_batch`."""
+    """R[i, j] = Σ_t mask[i, t] · r_ψj(φ_{i,t}, a_{i,t}): [N, M], `relabel.episode_returns` (undiscounted,
+    every stored step) in task batches of `task_batch`."""
+    episode = Episode(first_obs=data.obs[:, 0], features=data.features, action=data.actions, mask=data.mask)
 
-    def one_task(task):
-        reward = family.reward(data.features, data.actions, task)  # [N, T]
-        return jnp.sum(jnp.where(data.mask, reward, 0.0), axis=1)
+    def some_tasks(tasks):  # [task_batch, d] -> [task_batch, N]
+        return episode_returns(family, episode, tasks, until_terminal=False).T
 
-    return jax.lax.map(one_task, tasks, batch_size=task_batch).T
+    m = tasks.shape[0]
+    padded = jnp.concatenate([tasks, jnp.repeat(tasks[-1:], -m % task_batch, axis=0)])
+    chunks = padded.reshape(-1, task_batch, tasks.shape[-1])
+    return jax.lax.map(some_tasks, chunks).reshape(-1, data.num_trajectories)[:m].T
 
 
 def candidate_tasks(family: TaskFamily, key: Array, num: int) -> Array:

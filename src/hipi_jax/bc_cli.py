@@ -63,9 +63,10 @@ def parser() -> argparse.ArgumentParser:
         "train",
         help="relabel a dataset, clone it and evaluate, for each method",
         description="For each --methods entry: relabel every trajectory of --data with the tasks it was good for "
-        "(hipi: the inverse-RL posterior of Alg. 3, with log Z; hipi_no_partition: without log Z; advantage and air: "
-        "Generalized Hindsight's relabelers on the same returns; agnostic: no task input), train a task-conditioned behaviour-cloning policy over --seeds vmapped seeds with early "
-        "stopping, and evaluate it on prior tasks. Writes config.json, results.json, metrics.jsonl and bc.png.",
+        "(hipi: the inverse-RL posterior of Alg. 3, with log Z; hipi_no_partition: without log Z; advantage and "
+        "air: Generalized Hindsight's relabelers on the same returns; agnostic: no task input), train a "
+        "task-conditioned behaviour-cloning policy over --seeds vmapped seeds with early stopping, and evaluate it "
+        "on prior tasks. Writes config.json, results.json, metrics.jsonl and bc.png.",
     )
     t.add_argument("--data", type=Path, required=True, help="dataset file (schema: hipi_jax/dataset.py, README)")
     t.add_argument(

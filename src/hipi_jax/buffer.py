@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from hipi_jax.types import Sample, Transition
+from hipi_jax.types import Episode, Sample, Transition
 
 Array = jax.Array
 
@@ -86,9 +86,32 @@ def steps_to_episode_end(buffer: BufferState, env: Array, slot: Array) -> Array:
     return buffer.episode_length[env, episode % cap] - 1 - buffer.step[env, slot]
 
 
-def sample(buffer: BufferState, key: Array, batch_size: int) -> Sample:
+def episode_view(buffer: BufferState, env: Array, slot: Array, length: int) -> Episode:
+    """The stored part of the episodes of (env, slot) [B], as `length` (the episode cap) slots from the
+    episode's first slot; a slot counts while it still holds that episode (the ring may have overwritten
+    the start) and lies within its stored length. Steps keep their order; masked ones are zeros."""
+    cap = capacity(buffer)
+    episode = buffer.episode[env, slot]
+    first = slot - buffer.step[env, slot]
+    t = jnp.arange(length)
+    slots = (first[:, None] + t) % cap  # [B, T]
+    rows = env[:, None]
+    stored = buffer.episode_length[env, episode % cap][:, None]
+    mask = (t < stored) & (buffer.episode[rows, slots] == episode[:, None]) & (t < cap)
+    earliest = jnp.take_along_axis(slots, jnp.argmax(mask, axis=1)[:, None], axis=1)[:, 0]
+    zero = lambda x: jnp.where(mask.reshape(mask.shape + (1,) * (x.ndim - 2)), x, 0)  # noqa: E731
+    return Episode(
+        first_obs=buffer.data.obs[env, earliest],
+        features=zero(buffer.data.features[rows, slots]),
+        action=zero(buffer.data.action[rows, slots]),
+        mask=mask,
+    )
+
+
+def sample(buffer: BufferState, key: Array, batch_size: int, episode_steps: int = 0) -> Sample:
     """Uniform sample of stored steps with their `final` and `future` hindsight features, and the
-    released code's (current-state features of the last step, and of a step j ~ U[i, T))."""
+    released code's (current-state features of the last step, and of a step j ~ U[i, T)); with
+    `episode_steps` T > 0 also each sample's whole stored episode (`episode_view`)."""
     num_envs, cap = buffer.episode.shape
     k_env, k_slot, k_future = jax.random.split(key, 3)
     env = jax.random.randint(k_env, (batch_size,), 0, num_envs)
@@ -105,4 +128,5 @@ def sample(buffer: BufferState, key: Array, batch_size: int) -> Sample:
         future_features=buffer.data.features[env, future_slot],
         released_final_features=buffer.data.obs_features[env, final_slot],
         released_future_features=buffer.data.obs_features[env, released_slot],
+        episode=episode_view(buffer, env, slot, episode_steps) if episode_steps > 0 else None,
     )

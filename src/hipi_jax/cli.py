@@ -40,6 +40,7 @@ GROUPS = {
     "task and budget": ("env", "seed", "seeds", "env_steps", "warmup_steps", "num_envs", "starts", "sweep"),
     "relabeling (Alg. 1, 2)": (
         "relabel", "relabel_fraction", "relabel_values", "candidates", "prior_candidates", "num_candidates",
+        "top_k",
     ),
     "SAC (App. C.1)": (
         "updates_per_env_step", "batch_size", "hidden", "learning_rate", "gamma", "tau", "grad_clip", "critic_bound",

@@ -50,7 +50,10 @@ class TrainConfig:
         "inverse_rl",
         f"relabel strategy: one of {', '.join(STRATEGIES)}. The *_released ones emulate the authors' released "
         "code to explain the paper's Fig. 5 (rewards on s; HER copies paired with themselves, s' = s; inverse RL "
-        "scoring the commanded tasks but handing out goals achieved by the batch's states); see docs/results.md",
+        "scoring the commanded tasks but handing out goals achieved by the batch's states); see docs/results.md. "
+        "advantage and air are Generalized Hindsight's relabelers (Li et al. 2020): each sample's whole episode is "
+        "scored under the candidates by its discounted return minus the critic's V(s_0, psi) (advantage) or by its "
+        "percentile rank among the batch's episodes (air, approximate IRL), and it takes one of its --top-k best",
     )
     relabel_fraction: float = _field(
         0.5, "fraction of each replay batch that is relabeled, in [0, 1] (App. D); the released HER ignores it"
@@ -76,6 +79,7 @@ class TrainConfig:
         "K: inverse RL scores B x K pairs against a random subset of K of its candidate tasks (0 = all of them); "
         "the kernel's cost grows with K, and log Z is still estimated over the whole batch",
     )
+    top_k: int = _field(1, "advantage and air: a sample takes one of its episode's top_k candidates, uniformly")
     starts: str = _field(
         "fresh",
         "where an env restarts after an episode: 'fresh' = a new draw of its start distribution every episode; "
@@ -162,7 +166,7 @@ class TrainConfig:
         if self.warmup_steps >= self.env_steps:
             raise ValueError(f"warmup_steps={self.warmup_steps} must be < env_steps={self.env_steps}")
         try:
-            spec.check(envs.make(self.env).task_family)
+            spec.check(envs.make(self.env).task_family, self.batch_size)
         except ValueError as e:
             raise ValueError(f"{e} (env={self.env!r})") from None
         if self.sweep:
@@ -185,6 +189,8 @@ class TrainConfig:
             prior_candidates=self.prior_candidates,
             num_candidates=self.num_candidates,
             values=self.relabel_values,
+            top_k=self.top_k,
+            gamma=self.gamma,
         )
 
     @property

@@ -36,7 +36,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from hipi_jax.tasks import TaskFamily
-from hipi_jax.types import Batch, Sample
+from hipi_jax.types import Batch, Episode, Sample
 
 Array = jax.Array
 
@@ -123,6 +123,8 @@ class RelabelSpec:
     prior_candidates: int = 0  # extra candidates drawn from the prior
     num_candidates: int = 0  # K > 0: score a random subset of K candidates (0 = all)
     values: str = "auto"  # value estimator: critic | backup | auto (the strategy's own)
+    top_k: int = 1  # advantage / air: a sample takes one of its episode's top_k candidates
+    gamma: float = 0.99  # advantage / air: the discount of the episode returns (the run's γ)
 
     def __post_init__(self):
         if self.strategy not in RULES:
@@ -138,6 +140,13 @@ class RelabelSpec:
         for name in ("prior_candidates", "num_candidates"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}={getattr(self, name)} must be >= 0")
+        if self.top_k < 1:
+            raise ValueError(f"top_k={self.top_k} must be >= 1")
+        if self.top_k > 1 and not self.rule.trajectory_level:
+            raise ValueError(f"top_k={self.top_k} needs relabel advantage or air, not {self.strategy!r}")
+        if self.rule.trajectory_level and self.values != "auto":
+            raise ValueError(f"relabel_values={self.values!r}: {self.strategy} scores episodes with its own "
+                             "estimator; use relabel_values=auto")  # fmt: skip
         if self.rule.value_estimator is None and self.values != "auto":
             raise ValueError(f"relabel_values={self.values!r} needs an inverse-RL strategy, not {self.strategy!r}")
         if self.strategy == "inverse_rl_released" and self.candidates != "tasks":
@@ -160,11 +169,20 @@ class RelabelSpec:
     @property
     def needs_goals(self) -> bool:
         """Proposes achieved goals, or scores them as candidates (goal families only)."""
-        scored = self.candidates.split("+") if self.value_estimator is not None else []
+        scored = self.candidates.split("+") if self.rule.scores_candidates else []
         return self.rule.needs_goals or "achieved" in scored or "future" in scored
 
-    def check(self, family: TaskFamily) -> None:
-        """Raise a one-line ValueError when this spec cannot relabel `family`'s tasks."""
+    def num_scored(self, family: TaskFamily, batch_size: int) -> int:
+        """K, the number of candidate tasks `candidate_tasks` gives for a batch of `batch_size`."""
+        finite = family.candidate_tasks()
+        k = len(finite) if finite is not None else batch_size * len(self.candidates.split("+")) + self.prior_candidates
+        return min(k, self.num_candidates) if self.num_candidates > 0 else k
+
+    def check(self, family: TaskFamily, batch_size: int | None = None) -> None:
+        """Raise a one-line ValueError when this spec cannot relabel `family`'s tasks (in batches of
+        `batch_size`, when given)."""
+        if batch_size is not None and self.top_k > 1 and self.top_k > (k := self.num_scored(family, batch_size)):
+            raise ValueError(f"top_k={self.top_k} exceeds the {k} candidate tasks each sample is scored against")
         if self.needs_goals and not family.supports_hindsight_goals:
             what = f"relabel={self.strategy!r}" if self.rule.needs_goals else f"candidates={self.candidates!r}"
             raise ValueError(
@@ -194,6 +212,12 @@ class Rule:
     value_estimator: str | None = None  # the default estimator of a strategy that scores pairs
     needs_goals: bool = False  # proposes achieved goals (goal families only)
     rewards_on_state: bool = False  # the released code's convention: r and done from φ(s), not φ(s')
+    trajectory_level: bool = False  # scores each sample's whole episode (`Sample.episode`)
+
+    @property
+    def scores_candidates(self) -> bool:
+        """Draws from `candidate_tasks` (inverse RL, advantage, air)."""
+        return self.value_estimator is not None or self.trajectory_level
 
 
 def candidate_tasks(key: Array, sample: Sample, family: TaskFamily, spec: RelabelSpec) -> Array:
@@ -273,6 +297,48 @@ def _inverse_rl(use_partition: bool) -> Callable:
     return propose
 
 
+def episode_returns(
+    family: TaskFamily, episode: Episode, tasks: Array, gamma: float = 1.0, until_terminal: bool = True
+) -> Array:
+    """The returns matrix of trajectory-level relabeling, shared by HIPI-RL's advantage / air and
+    HIPI-BC (Alg. 3): Σ_t γ^t r_ψ(s_t, a_t) of each episode under each task, [B, K] from tasks [K, d].
+    t counts from the earliest stored step; with `until_terminal` an episode ends at its first
+    terminal step under ψ (a goal's first success), as it would have run under ψ."""
+    features, action = episode.features[:, :, None], episode.action[:, :, None]  # [B, T, 1, .]
+    reward = family.reward(features, action, tasks)  # [B, T, K]
+    done = family.terminal(features, tasks).astype(jnp.float32)
+    mask = episode.mask[:, :, None]
+    reward, done = jnp.broadcast_arrays(reward, jnp.where(mask, done, 0.0) if until_terminal else 0.0)
+    survived = jnp.cumprod(1.0 - done, axis=1)
+    alive = jnp.concatenate([jnp.ones_like(survived[:, :1]), survived[:, :-1]], axis=1)  # no terminal before t
+    t = jnp.cumsum(episode.mask, axis=1) - 1  # steps since the earliest stored one
+    weight = jnp.where(episode.mask, gamma ** jnp.maximum(t, 0).astype(jnp.float32), 0.0)[:, :, None]
+    return jnp.sum(weight * alive * reward, axis=1)
+
+
+def _generalized_hindsight(advantage: bool) -> Callable:
+    """Generalized Hindsight (Li, Pinto, Abbeel 2020) at sample time: each sample's whole stored episode
+    is scored under the candidates, by the advantage R_ψ(τ) − V(s_0, ψ) (V = the critic at the policy's
+    mean action, via `values_fn`) or by AIR's percentile rank among the batch's episodes under ψ, and
+    the sample takes one of its top_k candidates. Every sample keeps its own (s, a, s'): no s→s pairs."""
+
+    def propose(spec, key, sample, family, fraction, values_fn) -> Proposal:
+        k_cand, k_values, k_pick = jax.random.split(key, 3)
+        candidates = candidate_tasks(k_cand, sample, family, spec)
+        returns = episode_returns(family, sample.episode, candidates, spec.gamma)  # [B, K]
+        if advantage:
+            tr, first = sample.transition, sample.episode.first_obs
+            state_values = values_fn(k_values, first, tr.action, tr.next_obs, candidates[None], returns, returns)
+            scores = returns - state_values
+        else:
+            scores = percentile_ranks(returns)
+        pick = top_k_draw(k_pick, scores, spec.top_k)
+        chosen = jnp.take_along_axis(returns, pick[:, None], axis=1)[:, 0]
+        return Proposal(task=candidates[pick], info={"episode_return_chosen": chosen.mean()})
+
+    return propose
+
+
 def _inverse_rl_released(spec, key, sample, family, fraction, values_fn) -> Proposal:
     k_values, k_pick, k_mask, k_own = jax.random.split(key, 4)
     tr = sample.transition
@@ -308,6 +374,8 @@ RULES: dict[str, Rule] = {
     "inverse_rl_released": Rule(
         _inverse_rl_released, value_estimator="backup", needs_goals=True, rewards_on_state=True
     ),
+    "advantage": Rule(_generalized_hindsight(True), value_estimator="state_value", trajectory_level=True),
+    "air": Rule(_generalized_hindsight(False), trajectory_level=True),
 }
 STRATEGIES = tuple(RULES)
 
@@ -355,6 +423,8 @@ def relabel(
     `posterior_entropy`, `soft_q_chosen` and `soft_q_commanded`; released HER adds `self_pairs`."""
     k_propose, k_mask = jax.random.split(key)
     rule = spec.rule
+    if rule.trajectory_level and sample.episode is None:
+        raise ValueError(f"relabel={spec.strategy!r} needs each sample's episode: buffer.sample(episode_steps=T)")
     proposal = rule.propose(spec, k_propose, sample, family, fraction, values_fn)
     commanded = sample.transition.task
     relabeled = proposal.relabeled

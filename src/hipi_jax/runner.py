@@ -10,6 +10,7 @@ overwritten; a NaN or inf stops training with `training.NonFiniteError`. Message
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -135,6 +136,8 @@ def check_same(saved, config: TrainConfig, source: Path | str) -> None:
     if not isinstance(saved, dict):
         raise ValueError(f"--resume: {source} holds {type(saved).__name__}, not a config object")
     given = config.to_dict()
+    added = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.name not in saved}
+    saved = json.loads(json.dumps({**added, **saved}))  # options added since the run was saved: their defaults
     differ = [
         k
         for k in dict.fromkeys([*given, *saved])

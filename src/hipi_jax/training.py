@@ -150,8 +150,9 @@ def update(tr: Trainer, state: TrainState) -> tuple[TrainState, dict[str, Array]
     """Sample a batch, relabel it, take one SAC step (Alg. 2)."""
     cfg, agent = tr.config, agent_of(tr, state.hyper)
     key, k_sample, k_relabel, k_sac = jax.random.split(state.key, 4)
-    sample = replay.sample(state.buffer, k_sample, cfg.batch_size)
     spec = cfg.relabel_spec
+    episode_steps = tr.env.max_steps if spec.rule.trajectory_level else 0
+    sample = replay.sample(state.buffer, k_sample, cfg.batch_size, episode_steps)
     values = agent.relabel_values(state.agent, spec.value_estimator) if spec.value_estimator else None
     batch, relabel_metrics = relabel(k_relabel, sample, spec, tr.env.task_family, state.hyper.relabel_fraction, values)
     agent, metrics = agent.update(state.agent, batch, k_sac)

@@ -21,6 +21,17 @@ class Transition:
 
 
 @struct.dataclass
+class Episode:
+    """The stored part of each sample's episode, for trajectory-level relabelers: [batch, T, ...] with
+    T the env's episode cap; `mask` marks the steps stored and still in the buffer, in order."""
+
+    first_obs: Array  # [batch, obs_dim] s of the episode's earliest stored step
+    features: Array  # [batch, T, feature_dim] φ(s'_t)
+    action: Array  # [batch, T, action_dim] a_t
+    mask: Array  # [batch, T] bool
+
+
+@struct.dataclass
 class Sample:
     """A replay sample plus the hindsight goals that `final` and `future` relabeling need."""
 
@@ -29,6 +40,7 @@ class Sample:
     future_features: Array  # [batch, feature_dim] φ of one of the next 4 states (App. C.1)
     released_final_features: Array  # [batch, feature_dim] φ(s_{T-1}): the released code's `last` goal
     released_future_features: Array  # [batch, feature_dim] φ(s_j), j ~ U[i, T): its `future` goal
+    episode: Episode | None = None  # the sample's whole stored episode (advantage, air), when asked for
 
 
 @struct.dataclass

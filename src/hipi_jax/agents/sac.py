@@ -191,11 +191,21 @@ class SAC:
         next_q = self.critic.apply(state.critic_params, next_obs[:, None], next_action, tasks).min(0)
         return reward - log_pi + self.gamma * (1.0 - done) * next_q
 
+    def state_value_matrix(self, state: SACState, obs: Array, tasks: Array) -> Array:
+        """V(s_i, ψ) = min_k Q_k(s_i, tanh(mean of π(·|s_i, ψ)), ψ) for every pair, Generalized Hindsight's
+        baseline for the advantage: [B, K]; `tasks` as in `soft_q_matrix`."""
+        tasks = tasks[None] if tasks.ndim == 2 else tasks
+        action = self.act(state.actor_params, None, obs[:, None], tasks, deterministic=True)
+        return self.critic.apply(state.critic_params, obs[:, None], action, tasks).min(0)
+
     def relabel_values(self, state: SACState, estimator: str) -> Callable:
         """HIPI-RL's `relabel.ValuesFn` (Eq. 8, Alg. 1): 'critic' = the soft Q of every pair;
-        'backup' = the released code's one-step soft backup (`soft_backup_matrix`)."""
+        'backup' = the released code's one-step soft backup (`soft_backup_matrix`); 'state_value' =
+        `state_value_matrix` of the given states (the action, s', reward and done are not read)."""
         if estimator == "critic":
             return lambda key, obs, action, next_obs, tasks, reward, done: self.soft_q_matrix(state, obs, action, tasks)
         if estimator == "backup":
             return partial(self.soft_backup_matrix, state)
-        raise ValueError(f"value estimator {estimator!r} is unknown; valid: critic, backup")
+        if estimator == "state_value":
+            return lambda key, obs, action, next_obs, tasks, reward, done: self.state_value_matrix(state, obs, tasks)
+        raise ValueError(f"value estimator {estimator!r} is unknown; valid: critic, backup, state_value")
