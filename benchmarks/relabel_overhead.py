@@ -33,11 +33,21 @@ def parse(argv):
     p.add_argument("--batch-sizes", default="32,64,128,256", help="comma-separated replay batch sizes B")
     p.add_argument("--hidden", default="64,64;256,256", help="network widths to try, ';'-separated")
     p.add_argument("--candidates", default="8,16,32,64,128", help="K values for the curve at the largest B (+ K = B)")
+    p.add_argument(
+        "--strategies",
+        default="inverse_rl",
+        help="comma-separated --relabel strategies timed against none at every B and width, e.g. "
+        "inverse_rl,advantage,air (the K curve is inverse_rl's) (default: inverse_rl)",
+    )
     p.add_argument("--seconds", type=float, default=1.0, help="target time per timed repeat")
     p.add_argument("--repeats", type=int, default=3, help="timed repeats per program (median reported)")
     p.add_argument("--quick", action="store_true", help="CI-size: B 32,64, (64,64) only, K 8,32, 2 repeats")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/relabel_overhead.json", help="JSON output")
     args = p.parse_args(argv)
+    from hipi_jax.relabel import STRATEGIES
+
+    if bad := [s for s in args.strategies.split(",") if s not in STRATEGIES]:
+        p.error(f"--strategies: {bad[0]!r} is unknown; valid: {', '.join(STRATEGIES)}")
     if args.quick:
         args.batch_sizes, args.hidden, args.candidates, args.repeats, args.seconds = "32,64", "64,64", "8,32", 2, 0.3
     return args
@@ -55,14 +65,16 @@ def update_program(config: TrainConfig) -> dict:
     if config.relabel != "none":
         one = jax.tree.map(lambda x: x[0], p["state"])
         spec = config.relabel_spec
-        values = training.agent_of(tr, one.hyper).relabel_values(one.agent, spec.value_estimator)
+        agent = training.agent_of(tr, one.hyper)
+        values = agent.relabel_values(one.agent, spec.value_estimator) if spec.value_estimator else None
         family = tr.env.task_family
 
         def kernel(key, sample):
             return spec.rule.propose(spec, key, sample, family, 1.0, values).task
 
         keys = jax.random.split(jax.random.key(0), SCAN)
-        samples = jax.vmap(lambda key: buffer.sample(one.buffer, key, config.batch_size))(keys)  # a new one per call
+        steps = tr.env.max_steps if spec.rule.trajectory_level else 0
+        samples = jax.vmap(lambda key: buffer.sample(one.buffer, key, config.batch_size, steps))(keys)  # one per call
         first = jax.tree.map(lambda x: x[0], samples)
         cost = jax.jit(kernel).lower(keys[0], first).compile().cost_analysis()
         p["flops"] = float((cost[0] if isinstance(cost, list) else cost)["flops"])
@@ -83,7 +95,7 @@ def main(argv=None) -> int:
     args = parse(argv)
     batches = [int(b) for b in args.batch_sizes.split(",")]
     widths = [tuple(int(w) for w in h.split(",")) for h in args.hidden.split(";")]
-    cases = [(h, b, s, 0) for h in widths for b in batches for s in ("none", "inverse_rl")]
+    cases = [(h, b, s, 0) for h in widths for b in batches for s in ("none", *args.strategies.split(","))]
     big = max(batches)
     cases += [(widths[0], big, "inverse_rl", k) for k in map(int, args.candidates.split(",")) if k < big]
     programs = {}

@@ -306,14 +306,14 @@ def episode_returns(
     terminal step under ψ (a goal's first success), as it would have run under ψ."""
     features, action = episode.features[:, :, None], episode.action[:, :, None]  # [B, T, 1, .]
     reward = family.reward(features, action, tasks)  # [B, T, K]
-    done = family.terminal(features, tasks).astype(jnp.float32)
-    mask = episode.mask[:, :, None]
-    reward, done = jnp.broadcast_arrays(reward, jnp.where(mask, done, 0.0) if until_terminal else 0.0)
-    survived = jnp.cumprod(1.0 - done, axis=1)
-    alive = jnp.concatenate([jnp.ones_like(survived[:, :1]), survived[:, :-1]], axis=1)  # no terminal before t
     t = jnp.cumsum(episode.mask, axis=1) - 1  # steps since the earliest stored one
     weight = jnp.where(episode.mask, gamma ** jnp.maximum(t, 0).astype(jnp.float32), 0.0)[:, :, None]
-    return jnp.sum(weight * alive * reward, axis=1)
+    if until_terminal:  # steps up to the first terminal one (argmax, cheaper than a cumulative product)
+        done = family.terminal(features, tasks) & episode.mask[:, :, None]  # [B, T, K]
+        steps = jnp.arange(done.shape[1])[None, :, None]
+        first = jnp.where(done.any(axis=1), jnp.argmax(done, axis=1), done.shape[1])[:, None]  # [B, 1, K]
+        weight = jnp.where(steps <= first, weight, 0.0)
+    return jnp.sum(weight * reward, axis=1)
 
 
 def _generalized_hindsight(advantage: bool) -> Callable:
