@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from hipi_jax import cli, envs, report, training
+from hipi_jax import cli, envs, report, runner
 from hipi_jax.config import TrainConfig
 from hipi_jax.relabel import RelabelSpec
 from hipi_jax.stats import bootstrap_ci
@@ -113,20 +114,15 @@ def run(args, budgets: dict, title: str) -> int:
             print(f"{env}/{strategy}: skipped ({e})", file=sys.stderr)
             continue
         run_dir = args.out / env / strategy / f"utd{utd:g}"
-        done = run_dir / "summary.json"
-        same = done.exists() and json.loads((run_dir / "config.json").read_text()) == json.loads(
-            json.dumps(config.to_dict())
-        )
-        if same:
+        saved = run_dir / "config.json"
+        same = saved.exists() and json.loads(saved.read_text()) == json.loads(json.dumps(config.to_dict()))
+        if same and (run_dir / "summary.json").exists():
             print(f"{env}/{strategy}/utd{utd:g}: complete in {run_dir}, not run again")
             continue
-        run_dir.mkdir(parents=True, exist_ok=True)
-        done.unlink(missing_ok=True)
-        metrics = run_dir / "metrics.jsonl"
-        metrics.unlink(missing_ok=True)
-        report.write_json(run_dir / "config.json", config.to_dict())
-        summary, _ = training.run(config, lambda rec, m=metrics: report.append_jsonl(m, rec), not args.no_progress)
-        report.write_json(done, summary)
+        resume = same and (run_dir / "checkpoints").is_dir()  # stopped part-way: continue from its checkpoint
+        print(f"{env}/{strategy}/utd{utd:g}: {'resuming' if resume else 'training'} in {run_dir}", flush=True)
+        summary = runner.train(config, run_dir, overwrite=not resume, resume=resume, progress=not args.no_progress)
+        shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)  # the replay buffers; policies/ stays
         print(f"{env}/{strategy}/utd{utd:g}: final success {np.mean(summary.get('eval_success', [np.nan])):.2f}, "
               f"return {np.mean(summary['eval_return']):.1f} ({summary['wall_s']:.0f} s)", flush=True)  # fmt: skip
     results, saved = collect(args.out), args.out / "results.json"

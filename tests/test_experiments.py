@@ -73,9 +73,30 @@ def test_strategy_curves_writes_the_schema_and_skips_complete_runs(tmp_path, cap
     assert f"{mean:.2f} [{lo:.2f}, {hi:.2f}]" in text
     assert "- **point_goal**" in text and ("`none` " in text.split("Paired verdicts")[1])
     assert (tmp_path / "point_goal" / "random" / "utd2" / "summary.json").exists()
+    assert not (tmp_path / "point_goal" / "random" / "utd2" / "checkpoints").exists()  # buffers removed
+    assert (tmp_path / "point_goal" / "random" / "utd2" / "policies").is_dir()
     capsys.readouterr()
     assert strategy_curves.run(strategy_curves.check(p, p.parse_args(argv), budgets), budgets, "t") == 0
     assert "complete" in capsys.readouterr().out
+
+
+def test_strategy_curves_resumes_a_run_stopped_part_way(tmp_path, capsys, monkeypatch):
+    p = strategy_curves.parser("test", "point_goal", "none", str(tmp_path))
+    budgets = {"point_goal": {"env_steps": 40, "warmup_steps": 9, "num_envs": 2, "batch_size": 8, "hidden": (8, 8),
+                              "buffer_size": 64, "eval_every": 25, "eval_episodes": 2}}  # fmt: skip
+    argv = ["--out", str(tmp_path), "--seeds", "2", "--no-progress", "--strategies", "none"]
+    monkeypatch.setattr(strategy_curves.shutil, "rmtree", lambda *a, **k: None)  # as if stopped before the clean-up
+    assert strategy_curves.run(strategy_curves.check(p, p.parse_args(argv), budgets), budgets, "t") == 0
+    run_dir = tmp_path / "point_goal" / "none" / "utd1"
+    first = json.loads((run_dir / "summary.json").read_text())
+    (run_dir / "summary.json").unlink()  # stopped after its first chunk's checkpoint:
+    steps = sorted((run_dir / "checkpoints").iterdir(), key=lambda d: int(d.name))
+    assert len(steps) == 2
+    strategy_curves.shutil.move(steps[-1], tmp_path / "later")  # the last chunk's checkpoint never written
+    capsys.readouterr()
+    assert strategy_curves.run(strategy_curves.check(p, p.parse_args(argv), budgets), budgets, "t") == 0
+    assert "resuming" in capsys.readouterr().out
+    assert json.loads((run_dir / "summary.json").read_text())["eval_return"] == first["eval_return"]
 
 
 def test_bootstrap_interval_and_paired_verdict_by_hand():
