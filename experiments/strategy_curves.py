@@ -115,7 +115,7 @@ def run(args, budgets: dict, title: str) -> int:
             continue
         run_dir = args.out / env / strategy / f"utd{utd:g}"
         saved = run_dir / "config.json"
-        same = saved.exists() and json.loads(saved.read_text()) == json.loads(json.dumps(config.to_dict()))
+        same = saved.exists() and not runner.differing_options(json.loads(saved.read_text()), config)
         if same and (run_dir / "summary.json").exists():
             print(f"{env}/{strategy}/utd{utd:g}: complete in {run_dir}, not run again")
             continue

@@ -130,20 +130,22 @@ def check_resume(out: Path, config: TrainConfig) -> None:
     check_same(saved, config, out / "config.json")
 
 
+def differing_options(saved: dict, config: TrainConfig, ignore: Sequence[str] = ()) -> list[str]:
+    """The options whose value in a `saved` config dict differs from `config`'s, beyond `ignore`; an
+    option added since the dict was saved counts as its default."""
+    added = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.name not in saved}
+    saved = json.loads(json.dumps({**added, **saved}))
+    given = json.loads(json.dumps(config.to_dict()))
+    return [k for k in dict.fromkeys([*given, *saved]) if k not in ignore and saved.get(k) != given.get(k)]
+
+
 def check_same(saved, config: TrainConfig, source: Path | str) -> None:
     """Refuse (ValueError naming each differing option) when the `saved` config differs from `config`
     beyond `env_steps`, the budget a resume may raise."""
     if not isinstance(saved, dict):
         raise ValueError(f"--resume: {source} holds {type(saved).__name__}, not a config object")
-    given = config.to_dict()
-    added = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.name not in saved}
-    saved = json.loads(json.dumps({**added, **saved}))  # options added since the run was saved: their defaults
-    differ = [
-        k
-        for k in dict.fromkeys([*given, *saved])
-        if k != "env_steps" and json.dumps(saved.get(k)) != json.dumps(given.get(k))
-    ]
-    if differ:
+    if differ := differing_options(saved, config, ignore=("env_steps",)):
+        given = config.to_dict()
         changes = ", ".join(f"{k}: saved {saved.get(k)!r}, given {given.get(k)!r}" for k in differ)
         raise ValueError(f"--resume: the options differ from those in {source} beyond --env-steps ({changes})")
 
