@@ -16,9 +16,9 @@ import pytest
 from conftest import TINY_CONFIG
 
 from hipi_jax import envs, training
-from hipi_jax.envs import jaco
+from hipi_jax.envs import jaco, quadruped
 from hipi_jax.envs.base import auto_reset, reset_with_prior
-from hipi_jax.envs.mjx_suite import FINGER_RADIUS, reacher_discrete_targets
+from hipi_jax.envs.mjx_suite import FINGER_RADIUS, ctrl_scale, reacher_discrete_targets
 
 MJX_ENVS = ("walker_linear", "cheetah_velocity", "reacher_goal", "reacher_goal_hard", "reacher_discrete", "finger_goal",
             "quadruped_goal", "quadruped_linear", "arm_reach", "arm_reach_hard", "arm_reach_margin")  # fmt: skip
@@ -251,6 +251,88 @@ def test_jaco_every_corner_of_the_goal_box_is_reachable_in_an_episode():
             d.ctrl[:] = np.clip(velocity / scale, -1.0, 1.0) * scale  # what the env does to an action
             mujoco.mj_step(m, d, jaco.CONTROL_SUBSTEPS)
         assert np.linalg.norm(np.asarray(corner) - d.site_xpos[site]) < 0.01, corner
+
+
+def test_quadruped_fast_model_is_the_suite_model_colliding_with_the_floor_only():
+    """The env's model has the suite model's bodies, masses, inertias and geoms; MJX collides only body-floor
+    pairs; and the self-contacts it drops cannot happen: over random poses within the joint limits that keep
+    the legs' coupling (pitch + knee + ankle = 0, up to the 0.09 rad seen under random actions), every body
+    geom pair that the suite model would collide stays > 5 cm apart."""
+    import mujoco
+    from mujoco.mjx._src.collision_driver import geom_pairs
+
+    suite, fast = quadruped.load_model(quadruped.SUITE)[0], quadruped.load_model(quadruped.FAST)[0]
+    for field in ("body_mass", "body_inertia", "body_ipos", "geom_type", "geom_size", "geom_friction", "geom_condim"):
+        np.testing.assert_array_equal(getattr(fast, field), getattr(suite, field), err_msg=field)
+    floor, pairs = suite.geom("floor").id, list(geom_pairs(fast))
+    assert all(floor in pair[:2] for pair in pairs) and len(pairs) == suite.ngeom - 1  # each body geom, floor
+    dropped = [(a, b) for a, b, _ in geom_pairs(suite) if floor not in (a, b)]
+    low, high = suite.jnt_range[1:5].T  # every leg's yaw, pitch, knee, ankle
+    legs = np.random.default_rng(0).uniform(low, high, (20_000, 4))
+    legs[:, 3] = -legs[:, 1] - legs[:, 2] + np.random.default_rng(1).uniform(-0.09, 0.09, 20_000)
+    poses = legs[(legs[:, 3] >= low[3]) & (legs[:, 3] <= high[3])][: 4 * 300].reshape(300, 16)
+    d, clearance = mujoco.MjData(suite), np.inf
+    for pose in poses:
+        d.qpos[7:] = pose
+        mujoco.mj_kinematics(suite, d)
+        clearance = min(clearance, min(mujoco.mj_geomDistance(suite, d, a, b, 0.2, None) for a, b in dropped))
+    assert clearance > 0.05
+
+
+def _c_torso_xy(physics, qpos: np.ndarray, actions: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """Torso XY after each control step of MuJoCo C on the quadruped model with `physics`, the most
+    contacts touching (distance < 0) at once and the most solver iterations of any physics step."""
+    import mujoco
+
+    m = quadruped.load_model(physics)[0]
+    d = mujoco.MjData(m)
+    d.qpos[:] = qpos
+    mujoco.mj_forward(m, d)
+    xy, touching, iterations = [], 0, 0
+    for action in actions:
+        d.ctrl[:] = np.clip(action, -1.0, 1.0) * ctrl_scale(m)
+        for _ in range(quadruped.CONTROL_SUBSTEPS):
+            mujoco.mj_step(m, d)
+            touching = max(touching, int(np.sum(d.contact.dist[: d.ncon] < 0)))
+            iterations = max(iterations, int(d.solver_niter[0]))
+        xy.append(d.qpos[:2].copy())
+    return np.array(xy), touching, iterations
+
+
+QUADRUPED_XY_TOLERANCE = 0.005  # m over 1 s: 1/60 of the goal margin (0.3); changing the physics moves it by cm
+
+
+@pytest.mark.slow
+def test_quadruped_fast_physics_follows_mujoco_c_on_the_suite_physics():
+    """From the same start (dropped from the default height, so the landing is included), 50 control steps
+    (1 s) of the same random actions, each held for 0.2 s: the env's torso XY (MJX, float32, `FAST`) stays
+    within QUADRUPED_XY_TOLERANCE of MuJoCo C's on the suite's physics (`SUITE`, float64). MuJoCo C on
+    `FAST` separates the simplification (≈ 0) from MJX's difference to C; and no more contacts touch at
+    once on the suite's physics than `FAST`'s cap keeps, nor does MuJoCo C need more solver iterations."""
+    env = envs.make("quadruped_goal")
+    assert env.physics == quadruped.FAST
+    jit = partial(jax.jit, compiler_options=env.compiler_options())
+    state = jit(partial(reset_with_prior, env))(jax.random.key(7))
+    actions = np.repeat(np.random.default_rng(0).uniform(-1.0, 1.0, (5, env.action_dim)), 10, axis=0)
+    mjx_xy = np.asarray(jit(lambda s, a: jax.lax.scan(lambda s, a: (env.step(s, a),) * 2, s, a)[1].features)(
+        state, jnp.asarray(actions, jnp.float32)))  # fmt: skip
+    qpos = np.asarray(state.sim.qpos, np.float64)
+    (suite_xy, touching, iterations), (fast_xy, *_) = (
+        _c_torso_xy(physics, qpos, actions) for physics in (quadruped.SUITE, quadruped.FAST)
+    )
+    deviation = {
+        "C FAST vs C SUITE": (fast_xy, suite_xy),
+        "MJX FAST vs C FAST": (mjx_xy, fast_xy),
+        "MJX FAST vs C SUITE": (mjx_xy, suite_xy),
+    }
+    deviation = {k: float(np.linalg.norm(a - b, axis=-1).max()) for k, (a, b) in deviation.items()}
+    print(", ".join(f"{k} {1e3 * v:.4f} mm" for k, v in deviation.items()), "max torso XY deviation;",
+          f"C SUITE: at most {touching} contacts touching, {iterations} solver iterations")  # fmt: skip
+    assert touching <= quadruped.FAST.max_contact_points  # MJX's cap on contacts drops none that touch
+    assert iterations <= quadruped.FAST.iterations  # C converges within the cap on the suite's physics
+    assert np.linalg.norm(suite_xy[-1] - qpos[:2]) > 0.1  # the test is not vacuous: the quadruped moved
+    assert deviation["C FAST vs C SUITE"] < 1e-3
+    assert deviation["MJX FAST vs C SUITE"] < QUADRUPED_XY_TOLERANCE
 
 
 @pytest.mark.slow
