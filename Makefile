@@ -80,9 +80,10 @@ $(PEERS)/%/.installed: benchmarks/peers/%.txt
 
 peers: $(PEERS)/brax/.installed $(PEERS)/sbx/.installed
 
-## every benchmark on this machine (21 min on 2 CPU cores), then docs/benchmarks.md from the JSON
+## every benchmark on this machine (about 25 min on 2 CPU cores: 21 before the stage profile, which adds ~4), then docs/benchmarks.md
 BENCH_DIR ?= benchmarks/results
 bench: $(BIN)/.installed peers
+	$(BIN)/python benchmarks/profile_update.py --out $(BENCH_DIR)/profile_update.json $(BENCH_ARGS)
 	$(BIN)/python benchmarks/vs_brax.py --out $(BENCH_DIR)/vs_brax.json $(BENCH_ARGS)
 	$(BIN)/python benchmarks/vs_python_loop.py --out $(BENCH_DIR)/vs_python_loop.json $(BENCH_ARGS)
 	$(BIN)/python benchmarks/relabel_overhead.py --out $(BENCH_DIR)/relabel_overhead.json $(BENCH_ARGS)

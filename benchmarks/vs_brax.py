@@ -6,8 +6,9 @@ with hipi-jax (`none` and `inverse_rl`) so that machine noise hits every program
     python benchmarks/vs_brax.py                 # 2 alternations, 20k env steps per timed epoch
     python benchmarks/vs_brax.py --quick         # CI-size
 
-Matched: 16 envs, batch 32, (64, 64) networks, replay 100k, 1k prefill, and one update per vector
-step of all envs (Brax's `grad_updates_per_step=1` = hipi-jax `--updates-per-env-step 1/16`).
+Matched: 16 envs and batch 32 by default (`--num-envs`, `--batch-size`), (64, 64) networks, replay
+100k, 1k prefill, and one update per vector step of all envs (Brax's `grad_updates_per_step=1` =
+hipi-jax `--updates-per-env-step 1/num_envs`).
 Both exclude evaluation from their throughput; Brax's figure is its own `training/sps` of the epochs
 after the first (which compiles), hipi-jax's is `summary.json`'s `env_steps_per_s` (compiled chunks).
 hipi-jax's reacher_goal steps the same Playground model; its episodes also end on reaching the goal.
@@ -32,6 +33,8 @@ def parse(argv):
     p.add_argument("--repeats", type=int, default=2, help="alternations of brax and the hipi-jax programs")
     p.add_argument("--epoch-steps", type=int, default=20_000, help="env steps per timed epoch / chunk")
     p.add_argument("--epochs", type=int, default=2, help="timed epochs per run (brax runs one more, which compiles)")
+    p.add_argument("--num-envs", type=int, default=16, help="parallel envs of both programs (default: 16)")
+    p.add_argument("--batch-size", type=int, default=32, help="SGD batch size of both programs (default: 32)")
     p.add_argument("--quick", action="store_true", help="CI-size: 1 alternation, 4k-step epochs")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/vs_brax.json", help="JSON output")
     args = p.parse_args(argv)
@@ -49,10 +52,13 @@ PROGRAMS = {  # hipi-jax programs: name -> overrides
 
 def main(argv=None) -> int:
     args = parse(argv)
+    sizes = {"num_envs": args.num_envs, "batch_size": args.batch_size}
     brax = ["--epoch-steps", str(args.epoch_steps), "--epochs", str(args.epochs + 1)]
+    brax += ["--num-envs", str(args.num_envs), "--batch-size", str(args.batch_size)]
     programs = {"brax": lambda: run_peer("brax", "brax_sac.py", *brax)}
-    for name, overrides in PROGRAMS.items():
-        programs[name] = partial(run_hipi, args.epoch_steps, args.epochs, updates_per_env_step=1 / 16, **overrides)
+    for name, overrides in PROGRAMS.items():  # one update per vector step of all envs, as Brax's
+        programs[name] = partial(run_hipi, args.epoch_steps, args.epochs, updates_per_env_step=1 / args.num_envs,
+                                 **sizes, **overrides)  # fmt: skip
     runs = alternate(args.repeats, programs)
     peer = runs["brax"][0]
     rows = ratio_rows(runs, "brax", f"{peer['peer']} (jax {peer['jax']})", "ratio_to_brax")

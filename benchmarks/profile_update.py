@@ -1,0 +1,182 @@
+"""Where the time of one training iteration goes: each stage of the fused loop (collect → sample →
+relabel → SAC update, Alg. 2) compiled alone as a scan of `--calls` calls on the state of a run after
+its warm-up, timed round-robin in one process (medians of `--repeats`), with XLA's FLOP and byte counts
+of one call. The stages' times add up to about the whole iteration's; the difference is what fusing
+them saves or costs.
+
+    python benchmarks/profile_update.py          # reacher_goal, none and inverse_rl, the vs_brax sizes
+    python benchmarks/profile_update.py --relabel inverse_rl --hidden 256,256
+
+Stages: `collect` (policy sample, env step, buffer insert, auto-reset of all envs), `sample` (replay
+sample with the hindsight goals), `relabel` (proposal + reward recomputation) split into `relabel:
+values` (the estimator on all B × K pairs: twin critics, plus the actor for `backup`) and `relabel:
+rest`, then the SAC step split into `critic`, `actor`, `alpha` and `target` (Polyak), and the whole
+`update` and `iteration` (collect + updates_per_iteration updates) for comparison.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from hipi_jax import buffer, report, training
+from hipi_jax.agents.sac import grad_step
+from hipi_jax.config import TrainConfig
+from hipi_jax.relabel import candidate_tasks, relabel
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def parse(argv):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--env", default="reacher_goal", help="registry name of the environment (default: reacher_goal)")
+    p.add_argument("--relabel", default="none,inverse_rl", help="comma-separated strategies (default: none,inverse_rl)")
+    p.add_argument("--num-envs", type=int, default=16, help="parallel envs (default: 16, as vs_brax)")
+    p.add_argument("--batch-size", type=int, default=32, help="replay batch B (default: 32)")
+    p.add_argument("--hidden", default="64,64", help="network widths (default: 64,64)")
+    p.add_argument("--calls", type=int, default=64, help="calls of a stage per compiled, timed scan (default: 64)")
+    p.add_argument("--repeats", type=int, default=5, help="timed scans per stage, round-robin (default: 5)")
+    p.add_argument("--quick", action="store_true", help="CI-size: 8 calls per scan, 2 repeats")
+    p.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/profile_update.json", help="JSON output")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.calls, args.repeats = 8, 2
+    for name in ("num_envs", "batch_size", "calls", "repeats"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    return args
+
+
+def stages(tr: training.Trainer, state: training.TrainState) -> dict[str, Callable]:
+    """Each stage as f(state, key) -> (state', output); a stage that does not advance the run returns
+    the state unchanged, and its output is summed into the scan's carry so XLA cannot drop it."""
+    cfg, family = tr.config, tr.env.task_family
+    spec = cfg.relabel_spec
+    agent = training.agent_of(tr, state.hyper)
+    steps = tr.env.max_steps if spec.rule.trajectory_level else 0
+    sample = lambda s, k: buffer.sample(s.buffer, k, cfg.batch_size, steps)  # noqa: E731
+    values = lambda s: agent.relabel_values(s.agent, spec.value_estimator) if spec.value_estimator else None  # noqa: E731
+
+    def relabeled(s, k):
+        return relabel(k, sample(s, k), spec, family, s.hyper.relabel_fraction, values(s))[0]
+
+    def values_only(s, k):
+        smp = sample(s, k)
+        tasks = candidate_tasks(k, smp, family, spec)
+        tr_ = smp.transition
+        reward = jnp.zeros((tr_.obs.shape[0], tasks.shape[0]))
+        return values(s)(k, tr_.obs, tr_.action, tr_.next_obs, tasks[None], reward, reward)
+
+    def critic(s, k):
+        a = s.agent
+        p, o, _, _ = grad_step(agent.critic_loss, a.critic_params, a.critic_opt, agent.optimizer, a, relabeled(s, k), k)
+        return s.replace(agent=a.replace(critic_params=p, critic_opt=o)), None
+
+    def actor(s, k):
+        a = s.agent
+        p, o, _, _ = grad_step(agent.actor_loss, a.actor_params, a.actor_opt, agent.optimizer, a, relabeled(s, k), k)
+        return s.replace(agent=a.replace(actor_params=p, actor_opt=o)), None
+
+    def alpha(s, k):
+        a, entropy = s.agent, jax.random.uniform(k)
+        p, o, _, _ = grad_step(agent.alpha_loss, a.log_alpha, a.alpha_opt, agent.optimizer, entropy)
+        return s.replace(agent=a.replace(log_alpha=p, alpha_opt=o)), None
+
+    def target(s, k):
+        a = s.agent
+        return s.replace(agent=a.replace(target_critic_params=optax.incremental_update(
+            a.critic_params, a.target_critic_params, agent.tau))), None  # fmt: skip
+
+    out = {
+        "collect": lambda s, k: (training.collect(tr, s.replace(key=k)), None),
+        "sample": lambda s, k: (s, sample(s, k)),
+        "sample + relabel": lambda s, k: (s, relabeled(s, k)),
+        "critic (sample + relabel + step)": critic,
+        "actor (sample + relabel + step)": actor,
+        "alpha": alpha,
+        "target": target,
+        "update": lambda s, k: (training.update(tr, s.replace(key=k))[0], None),
+        "iteration": lambda s, k: (training.iteration(tr, s.replace(key=k))[0], None),
+    }
+    if spec.value_estimator:
+        out["relabel: values (sample + B x K)"] = lambda s, k: (s, values_only(s, k))
+    return out
+
+
+def scanned(stage: Callable, calls: int):
+    """`calls` calls of `stage` in one jitted scan: (state, key) -> (state, checksum)."""
+
+    def body(carry, key):
+        state, acc = carry
+        state, out = stage(state, key)
+        leaves = jax.tree.leaves(out) if out is not None else [jnp.zeros(())]
+        return (state, acc + sum(jnp.sum(x.astype(jnp.float32)) for x in leaves)), None
+
+    def program(state, key):
+        return jax.lax.scan(body, (state, jnp.zeros(())), jax.random.split(key, calls))[0]
+
+    return jax.jit(program)
+
+
+def main(argv=None) -> int:
+    args = parse(argv)
+    programs, rows, iterations = {}, {}, {}
+    for strategy in args.relabel.split(","):
+        config = TrainConfig(env=args.env, relabel=strategy, num_envs=args.num_envs, batch_size=args.batch_size,
+                             hidden=tuple(int(h) for h in args.hidden.split(",")), buffer_size=100_000,
+                             warmup_steps=2_000, eval_episodes=1)  # fmt: skip
+        tr = training.build(config)
+        prog = training.programs(tr)
+        state = jax.tree.map(lambda x: x[0], prog.warmup(prog.init(training.run_keys(config))))
+        iterations[strategy] = config.updates_per_iteration
+        for name, stage in stages(tr, state).items():
+            t0 = time.perf_counter()
+            compiled = scanned(stage, args.calls).lower(state, jax.random.PRNGKey(0)).compile()
+            cost = compiled.cost_analysis()
+            cost = cost[0] if isinstance(cost, list) else cost
+            jax.block_until_ready(compiled(state, jax.random.PRNGKey(0)))
+            programs[strategy, name] = (compiled, state)
+            rows[strategy, name] = {"relabel": strategy, "stage": name, "compile_s": time.perf_counter() - t0,
+                                    "times_s": [], "flops_per_call": float(cost.get("flops", 0.0)),  # one loop body
+                                    "bytes_per_call": float(cost.get("bytes accessed", 0.0))}  # fmt: skip
+            print(f"{strategy} / {name}: compiled in {rows[strategy, name]['compile_s']:.1f} s", flush=True)
+    for i in range(args.repeats):  # round-robin: machine noise hits every stage alike
+        for key, (compiled, state) in programs.items():
+            t0 = time.perf_counter()
+            jax.block_until_ready(compiled(state, jax.random.PRNGKey(1 + i)))
+            rows[key]["times_s"].append(time.perf_counter() - t0)
+    for row in rows.values():
+        row["us_per_call"] = 1e6 * float(np.median(row["times_s"])) / args.calls
+    out = []
+    for strategy in iterations:
+        mine = {name: r for (s, name), r in rows.items() if s == strategy}
+        base = mine["sample + relabel"]["us_per_call"]
+        for name in [n for n in mine if n.endswith("(sample + relabel + step)")]:  # the step alone, by difference
+            net = name.split(" (")[0] + " step (by difference)"
+            mine[net] = {"relabel": strategy, "stage": net, "us_per_call": mine[name]["us_per_call"] - base}
+        update_us = mine["update"]["us_per_call"]
+        for r in mine.values():
+            r["of_update"] = r["us_per_call"] / update_us
+        out += list(mine.values())
+        print(f"\n{args.env}, relabel {strategy}, {args.num_envs} envs, B = {args.batch_size}, hidden ({args.hidden}); "
+              f"one iteration = 1 collect + {iterations[strategy]} update(s)")  # fmt: skip
+        print("\n| stage | µs per call | × one update | MFLOP per call | MB accessed per call |")
+        print("|---|---:|---:|---:|---:|")
+        for r in mine.values():
+            flops, mb = r.get("flops_per_call", 0.0) / 1e6, r.get("bytes_per_call", 0.0) / 1e6
+            print(f"| {r['stage']} | {r['us_per_call']:,.0f} | {r['of_update']:.2f} | {flops:.2f} | {mb:.2f} |")
+    report.write_benchmark(args.out, vars(args), out)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

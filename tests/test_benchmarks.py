@@ -1,0 +1,53 @@
+"""The benchmark scripts that the throughput issue's figures come from: the stage profile and the
+GPU check's CPU dry run."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+
+@pytest.mark.slow
+def test_profile_update_times_every_stage_of_both_strategies(tmp_path):
+    import profile_update
+
+    out = tmp_path / "profile.json"
+    assert profile_update.main(["--env", "nav2d", "--hidden", "16,16", "--quick", "--out", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    stages = {(r["relabel"], r["stage"]) for r in rows}
+    for strategy in ("none", "inverse_rl"):
+        for stage in ("collect", "sample", "sample + relabel", "critic step (by difference)", "update", "iteration"):
+            assert (strategy, stage) in stages
+    assert ("inverse_rl", "relabel: values (sample + B x K)") in stages
+    assert ("none", "relabel: values (sample + B x K)") not in stages  # `none` scores nothing
+    by = {(r["relabel"], r["stage"]): r for r in rows}
+    assert all(r["us_per_call"] > 0 for r in rows if "by difference" not in r["stage"])
+    assert by["inverse_rl", "update"]["of_update"] == 1.0
+    # the B x K critic evaluation is counted: more FLOPs per relabel with inverse RL than without
+    assert by["inverse_rl", "sample + relabel"]["flops_per_call"] > by["none", "sample + relabel"]["flops_per_call"]
+
+
+def test_gpu_check_rejects_an_unknown_option():
+    out = subprocess.run(["bash", str(ROOT / "benchmarks/gpu_check.sh"), "--gpus", "2"], capture_output=True, text=True)
+    assert out.returncode == 2
+    assert "unknown option '--gpus'" in out.stderr and "--cpu-dry-run" in out.stderr
+
+
+@pytest.mark.slow
+def test_gpu_check_cpu_dry_run_writes_one_json(tmp_path):
+    out = tmp_path / "gpu_check.json"
+    cmd = ["bash", str(ROOT / "benchmarks/gpu_check.sh"), "--cpu-dry-run", "--out", str(out)]
+    run = subprocess.run(cmd, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-2000:]
+    result = json.loads(out.read_text())
+    assert result["cpu_dry_run"] is True
+    assert [r["num_envs"] for r in result["walker_linear_inverse_rl"]] == [8, 16]
+    assert all(r["env_steps_per_s"] > 0 for r in result["walker_linear_inverse_rl"])
+    assert "rows" in result["relabel_overhead"] and ("skipped" in result["vs_brax"] or "rows" in result["vs_brax"])
