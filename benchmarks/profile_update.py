@@ -111,17 +111,27 @@ def stages(tr: training.Trainer, state: training.TrainState) -> dict[str, Callab
     return out
 
 
-def scanned(stage: Callable, calls: int):
-    """`calls` calls of `stage` in one jitted scan: (state, key) -> (state, checksum)."""
+ADVANCES = {"collect": "state", "update": "state", "iteration": "state"}  # the loop's own carries
+AGENT_STAGES = ("critic (sample + relabel + step)", "actor (sample + relabel + step)", "alpha", "target")
 
-    def body(carry, key):
-        state, acc = carry
-        state, out = stage(state, key)
-        leaves = jax.tree.leaves(out) if out is not None else [jnp.zeros(())]
-        return (state, acc + sum(jnp.sum(x.astype(jnp.float32)) for x in leaves)), None
+
+def scanned(stage: Callable, calls: int, carry: str = "none"):
+    """`calls` calls of `stage` in one jitted scan: (state, key) -> (carry, checksum). The scan carries what the
+    stage advances, as the training loop does: the whole state (`collect`, `update`, `iteration`),
+    the agent's state (the SAC parts), or nothing (the state is a constant of the loop). Carrying the
+    whole state where the loop would not costs a copy of it per call on the CPU."""
 
     def program(state, key):
-        return jax.lax.scan(body, (state, jnp.zeros(())), jax.random.split(key, calls))[0]
+        def body(c, key):
+            inner, acc = c
+            full = inner if carry == "state" else state.replace(agent=inner) if carry == "agent" else state
+            new, out = stage(full, key)
+            inner = new if carry == "state" else new.agent if carry == "agent" else inner
+            leaves = jax.tree.leaves(out) if out is not None else [jnp.zeros(())]
+            return (inner, acc + sum(jnp.sum(x.astype(jnp.float32)) for x in leaves)), None
+
+        init = state if carry == "state" else state.agent if carry == "agent" else jnp.zeros(())
+        return jax.lax.scan(body, (init, jnp.zeros(())), jax.random.split(key, calls))[0]  # all outputs live
 
     return jax.jit(program)
 
@@ -139,7 +149,8 @@ def main(argv=None) -> int:
         iterations[strategy] = config.updates_per_iteration
         for name, stage in stages(tr, state).items():
             t0 = time.perf_counter()
-            compiled = scanned(stage, args.calls).lower(state, jax.random.PRNGKey(0)).compile()
+            carry = ADVANCES.get(name, "agent" if name in AGENT_STAGES else "none")
+            compiled = scanned(stage, args.calls, carry).lower(state, jax.random.PRNGKey(0)).compile()
             cost = compiled.cost_analysis()
             cost = cost[0] if isinstance(cost, list) else cost
             jax.block_until_ready(compiled(state, jax.random.PRNGKey(0)))

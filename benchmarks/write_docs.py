@@ -149,12 +149,13 @@ SECTIONS = [
         profile_update,
         "Each stage of the fused loop compiled alone as a scan of 64 calls on the state of a `reacher_goal` run after "
         "its warm-up (16 envs, batch 32, (64, 64): the vs_brax sizes), timed round-robin in one process, medians of 5 "
-        "(`benchmarks/profile_update.py`). `collect` = policy sample, env step, buffer insert and auto-reset of all "
-        "16 envs; the critic and actor rows include their own sample and relabel, and the step alone is the "
-        "difference. MFLOP and MB are XLA's cost analysis of one call; the MB include the loop's whole carried "
-        "state (the replay buffer among it), whether or not a call copies it. Even an α step, a few scalar "
-        "operations, costs ~80 µs per call here, and a (64, 64) update at B = 32 is ~5 MFLOP in ~400 µs (~13 "
-        "GFLOP/s): on this CPU the update is bound by per-operation and per-iteration costs, not arithmetic.",
+        "(`benchmarks/profile_update.py`). Each scan carries what its stage advances, as the loop does: `collect`, "
+        "`update` and `iteration` the whole state, the SAC parts the agent's state, the others nothing. `collect` = "
+        "policy sample, env step, buffer insert and auto-reset of all 16 envs; the critic and actor rows include their "
+        "own sample and relabel, and the step alone is the difference. MFLOP and MB are XLA's cost analysis of one "
+        "call (MB: every operand read, the carried state included). An α step, a few scalar operations, still costs "
+        "~40 µs a call, and a whole `none` update is ~5 MFLOP in ~400 µs (~13 GFLOP/s; a plain matmul reaches ~200 "
+        "on this CPU): the update is bound by per-operation and per-iteration costs, not by arithmetic.",
     ),
     (
         "vs_brax",
