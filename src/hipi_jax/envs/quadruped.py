@@ -67,7 +67,7 @@ def suite_dir() -> Path:
     return Path(spec.origin).parent / "suite"
 
 
-def _removed(child: ET.Element, physics: Physics) -> bool:
+def _removed(child: ET.Element) -> bool:
     """Whether `model_xml` drops this element of the suite's MJCF."""
     name = child.get("name", "")
     return (
@@ -83,7 +83,7 @@ def model_xml(floor_size: float = 10.0, physics: Physics = SUITE) -> tuple[str, 
     root = ET.fromstring((suite_dir() / "quadruped.xml").read_text())
     for parent in root.iter():
         for child in list(parent):
-            if _removed(child, physics):
+            if _removed(child):
                 parent.remove(child)
     root.find(".//geom[@name='floor']").set("size", f"{floor_size} {floor_size} .5")
     if not physics.self_contacts:  # contype 0 & conaffinity 1: a body geom meets the floor (contype 1) only
