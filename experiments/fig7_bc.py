@@ -29,7 +29,8 @@ from hipi_jax.config import TrainConfig
 DOMAINS = ("cheetah_velocity", "reacher_discrete", "quadruped_linear")
 METHODS = ("hipi", "hipi_no_partition", "agnostic", "true_task")  # the paper's; --methods adds advantage, air
 # CPU budget per domain: (trajectories, evaluation episodes per seed, expert env steps; None = the env's
-# hipi-train preset). The quadruped expert trains at ~60 env steps/s on a 2-core CPU, so it gets less of all.
+# hipi-train preset). The quadruped expert trained at ~60 env steps/s on a 2-core CPU before its physics was
+# simplified (~11x faster since, docs/environments.md), so it got less of all; its budget has not been raised yet.
 CPU_BUDGET = {
     "cheetah_velocity": (200, 200, None),
     "reacher_discrete": (200, 200, None),
