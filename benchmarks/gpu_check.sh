@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU figures of docs/benchmarks.md in one script, within 8 minutes on one NVIDIA GPU from a fresh clone:
+# The GPU figures of docs/benchmarks.md in one script, sized for 8 minutes on one NVIDIA GPU from a fresh clone (never run on one yet):
 #   (a) walker_linear, inverse RL, batch 256, (256, 256) networks, at 256, 1024 and 2048 envs: `hipi-train`
 #       for a fixed budget (2 compiled chunks after the warm-up); env steps/s, updates/s, compile time
 #   (b) vs_brax at 256 envs and batch 256 (needs Brax's peer venv with a CUDA jax, `make peers`; recorded
