@@ -39,6 +39,17 @@ def rollout_fn(env, num_envs: int, steps: int):
     )
 
 
+def first_rollout(env, num_envs: int, steps: int) -> tuple:
+    """(the compiled rollout, the state after its first call, seconds of compiling and that call)."""
+    state = jax.jit(jax.vmap(partial(reset_with_prior, env)), compiler_options=env.compiler_options())(
+        jax.random.split(jax.random.key(0), num_envs)
+    )
+    roll = rollout_fn(env, num_envs, steps)
+    t0 = time.perf_counter()
+    state = jax.block_until_ready(roll(state, jax.random.key(1)))
+    return roll, state, time.perf_counter() - t0
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--envs", default=",".join(envs.names()), help="comma-separated env names")
@@ -50,13 +61,7 @@ def main(argv=None) -> int:
     rows = []
     for name in args.envs.split(","):
         env = envs.make(name)
-        state = jax.jit(jax.vmap(partial(reset_with_prior, env)), compiler_options=env.compiler_options())(
-            jax.random.split(jax.random.key(0), args.num_envs)
-        )
-        roll = rollout_fn(env, args.num_envs, args.steps)
-        t0 = time.perf_counter()
-        state = jax.block_until_ready(roll(state, jax.random.key(1)))
-        compile_s = time.perf_counter() - t0
+        roll, state, compile_s = first_rollout(env, args.num_envs, args.steps)
         times = []
         for i in range(args.repeats):
             t0 = time.perf_counter()

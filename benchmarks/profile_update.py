@@ -1,17 +1,17 @@
 """Where the time of one training iteration goes: each stage of the fused loop (collect → sample →
 relabel → SAC update, Alg. 2) compiled alone as a scan of `--calls` calls on the state of a run after
 its warm-up, timed round-robin in one process (medians of `--repeats`), with XLA's FLOP and byte counts
-of one call. The stages' times add up to about the whole iteration's; the difference is what fusing
-them saves or costs.
+of one call.
 
     python benchmarks/profile_update.py          # reacher_goal, none and inverse_rl, the vs_brax sizes
     python benchmarks/profile_update.py --relabel inverse_rl --hidden 256,256
 
 Stages: `collect` (policy sample, env step, buffer insert, auto-reset of all envs), `sample` (replay
-sample with the hindsight goals), `relabel` (proposal + reward recomputation) split into `relabel:
-values` (the estimator on all B × K pairs: twin critics, plus the actor for `backup`) and `relabel:
-rest`, then the SAC step split into `critic`, `actor`, `alpha` and `target` (Polyak), and the whole
-`update` and `iteration` (collect + updates_per_iteration updates) for comparison.
+sample with the hindsight goals), `sample + relabel` (proposal and reward recomputation), `relabel:
+values` (sample, then the estimator on all B × K pairs; strategies that score candidates only), the SAC
+parts `critic`, `actor` (each with its own sample and relabel: the step alone is the difference),
+`alpha` and `target` (Polyak), and the whole `update` and `iteration` (collect +
+updates_per_iteration updates). Each scan carries what its stage advances, as the loop does.
 """
 
 from __future__ import annotations
@@ -55,9 +55,27 @@ def parse(argv):
     return args
 
 
-def stages(tr: training.Trainer, state: training.TrainState) -> dict[str, Callable]:
-    """Each stage as f(state, key) -> (state', output); a stage that does not advance the run returns
-    the state unchanged, and its output is summed into the scan's carry so XLA cannot drop it."""
+Stage = tuple[Callable, Callable]  # (init(state) -> carry, step(state, carry, key) -> (carry, output))
+
+
+def advances_state(f: Callable) -> Stage:
+    """f(state, key) -> state: the scan carries the whole state, as the training loop does."""
+    return lambda s: s, lambda _, c, k: (f(c, k), None)
+
+
+def advances_agent(f: Callable) -> Stage:
+    """f(state, key) -> agent state: the scan carries the agent's state only."""
+    return lambda s: s.agent, lambda s, c, k: (f(s.replace(agent=c), k), None)
+
+
+def reads(f: Callable) -> Stage:
+    """f(state, key) -> output: nothing is carried, the state is a constant of the loop (carrying it
+    would cost a copy per call on the CPU)."""
+    return lambda s: (), lambda s, c, k: (c, f(s, k))
+
+
+def stages(tr: training.Trainer, state: training.TrainState) -> dict[str, Stage]:
+    """Every stage of one training iteration (module docstring)."""
     cfg, family = tr.config, tr.env.task_family
     spec = cfg.relabel_spec
     agent = training.agent_of(tr, state.hyper)
@@ -78,60 +96,53 @@ def stages(tr: training.Trainer, state: training.TrainState) -> dict[str, Callab
     def critic(s, k):
         a = s.agent
         p, o, _, _ = grad_step(agent.critic_loss, a.critic_params, a.critic_opt, agent.optimizer, a, relabeled(s, k), k)
-        return s.replace(agent=a.replace(critic_params=p, critic_opt=o)), None
+        return a.replace(critic_params=p, critic_opt=o)
 
     def actor(s, k):
         a = s.agent
         p, o, _, _ = grad_step(agent.actor_loss, a.actor_params, a.actor_opt, agent.optimizer, a, relabeled(s, k), k)
-        return s.replace(agent=a.replace(actor_params=p, actor_opt=o)), None
+        return a.replace(actor_params=p, actor_opt=o)
 
     def alpha(s, k):
-        a, entropy = s.agent, jax.random.uniform(k)
-        p, o, _, _ = grad_step(agent.alpha_loss, a.log_alpha, a.alpha_opt, agent.optimizer, entropy)
-        return s.replace(agent=a.replace(log_alpha=p, alpha_opt=o)), None
+        a = s.agent
+        p, o, _, _ = grad_step(agent.alpha_loss, a.log_alpha, a.alpha_opt, agent.optimizer, jax.random.uniform(k))
+        return a.replace(log_alpha=p, alpha_opt=o)
 
     def target(s, k):
         a = s.agent
-        return s.replace(agent=a.replace(target_critic_params=optax.incremental_update(
-            a.critic_params, a.target_critic_params, agent.tau))), None  # fmt: skip
+        return a.replace(
+            target_critic_params=optax.incremental_update(a.critic_params, a.target_critic_params, agent.tau)
+        )
 
     out = {
-        "collect": lambda s, k: (training.collect(tr, s.replace(key=k)), None),
-        "sample": lambda s, k: (s, sample(s, k)),
-        "sample + relabel": lambda s, k: (s, relabeled(s, k)),
-        "critic (sample + relabel + step)": critic,
-        "actor (sample + relabel + step)": actor,
-        "alpha": alpha,
-        "target": target,
-        "update": lambda s, k: (training.update(tr, s.replace(key=k))[0], None),
-        "iteration": lambda s, k: (training.iteration(tr, s.replace(key=k))[0], None),
+        "collect": advances_state(lambda s, k: training.collect(tr, s.replace(key=k))),
+        "sample": reads(sample),
+        "sample + relabel": reads(relabeled),
+        "critic (sample + relabel + step)": advances_agent(critic),
+        "actor (sample + relabel + step)": advances_agent(actor),
+        "alpha": advances_agent(alpha),
+        "target": advances_agent(target),
+        "update": advances_state(lambda s, k: training.update(tr, s.replace(key=k))[0]),
+        "iteration": advances_state(lambda s, k: training.iteration(tr, s.replace(key=k))[0]),
     }
     if spec.value_estimator:
-        out["relabel: values (sample + B x K)"] = lambda s, k: (s, values_only(s, k))
+        out["relabel: values (sample + B x K)"] = reads(values_only)
     return out
 
 
-ADVANCES = {"collect": "state", "update": "state", "iteration": "state"}  # the loop's own carries
-AGENT_STAGES = ("critic (sample + relabel + step)", "actor (sample + relabel + step)", "alpha", "target")
-
-
-def scanned(stage: Callable, calls: int, carry: str = "none"):
-    """`calls` calls of `stage` in one jitted scan: (state, key) -> (carry, checksum). The scan carries what the
-    stage advances, as the training loop does: the whole state (`collect`, `update`, `iteration`),
-    the agent's state (the SAC parts), or nothing (the state is a constant of the loop). Carrying the
-    whole state where the loop would not costs a copy of it per call on the CPU."""
+def scanned(stage: Stage, calls: int):
+    """`calls` calls of `stage` in one jitted scan: (state, key) -> (carry, checksum of the outputs), both
+    returned so that XLA cannot drop any of the work."""
+    init, step = stage
 
     def program(state, key):
         def body(c, key):
-            inner, acc = c
-            full = inner if carry == "state" else state.replace(agent=inner) if carry == "agent" else state
-            new, out = stage(full, key)
-            inner = new if carry == "state" else new.agent if carry == "agent" else inner
+            carry, acc = c
+            carry, out = step(state, carry, key)
             leaves = jax.tree.leaves(out) if out is not None else [jnp.zeros(())]
-            return (inner, acc + sum(jnp.sum(x.astype(jnp.float32)) for x in leaves)), None
+            return (carry, acc + sum(jnp.sum(x.astype(jnp.float32)) for x in leaves)), None
 
-        init = state if carry == "state" else state.agent if carry == "agent" else jnp.zeros(())
-        return jax.lax.scan(body, (init, jnp.zeros(())), jax.random.split(key, calls))[0]  # all outputs live
+        return jax.lax.scan(body, (init(state), jnp.zeros(())), jax.random.split(key, calls))[0]
 
     return jax.jit(program)
 
@@ -149,8 +160,7 @@ def main(argv=None) -> int:
         iterations[strategy] = config.updates_per_iteration
         for name, stage in stages(tr, state).items():
             t0 = time.perf_counter()
-            carry = ADVANCES.get(name, "agent" if name in AGENT_STAGES else "none")
-            compiled = scanned(stage, args.calls, carry).lower(state, jax.random.PRNGKey(0)).compile()
+            compiled = scanned(stage, args.calls).lower(state, jax.random.PRNGKey(0)).compile()
             cost = compiled.cost_analysis()
             cost = cost[0] if isinstance(cost, list) else cost
             jax.block_until_ready(compiled(state, jax.random.PRNGKey(0)))

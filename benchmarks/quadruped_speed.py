@@ -7,7 +7,7 @@ variant, baseline, variant, …) so that background load hits every variant alik
 
 Each variant is a `quadruped.Physics` (see `VARIANTS`); every program is one jitted `lax.scan` of
 `--steps` vector steps of `quadruped_goal` with uniform random actions and auto-reset
-(`env_steps.rollout_fn`). A variant's speed-up is the median over repeats of (time of the baseline
+(`env_steps.first_rollout`). A variant's speed-up is the median over repeats of (time of the baseline
 call) / (time of the variant's call right after it); env steps/s are from the median call time.
 Prints a Markdown table and writes JSON to --out.
 """
@@ -18,17 +18,15 @@ import argparse
 import dataclasses
 import sys
 import time
-from functools import partial
 from pathlib import Path
 
 import jax
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from env_steps import rollout_fn  # noqa: E402
+from env_steps import first_rollout  # noqa: E402
 
 from hipi_jax import report  # noqa: E402
-from hipi_jax.envs.base import reset_with_prior  # noqa: E402
 from hipi_jax.envs.quadruped import FAST, SUITE, Quadruped, unit_circle_goals  # noqa: E402
 
 VARIANTS = {
@@ -53,15 +51,11 @@ def describe(physics) -> str:
 
 
 def prepare(physics, num_envs: int, steps: int) -> dict:
-    """The variant's env, its compiled rollout and a first state (compilation timed)."""
-    env = Quadruped(task_family=unit_circle_goals(), physics=physics)
-    t0 = time.perf_counter()
-    state = jax.jit(jax.vmap(partial(reset_with_prior, env)), compiler_options=env.compiler_options())(
-        jax.random.split(jax.random.key(0), num_envs)
+    """The variant's compiled rollout and the state after its first call (compilation timed)."""
+    roll, state, first_call_s = first_rollout(
+        Quadruped(task_family=unit_circle_goals(), physics=physics), num_envs, steps
     )
-    roll = rollout_fn(env, num_envs, steps)
-    state = jax.block_until_ready(roll(state, jax.random.key(1)))
-    return {"roll": roll, "state": state, "first_call_s": time.perf_counter() - t0, "times_s": [], "ratios": []}
+    return {"roll": roll, "state": state, "first_call_s": first_call_s, "times_s": [], "ratios": []}
 
 
 def timed_call(run: dict, key) -> float:
