@@ -3,10 +3,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 ENV ?= nav2d
-RELABEL ?= inverse_rl
+RELABEL ?=
 SEEDS ?= 1
 STEPS ?=
-OUT ?= runs/$(ENV)-$(RELABEL)-$(shell date +%Y%m%d-%H%M%S)
+OUT ?= runs/$(ENV)$(if $(RELABEL),-$(RELABEL))-$(shell date +%Y%m%d-%H%M%S)
 ARGS ?=
 
 .PHONY: install train eval bc test test-envs lint format bc-experiment figures peers bench bench-quick clean
@@ -21,9 +21,9 @@ $(BIN)/.installed: pyproject.toml
 
 install: $(BIN)/.installed
 
-## make train ENV=nav2d RELABEL=inverse_rl SEEDS=1 STEPS=... ARGS="--batch-size 64"
+## make train ENV=nav2d RELABEL=inverse_rl SEEDS=1 STEPS=... ARGS="--batch-size 64" (RELABEL unset: the env's preset, inverse_rl for most)
 train: $(BIN)/.installed
-	$(BIN)/hipi-train --env $(ENV) --relabel $(RELABEL) --seeds $(SEEDS) $(if $(STEPS),--env-steps $(STEPS)) --out $(OUT) $(ARGS)
+	$(BIN)/hipi-train --env $(ENV) $(if $(RELABEL),--relabel $(RELABEL)) --seeds $(SEEDS) $(if $(STEPS),--env-steps $(STEPS)) --out $(OUT) $(ARGS)
 
 ## make eval RUN=runs/my-run ARGS="--episodes 20 --video v.mp4": evaluate a saved policy (hipi-eval --help)
 RUN ?=

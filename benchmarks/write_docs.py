@@ -33,10 +33,10 @@ def vs_brax(d: dict) -> list[str]:
     same = rows["hipi-jax none, --starts reuse"]["ratio_to_brax"]
     fresh = rows["hipi-jax none, --starts fresh"]["ratio_to_brax"]
     irl = rows["hipi-jax inverse_rl, --starts reuse"]["ratio_to_brax"]
-    out += ["", f"Target ≥ 1.2× Brax with `none` (same restart rule as Brax, `--starts reuse`): "
-            f"{verdict(same >= 1.2)} ({same:.2f}×). With a fresh start every episode (hipi-jax's default) "
+    out += ["", f"Target ≥ 1.3× Brax with `none` (same restart rule as Brax, `--starts reuse`): "
+            f"{verdict(same >= 1.3)} ({same:.2f}×). With a fresh start every episode (hipi-jax's default) "
             f"{fresh:.2f}×; with inverse-RL relabeling {irl:.2f}×."]  # fmt: skip
-    if same < 1.2:
+    if same < 1.3:
         out += ["", "Where the time goes (measured apart on this machine): stepping the envs and the replay "
                    "buffer alone, and the SAC updates alone, each run faster than the fused loop; inside one "
                    "loop body XLA's CPU backend pays a per-operation cost for every small array of the MJX "
@@ -63,6 +63,9 @@ def vs_python_loop(d: dict) -> list[str]:
     return out
 
 
+RELABEL_TARGETS = {(64, 64): 1.5, (256, 256): 1.2}  # inverse RL's time over none's at B = K = 32 (#17)
+
+
 def relabel_overhead(d: dict) -> list[str]:
     matmul = float(d["args"]["matmul_gflop_per_s"])
     out = header(d) + [f"A plain float32 matmul (1024 × 256 @ 256 × 256, chained) runs at {matmul:.1f} GFLOP/s.", ""]
@@ -76,16 +79,18 @@ def relabel_overhead(d: dict) -> list[str]:
         out.append(f"| {tuple(r['hidden'])} | {r['batch_size']} | {k} | `{r['strategy']}` | {r['updates_per_s']:,.0f} "
                    f"| {r['time_ratio_to_none']:.2f}× | {kernel} |")  # fmt: skip
         if r["strategy"] == "inverse_rl" and r["batch_size"] == 32 and r["num_candidates"] == 32:
-            ratio = r["time_ratio_to_none"]
-            targets.append(f"{tuple(r['hidden'])}: {verdict(ratio <= 1.3)} ({ratio:.2f}×)")
-    out += ["", "Target at B = K = 32, ≤ 1.3× the time of `none`: " + "; ".join(targets) + "."]
+            ratio, limit = r["time_ratio_to_none"], RELABEL_TARGETS.get(tuple(r["hidden"]), 1.5)
+            targets.append(f"{tuple(r['hidden'])} ≤ {limit}×: {verdict(ratio <= limit)} ({ratio:.2f}×)")
+    out += ["", "Targets at B = K = 32, the time of `none` times at most 1.5 with (64, 64) and 1.2 with (256, 256): "
+            + "; ".join(targets) + "."]  # fmt: skip
     out += [
         "",
-        "At K = B the kernel evaluates both critics on B² pairs, more FLOPs than the whole SAC update "
-        "on B samples, so the target cannot hold at K = B; the K rows show the cost falling with the "
-        "number of candidates (`--num-candidates`).",
+        "At K = B the kernel evaluates a critic on B² pairs, more arithmetic than the whole SAC update "
+        "on B samples (section 0 gives the bound from XLA's FLOP counts), so these targets cannot hold at "
+        "K = B where arithmetic dominates; the K rows show the cost falling with the number of candidates "
+        "(`--num-candidates`).",
     ]
-    small = [r for r in d["rows"] if r["strategy"] == "inverse_rl" and r["time_ratio_to_none"] <= 1.3]
+    small = [r for r in d["rows"] if r["strategy"] == "inverse_rl" and r["time_ratio_to_none"] <= 1.5]
     if small:
         r = min(small, key=lambda r: (r["batch_size"], -r["num_candidates"]))
         out.append(f"With fewer candidates the target holds: B = {r['batch_size']}, K = {r['num_candidates']}, "
@@ -139,6 +144,24 @@ def profile_update(d: dict) -> list[str]:
         top = sorted(parts.items(), key=lambda kv: -kv[1])[:3]
         out += ["", f"The three biggest costs of one `{strategy}` update ({us['update']:,.0f} µs): "
                 + ", ".join(f"{k} {v:,.0f} µs" for k, v in top) + ".", ""]  # fmt: skip
+    flops = {(r["relabel"], r["stage"]): r.get("flops_per_call", 0.0) for r in d["rows"]}
+    update, values = flops.get(("none", "update")), flops.get(("inverse_rl", "relabel: values (sample + B x K)"))
+    if update and values:
+        sample = flops.get(("inverse_rl", "sample"), 0.0)
+        bound = (update + values - sample) / update
+        out += [f"Arithmetic bound: a `none` update is {update / 1e6:.2f} MFLOP and the B × K values "
+                f"{(values - sample) / 1e6:.2f} MFLOP, so where arithmetic dominates (large networks, an accelerator) "
+                f"inverse RL at K = B costs at least {bound:.1f}× `none`; here, where per-operation costs dominate, "
+                "it costs less than that.", ""]  # fmt: skip
+    return out
+
+
+def before_after(d: dict) -> list[str]:
+    out = header(d) + ["| strategy, hidden | changes reverted | µs per update | × after |", "|---|---|---:|---:|"]
+    for r in d["rows"]:
+        strategy, hidden = r["case"].split(":")
+        reverted = {"all": "all (the earlier commit)", "after": "none (this commit)"}.get(r["variant"], r["variant"])
+        out.append(f"| {strategy}, ({hidden}) | {reverted} | {r['us_per_update']:,.0f} | {r['vs_after']:.3f}× |")
     return out
 
 
@@ -156,6 +179,20 @@ SECTIONS = [
         "call (MB: every operand read, the carried state included). An α step, a few scalar operations, still costs "
         "~40 µs a call, and a whole `none` update is ~5 MFLOP in ~400 µs (~13 GFLOP/s; a plain matmul reaches ~200 "
         "on this CPU): the update is bound by per-operation and per-iteration costs, not by arithmetic.",
+    ),
+    (
+        "before_after",
+        "0b. The update before and after the profile's changes",
+        before_after,
+        "`benchmarks/before_after.py` (not part of `make bench`: it needs a checkout of the earlier commit) times one "
+        "update as in section 0 with the earlier commit's functions patched back in, in the same process, medians of "
+        "7 round-robin repeats. The changes: the replay sample draws all its indices from one draw of random bits "
+        "instead of one `randint` each (`sample`); the relabeled half is the sample's first half (its rows are "
+        "i.i.d.) instead of a random permutation, and the commanded tasks' values are read off the B × K matrix's "
+        "diagonal instead of evaluated again (`relabel`); Adam updates the raveled parameters in one fused operation "
+        "instead of one per leaf (`adam`); inverse RL scores pairs with the first critic, as the released code does, "
+        "instead of the min of both (`twin`). Only `twin` changes what is computed (the others change random streams "
+        "or float rounding); learning before and after is compared in docs/results.md.",
     ),
     (
         "vs_brax",
@@ -185,8 +222,8 @@ SECTIONS = [
         relabel_overhead,
         "SAC updates/s (sample → relabel → update; env stepping excluded) with `inverse_rl` vs `none`, then the cost "
         "over the number of candidate tasks K (`--num-candidates`, a random subset of the batch's tasks) at the "
-        "largest B. Kernel GFLOP/s = XLA's FLOP count of the inverse-RL proposal (twin critics on all B × K pairs, "
-        "softmax draw) over its measured time.",
+        "largest B. Kernel GFLOP/s = XLA's FLOP count of the inverse-RL proposal (the first critic on all B × K "
+        "pairs, softmax draw) over its measured time.",
     ),
     (
         "seeds_vmap",

@@ -109,6 +109,8 @@ def test_no_flags_give_the_config_defaults_and_env_presets_fill_the_rest():
     walker = config_of(["--env", "walker_linear"])
     assert walker.hidden == (64, 64) and walker.env_steps == ENV_PRESETS["walker_linear"]["env_steps"]
     assert config_of(["--env", "walker_linear", "--hidden", "8,8"]).hidden == (8, 8)  # a flag beats the preset
+    assert walker.relabel == "inverse_rl" and config_of(["--env", "sawyer_reach"]).relabel == "future"
+    assert config_of(["--env", "sawyer_reach", "--relabel", "inverse_rl"]).relabel == "inverse_rl"
 
 
 def test_tiny_flags_parse_to_the_tiny_config():

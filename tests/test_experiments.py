@@ -20,6 +20,7 @@ import fig2_partition  # noqa: E402
 import fig7_bc  # noqa: E402
 import fig8_partition_ablation  # noqa: E402
 import gridworld_stitching  # noqa: E402
+import learning_unchanged  # noqa: E402
 import strategy_curves  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("fast_compilation")
@@ -184,3 +185,39 @@ def test_strategy_at_candidates_sets_the_candidate_source(capsys):
     with pytest.raises(SystemExit) as exc:
         strategy_curves.check(p, p.parse_args(["--updates-per-env-step", "1,0"]), budgets)
     assert exc.value.code == 2 and "--updates-per-env-step '1,0'" in capsys.readouterr().err
+
+
+def test_unpaired_difference_interval_by_hand():
+    from hipi_jax.stats import bootstrap_diff_ci
+
+    assert bootstrap_diff_ci(np.full(5, 0.7), np.full(4, 0.2)) == pytest.approx((0.5, 0.5))
+    lo, hi = bootstrap_diff_ci(np.array([0.0, 1.0]), np.array([0.5]))
+    assert lo == -0.5 and hi == 0.5  # resampling 2 seeds: means 0, 0.5 or 1, minus 0.5
+
+
+def _fake_run(run_dir: Path, success: list[list[float]]) -> None:
+    """A finished run directory: metrics.jsonl with one record per evaluation point, summary.json."""
+    run_dir.mkdir(parents=True)
+    records = [{"env_steps": 1000 * (i + 1), "eval_success": [seed[i] for seed in success],
+                "eval_return": [0.0] * len(success)} for i in range(len(success[0]))]  # fmt: skip
+    (run_dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    (run_dir / "summary.json").write_text(json.dumps({"wall_s": 1.0}))
+
+
+def test_learning_unchanged_verdicts(tmp_path, capsys):
+    same = [[0.1, 0.5], [0.2, 0.6], [0.0, 0.4]]
+    _fake_run(tmp_path / "b" / "nav2d" / "future" / "utd1", same)
+    _fake_run(tmp_path / "a" / "nav2d" / "future" / "utd1", [[0.2, 0.5], [0.1, 0.6], [0.0, 0.4]])
+    _fake_run(tmp_path / "b" / "nav2d" / "none" / "utd1", same)
+    _fake_run(tmp_path / "a" / "nav2d" / "none" / "utd1", [[0.9, 1.0], [0.8, 1.0], [0.9, 0.9]])
+    _fake_run(tmp_path / "b" / "nav2d" / "random" / "utd1", same)  # no after: not compared
+    argv = ["--before", str(tmp_path / "b"), "--after", str(tmp_path / "a"), "--out", str(tmp_path / "o")]
+    assert learning_unchanged.main(argv) == 0
+    rows = json.loads((tmp_path / "o" / "results.json").read_text())["strategies"]
+    assert set(rows) == {"future", "none"}
+    assert rows["future"]["area"]["agree"] and rows["future"]["area"]["diff"] == pytest.approx(0.0)
+    assert not rows["none"]["area"]["agree"] and rows["none"]["area"]["diff"] == pytest.approx((0.95 + 0.9 + 0.9) / 3 - 0.3)
+    assert "| none |" in capsys.readouterr().out and "**differ**" in (tmp_path / "o" / "table.md").read_text()
+    with pytest.raises(SystemExit) as exc:
+        learning_unchanged.main(["--before", str(tmp_path / "nowhere"), "--after", str(tmp_path / "a")])
+    assert exc.value.code == 2

@@ -270,7 +270,17 @@ def test_soft_q_matrix_every_pair(sac, state, batch):
     for i in range(B):
         for j in range(3):
             q = apply(state.critic_params, batch.obs[i : i + 1], batch.action[i : i + 1], tasks[j : j + 1])
-            np.testing.assert_allclose(float(m[i, j]), float(q.min(0)[0]), rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(float(m[i, j]), float(q[0, 0]), rtol=1e-5, atol=1e-6)  # the first critic
+
+
+@pytest.mark.parametrize("bound", [None, (-10.0, 0.0)])
+def test_first_q_is_the_first_twin(sac, batch, bound):
+    agent = dataclasses.replace(sac, critic_bound=bound)
+    params = agent.init(jax.random.PRNGKey(3)).critic_params
+    both = agent.critic.apply(params, batch.obs, batch.action, batch.task)
+    first = agent.first_q(params, batch.obs, batch.action, batch.task)
+    np.testing.assert_allclose(np.asarray(first), np.asarray(both[0]), rtol=1e-6)
+    assert not np.allclose(np.asarray(first), np.asarray(both[1]))  # the twins differ
 
 
 def test_relabel_values_broadcast_per_sample_tasks(sac, state, batch):
@@ -306,7 +316,7 @@ def test_soft_backup_matrix_every_pair(sac, state, batch):
     m = jax.jit(sac.soft_backup_matrix)(state, key, batch.obs, batch.action, batch.next_obs, tasks, reward, done)
     assert m.shape == (B, 3)
     assert bool(jnp.all(jnp.isfinite(m)))
-    # NumPy: y_ij = r_ij − log π(a_i|s_i, ψ_j) + γ(1−d_ij) min_k Q_k(s'_i, a'_ij, ψ_j), a'_ij from ε = normal(key)
+    # NumPy: y_ij = r_ij − log π(a_i|s_i, ψ_j) + γ(1−d_ij) Q_1(s'_i, a'_ij, ψ_j), a'_ij from ε = normal(key)
     tk = np.broadcast_to(np.asarray(tasks)[None], (B, 3, TASK_DIM))
     obs = np.broadcast_to(np.asarray(batch.obs)[:, None], (B, 3, OBS_DIM))
     act = np.broadcast_to(np.asarray(batch.action, np.float64)[:, None], (B, 3, ACTION_DIM))
@@ -317,7 +327,7 @@ def test_soft_backup_matrix_every_pair(sac, state, batch):
     nobs = np.broadcast_to(np.asarray(batch.next_obs)[:, None], (B, 3, OBS_DIM))
     mean2, log_std2 = np_actor(state.actor_params, nobs, tk)
     a2, _ = np_tanh_gaussian(key, mean2, log_std2)
-    nq = np_critic(state.critic_params, nobs, a2, tk).min(0)
+    nq = np_critic(state.critic_params, nobs, a2, tk)[0]  # the first critic, as the released code
     r, d = np.asarray(reward, np.float64), np.asarray(done, np.float64)
     expected = r - log_pi + sac.gamma * (1 - d) * nq
     np.testing.assert_allclose(np.asarray(m), expected, rtol=1e-4, atol=1e-4)

@@ -34,11 +34,12 @@ class SplitInputMLP(nn.Module):
 
 
 class Critic(nn.Module):
-    """Twin soft Q-functions Q_k(s, a, ψ) -> [2, ...]. With `bound` = (low, high) the output is
+    """Twin soft Q-functions Q_k(s, a, ψ) -> [members, ...]. With `bound` = (low, high) the output is
     low + (high − low)·sigmoid(x), as the released configs bound the finger and reacher critics."""
 
     hidden: Sequence[int]
     bound: tuple[float, float] | None = None
+    members: int = 2  # 1 applies the first critic alone, given the first row of the twins' parameters
 
     @nn.compact
     def __call__(self, obs: Array, action: Array, task: Array) -> Array:
@@ -47,7 +48,7 @@ class Critic(nn.Module):
             variable_axes={"params": 0},
             split_rngs={"params": True},
             in_axes=None,
-            axis_size=2,
+            axis_size=self.members,
         )
         q = twin(self.hidden, 1, name="q")(obs, action, task)[..., 0]
         if self.bound is None:

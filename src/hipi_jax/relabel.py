@@ -260,10 +260,18 @@ def _score(values_fn: ValuesFn | None, key, sample: Sample, family, tasks: Array
     return values_fn(key, tr.obs, tr.action, tr.next_obs, tasks, reward, done)
 
 
-def _posterior_info(key, values: Array, pick: Array, log_q: Array, sample, family, values_fn, on_state) -> dict:
+def _commanded_values(key, values: Array, sample, family, values_fn, spec) -> Array:
+    """Q̃ of each sample's commanded task [B]: the diagonal of `values` when the candidates are the
+    batch's own commanded tasks in order (Alg. 1's default), else one more evaluation."""
+    own = family.candidate_tasks() is None and spec.candidates == "tasks" and spec.prior_candidates == 0
+    if own and values.shape[0] == values.shape[1]:
+        return jnp.diagonal(values)
+    return _score(values_fn, key, sample, family, sample.transition.task[:, None], False)[:, 0]
+
+
+def _posterior_info(values: Array, pick: Array, log_q: Array, commanded: Array) -> dict:
     """Diagnostics of an inverse-RL draw: the posterior's entropy and the values of the chosen and of
     the commanded task (averaged over the batch)."""
-    commanded = _score(values_fn, key, sample, family, sample.transition.task[:, None], on_state)[:, 0]
     entropy = -jnp.sum(jnp.where(log_q > -jnp.inf, jnp.exp(log_q) * log_q, 0.0), axis=-1)
     chosen = jnp.take_along_axis(values, pick[:, None], axis=1)[:, 0]
     return {"posterior_entropy": entropy.mean(), "soft_q_chosen": chosen.mean(), "soft_q_commanded": commanded.mean()}
@@ -291,7 +299,7 @@ def _inverse_rl(use_partition: bool) -> Callable:
         candidates = candidate_tasks(k_cand, sample, family, spec)
         values = _score(values_fn, k_values, sample, family, candidates[None], False)  # [B, K]
         pick, log_q = posterior_draw(k_pick, values, use_partition=use_partition)
-        info = _posterior_info(k_own, values, pick, log_q, sample, family, values_fn, False)
+        info = _posterior_info(values, pick, log_q, _commanded_values(k_own, values, sample, family, values_fn, spec))
         return Proposal(task=candidates[pick], info=info)
 
     return propose
@@ -340,11 +348,11 @@ def _generalized_hindsight(advantage: bool) -> Callable:
 
 
 def _inverse_rl_released(spec, key, sample, family, fraction, values_fn) -> Proposal:
-    k_values, k_pick, k_mask, k_own = jax.random.split(key, 4)
+    k_values, k_pick, k_mask = jax.random.split(key, 3)
     tr = sample.transition
     values = _score(values_fn, k_values, sample, family, tr.task[None], True)  # scored: commanded ψ_j
     pick, log_q = posterior_draw(k_pick, values)  # normalize_cols: log Z up to a constant
-    info = _posterior_info(k_own, values, pick, log_q, sample, family, values_fn, True)
+    info = _posterior_info(values, pick, log_q, jnp.diagonal(values))  # scored against the batch's own tasks
     task = family.achieved_task(tr.obs_features[pick], tr.task)  # assigned: the goal of s_j, not ψ_j
     relabeled = jax.random.bernoulli(k_mask, fraction, pick.shape)
     return Proposal(task=task, relabeled=relabeled, info=info)
@@ -383,10 +391,11 @@ STRATEGIES = tuple(RULES)
 # ---------------------------------------------------------------- applying a spec
 
 
-def relabel_mask(key: Array, batch_size: int, fraction: Array | float) -> Array:
-    """Exactly round(fraction · batch) randomly chosen samples are relabeled (fraction may be traced)."""
-    rank = jax.random.permutation(key, batch_size)
-    return rank < jnp.round(fraction * batch_size)
+def relabel_mask(batch_size: int, fraction: Array | float) -> Array:
+    """The first round(fraction · batch) samples are relabeled (fraction may be traced). The rows of a
+    replay sample are i.i.d., so this is a uniformly random subset of that size in distribution, without
+    the cost of drawing one."""
+    return jnp.arange(batch_size) < jnp.round(fraction * batch_size)
 
 
 def with_task(sample: Sample, task: Array, family: TaskFamily, next_obs: Array | None = None, on_state=False) -> Batch:
@@ -421,15 +430,14 @@ def relabel(
     relabeled samples `relabel_success` (goal families: the share that succeed under their new task)
     and `relabel_kept` (the share whose proposal is their own task); inverse RL adds
     `posterior_entropy`, `soft_q_chosen` and `soft_q_commanded`; released HER adds `self_pairs`."""
-    k_propose, k_mask = jax.random.split(key)
     rule = spec.rule
     if rule.trajectory_level and sample.episode is None:
         raise ValueError(f"relabel={spec.strategy!r} needs each sample's episode: buffer.sample(episode_steps=T)")
-    proposal = rule.propose(spec, k_propose, sample, family, fraction, values_fn)
+    proposal = rule.propose(spec, key, sample, family, fraction, values_fn)
     commanded = sample.transition.task
     relabeled = proposal.relabeled
     if relabeled is None:
-        relabeled = relabel_mask(k_mask, commanded.shape[0], fraction)
+        relabeled = relabel_mask(commanded.shape[0], fraction)
     task = jnp.where(relabeled[:, None], proposal.task, commanded)
     batch = with_task(sample, task, family, proposal.next_obs, rule.rewards_on_state)
     metrics = {

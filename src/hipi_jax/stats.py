@@ -26,3 +26,14 @@ def wilson_ci(successes: int, n: int, z: float = 1.959964) -> tuple[float, float
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
     return float(max(0.0, centre - half)), float(min(1.0, centre + half))
+
+
+def bootstrap_diff_ci(a, b, seed: int = 0, resamples: int = BOOTSTRAP) -> tuple[float, float]:
+    """95% percentile-bootstrap interval of mean(a) − mean(b) for two independent samples (e.g. the
+    seeds of one experiment under two code versions, whose random streams differ): each resampled on
+    its own."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    rng = np.random.default_rng(seed)
+    diffs = a[rng.integers(0, len(a), (resamples, len(a)))].mean(1) - b[rng.integers(0, len(b), (resamples, len(b)))].mean(1)
+    lo, hi = np.percentile(diffs, [2.5, 97.5])
+    return float(lo), float(hi)

@@ -72,8 +72,10 @@ class SAC:
 
     @property
     def optimizer(self) -> optax.GradientTransformation:
+        """Adam (with global-norm clipping when `grad_clip` > 0) on the raveled parameters: one fused
+        update instead of one per leaf, the same arithmetic (benchmarks/profile_update.py)."""
         adam = optax.adam(self.learning_rate)
-        return optax.chain(optax.clip_by_global_norm(self.grad_clip), adam) if self.grad_clip > 0 else adam
+        return optax.flatten(optax.chain(optax.clip_by_global_norm(self.grad_clip), adam) if self.grad_clip > 0 else adam)
 
     def init(self, key: Array) -> SACState:
         k_actor, k_critic = jax.random.split(key)
@@ -163,11 +165,18 @@ class SAC:
 
     # ---- HIPI-RL values for all (sample, task) pairs ----------------------------------------------
 
+    def first_q(self, critic_params, obs: Array, action: Array, task: Array) -> Array:
+        """Q_1(s, a, ψ), the first of the twin critics alone (inputs broadcast): the value the authors'
+        released code scores relabeling pairs with ("the critic network's first output"), at half
+        the cost of both."""
+        first = jax.tree.map(lambda x: x[:1], critic_params)
+        return Critic(tuple(self.hidden), self.critic_bound, members=1).apply(first, obs, action, task)[0]
+
     def soft_q_matrix(self, state: SACState, obs: Array, action: Array, tasks: Array) -> Array:
-        """Q̃(s_i, a_i, ψ) = min_k Q_k for every pair (Eq. 8): [B, K] from obs/action [B, .] and tasks
-        [K, .] (shared by all samples) or [B, K, .] / [1, K, .] (broadcast)."""
+        """Q̃(s_i, a_i, ψ) = Q_1 (`first_q`) for every pair (Eq. 8): [B, K] from obs/action [B, .] and
+        tasks [K, .] (shared by all samples) or [B, K, .] / [1, K, .] (broadcast)."""
         tasks = tasks[None] if tasks.ndim == 2 else tasks
-        return self.critic.apply(state.critic_params, obs[:, None], action[:, None], tasks).min(0)
+        return self.first_q(state.critic_params, obs[:, None], action[:, None], tasks)
 
     def soft_backup_matrix(
         self,
@@ -181,14 +190,14 @@ class SAC:
         done: Array,
     ) -> Array:
         """The estimator of the authors' released code, for every pair: [B, K]
-        r_ψj(s_i, a_i) − log π(a_i|s_i, ψ_j) + γ(1 − done_ij) min_k Q_k(s'_i, a', ψ_j), a' ~ π(·|s'_i, ψ_j):
+        r_ψj(s_i, a_i) − log π(a_i|s_i, ψ_j) + γ(1 − done_ij) Q_1(s'_i, a', ψ_j), a' ~ π(·|s'_i, ψ_j):
         a one-step estimate of Eq. 13's Q̃, whose sum starts with the entropy term of the current
         action (unscaled by α, as in that code). `tasks` as in `soft_q_matrix`; `reward`, `done`:
         [B, K] under each pair's task."""
         tasks = tasks[None] if tasks.ndim == 2 else tasks
         log_pi = self.log_prob(state.actor_params, obs[:, None], action[:, None], tasks)
         next_action, _ = self.policy(state.actor_params, key, next_obs[:, None], tasks)
-        next_q = self.critic.apply(state.critic_params, next_obs[:, None], next_action, tasks).min(0)
+        next_q = self.first_q(state.critic_params, next_obs[:, None], next_action, tasks)
         return reward - log_pi + self.gamma * (1.0 - done) * next_q
 
     def state_value_matrix(self, state: SACState, obs: Array, tasks: Array) -> Array:
