@@ -119,7 +119,8 @@ def run(args, budgets: dict, title: str) -> int:
         if same and (run_dir / "summary.json").exists():
             print(f"{env}/{strategy}/utd{utd:g}: complete in {run_dir}, not run again")
             continue
-        resume = same and (run_dir / "checkpoints").is_dir()  # stopped part-way: continue from its checkpoint
+        ckpts = run_dir / "checkpoints"  # stopped part-way: continue from its checkpoint, if it wrote one
+        resume = same and ckpts.is_dir() and any(d.name.isdigit() for d in ckpts.iterdir())
         print(f"{env}/{strategy}/utd{utd:g}: {'resuming' if resume else 'training'} in {run_dir}", flush=True)
         summary = runner.train(config, run_dir, overwrite=not resume, resume=resume, progress=not args.no_progress)
         shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)  # the replay buffers; policies/ stays

@@ -98,6 +98,13 @@ def test_strategy_curves_resumes_a_run_stopped_part_way(tmp_path, capsys, monkey
     assert strategy_curves.run(strategy_curves.check(p, p.parse_args(argv), budgets), budgets, "t") == 0
     assert "resuming" in capsys.readouterr().out
     assert json.loads((run_dir / "summary.json").read_text())["eval_return"] == first["eval_return"]
+    monkeypatch.undo()
+    (run_dir / "summary.json").unlink()  # stopped before its first checkpoint: trained afresh
+    strategy_curves.shutil.rmtree(run_dir / "checkpoints")
+    (run_dir / "checkpoints").mkdir()
+    assert strategy_curves.run(strategy_curves.check(p, p.parse_args(argv), budgets), budgets, "t") == 0
+    assert "point_goal/none/utd1: training" in capsys.readouterr().out
+    assert json.loads((run_dir / "summary.json").read_text())["eval_return"] == first["eval_return"]
 
 
 def test_bootstrap_interval_and_paired_verdict_by_hand():
