@@ -43,8 +43,11 @@ def parse(argv):
     p.add_argument("--variants", default="all,twin",
                    help="comma-separated: 'all' (every change reverted) or one change of " + ", ".join(CHANGES) +
                    " reverted alone; 'after' is always timed (default: all,twin)")  # fmt: skip
-    p.add_argument("--cases", default="none:64,64;inverse_rl:64,64;inverse_rl:256,256",
-                   help="semicolon-separated STRATEGY:HIDDEN (default: none:64,64;inverse_rl:64,64;inverse_rl:256,256)")
+    p.add_argument(
+        "--cases",
+        default="none:64,64;inverse_rl:64,64;inverse_rl:256,256",
+        help="semicolon-separated STRATEGY:HIDDEN (default: none:64,64;inverse_rl:64,64;inverse_rl:256,256)",
+    )
     p.add_argument("--calls", type=int, default=64, help="updates per timed scan (default: 64)")
     p.add_argument("--repeats", type=int, default=7, help="timed scans per program, round-robin (default: 7)")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/before_after.json", help="JSON output")
@@ -102,7 +105,9 @@ def main(argv=None) -> int:
                 tr = training.build(config)
                 prog = training.programs(tr)
                 state = jax.tree.map(lambda x: x[0], prog.warmup(prog.init(training.run_keys(config))))
-                compiled = scanned(stages(tr, state)["update"], args.calls).lower(state, jax.random.PRNGKey(0)).compile()
+                compiled = (
+                    scanned(stages(tr, state)["update"], args.calls).lower(state, jax.random.PRNGKey(0)).compile()
+                )
                 jax.block_until_ready(compiled(state, jax.random.PRNGKey(0)))
                 programs[case, variant] = (compiled, state)
             print(f"{case} / {variant}: compiled", flush=True)

@@ -30,11 +30,14 @@ def parse(argv):
     p.add_argument("--after", type=Path, required=True, help="output directory of the same runs after it")
     p.add_argument("--env", default="nav2d", help="the env to compare (default: nav2d)")
     p.add_argument("--utd", type=float, default=1.0, help="updates per env step of the runs compared (default: 1)")
-    p.add_argument("--out", type=Path, default=Path("runs/learning_unchanged"), help="where to write results.json, table.md")
+    p.add_argument(
+        "--out", type=Path, default=Path("runs/learning_unchanged"), help="where to write results.json, table.md"
+    )
     args = p.parse_args(argv)
     for name in ("before", "after"):
-        if not (getattr(args, name) / args.env).is_dir():
-            p.error(f"--{name} {getattr(args, name)} has no runs of {args.env!r} (expected {getattr(args, name)}/{args.env}/STRATEGY/utdU)")
+        root = getattr(args, name)
+        if not (root / args.env).is_dir():
+            p.error(f"--{name} {root} has no runs of {args.env!r} (expected {root}/{args.env}/STRATEGY/utdU)")
     return args
 
 
@@ -62,22 +65,31 @@ def main(argv=None) -> int:
         if (other / "summary.json").exists():
             rows[strategy] = compare(strategy_curves._entry(run.parent), strategy_curves._entry(other))
     if not rows:
-        print(f"learning_unchanged: no strategy of {args.env} has a finished {utd} run in both directories", file=sys.stderr)
+        print(
+            f"learning_unchanged: no strategy of {args.env} has a finished {utd} run in both directories",
+            file=sys.stderr,
+        )
         return 2
     ci = lambda c: f"[{c[0]:.2f}, {c[1]:.2f}]"  # noqa: E731
-    lines = [f"{args.env}, {utd}: before = `{args.before}`, after = `{args.after}`; 95% bootstrap intervals over seeds; "
-             "difference after − before, unpaired", "",  # fmt: skip
-             "| strategy | seeds | area before | area after | difference | final before | final after | difference | verdict |",
-             "|---|---:|---|---|---|---|---|---|---|"]  # fmt: skip
+    cell = lambda x, key: f"{x[key]:.2f} {ci(x[key + '_ci'])}"  # noqa: E731
+    lines = [
+        f"{args.env}, {utd}: before = `{args.before}`, after = `{args.after}`; 95% bootstrap intervals over seeds; "
+        "difference after − before, unpaired",
+        "",
+        "| strategy | seeds | area before | area after | difference "
+        "| final before | final after | difference | verdict |",
+        "|---|---:|---|---|---|---|---|---|---|",
+    ]
     for s, r in rows.items():
         a, f = r["area"], r["final"]
         verdict = "agree" if a["agree"] and f["agree"] else "**differ**"
-        lines.append(f"| {s} | {r['seeds'][0]}, {r['seeds'][1]} | {a['before']:.2f} {ci(a['before_ci'])} | {a['after']:.2f} {ci(a['after_ci'])} "
-                     f"| {a['diff']:+.2f} {ci(a['diff_ci'])} | {f['before']:.2f} {ci(f['before_ci'])} | {f['after']:.2f} {ci(f['after_ci'])} "
-                     f"| {f['diff']:+.2f} {ci(f['diff_ci'])} | {verdict} |")  # fmt: skip
+        cells = [f"{x['diff']:+.2f} {ci(x['diff_ci'])}" for x in (a, f)]
+        lines.append(f"| {s} | {r['seeds'][0]}, {r['seeds'][1]} | {cell(a, 'before')} | {cell(a, 'after')} "
+                     f"| {cells[0]} "
+                     f"| {cell(f, 'before')} | {cell(f, 'after')} | {cells[1]} | {verdict} |")  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "results.json").write_text(json.dumps({"env": args.env, "utd": args.utd, "before": str(args.before),
-                                                        "after": str(args.after), "strategies": rows}, indent=1))  # fmt: skip
+    saved = {"env": args.env, "utd": args.utd, "before": str(args.before), "after": str(args.after), "strategies": rows}
+    (args.out / "results.json").write_text(json.dumps(saved, indent=1))
     (args.out / "table.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0

@@ -51,3 +51,21 @@ def test_gpu_check_cpu_dry_run_writes_one_json(tmp_path):
     assert [r["num_envs"] for r in result["walker_linear_inverse_rl"]] == [8, 16]
     assert all(r["env_steps_per_s"] > 0 for r in result["walker_linear_inverse_rl"])
     assert "rows" in result["relabel_overhead"] and ("skipped" in result["vs_brax"] or "rows" in result["vs_brax"])
+
+
+def test_before_after_refuses_a_directory_that_is_no_checkout(tmp_path):
+    cmd = [sys.executable, str(ROOT / "benchmarks/before_after.py"), "--before", str(tmp_path)]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2
+    assert f"--before {tmp_path} is not a hipi-jax checkout" in out.stderr
+
+
+def test_write_docs_renders_every_committed_result_with_its_targets(tmp_path):
+    import write_docs
+
+    assert write_docs.main(["--results", str(ROOT / "benchmarks/results"), "--out", str(tmp_path / "b.md")]) == 0
+    text = (tmp_path / "b.md").read_text()
+    for name, title, _, _ in write_docs.SECTIONS:
+        assert f"## {title}" in text and f"`{name}.json` is missing" not in text
+    assert "Target ≥ 1.3× Brax" in text and "(256, 256) ≤ 1.2×" in text and "In arithmetic the B × K values" in text
+    assert "| inverse_rl, (64,64) | all (the earlier commit) |" in text

@@ -223,7 +223,9 @@ def test_learning_unchanged_verdicts(tmp_path, capsys):
     rows = json.loads((tmp_path / "o" / "results.json").read_text())["strategies"]
     assert set(rows) == {"future", "none"}
     assert rows["future"]["area"]["agree"] and rows["future"]["area"]["diff"] == pytest.approx(0.0)
-    assert not rows["none"]["area"]["agree"] and rows["none"]["area"]["diff"] == pytest.approx((0.95 + 0.9 + 0.9) / 3 - 0.3)
+    assert not rows["none"]["area"]["agree"] and rows["none"]["area"]["diff"] == pytest.approx(
+        (0.95 + 0.9 + 0.9) / 3 - 0.3
+    )
     assert "| none |" in capsys.readouterr().out and "**differ**" in (tmp_path / "o" / "table.md").read_text()
     with pytest.raises(SystemExit) as exc:
         learning_unchanged.main(["--before", str(tmp_path / "nowhere"), "--after", str(tmp_path / "a")])

@@ -40,8 +40,20 @@ ENV_PRESETS: dict[str, dict] = {
     "arm_reach": {"hidden": (64, 64), "env_steps": 100_000, "eval_every": 10_000, "grad_clip": 1.0},
     "arm_reach_hard": {"hidden": (64, 64), "env_steps": 100_000, "eval_every": 10_000, "grad_clip": 1.0},
     "arm_reach_margin": {"hidden": (64, 64), "env_steps": 100_000, "eval_every": 10_000, "grad_clip": 1.0},
-    "sawyer_reach": {"hidden": (64, 64), "env_steps": 100_000, "eval_every": 10_000, "grad_clip": 1.0, "relabel": "future"},
-    "sawyer_reach_hard": {"hidden": (64, 64), "env_steps": 100_000, "eval_every": 10_000, "grad_clip": 1.0, "relabel": "future"},
+    "sawyer_reach": {
+        "hidden": (64, 64),
+        "env_steps": 100_000,
+        "eval_every": 10_000,
+        "grad_clip": 1.0,
+        "relabel": "future",
+    },
+    "sawyer_reach_hard": {
+        "hidden": (64, 64),
+        "env_steps": 100_000,
+        "eval_every": 10_000,
+        "grad_clip": 1.0,
+        "relabel": "future",
+    },
     "sawyer_reach_margin": {"hidden": (64, 64), "env_steps": 100_000, "eval_every": 10_000, "grad_clip": 1.0},
 }
 

@@ -34,6 +34,8 @@ def bootstrap_diff_ci(a, b, seed: int = 0, resamples: int = BOOTSTRAP) -> tuple[
     its own."""
     a, b = np.asarray(a, float), np.asarray(b, float)
     rng = np.random.default_rng(seed)
-    diffs = a[rng.integers(0, len(a), (resamples, len(a)))].mean(1) - b[rng.integers(0, len(b), (resamples, len(b)))].mean(1)
+    diffs = a[rng.integers(0, len(a), (resamples, len(a)))].mean(1) - b[
+        rng.integers(0, len(b), (resamples, len(b)))
+    ].mean(1)
     lo, hi = np.percentile(diffs, [2.5, 97.5])
     return float(lo), float(hi)

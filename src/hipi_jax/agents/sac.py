@@ -72,10 +72,11 @@ class SAC:
 
     @property
     def optimizer(self) -> optax.GradientTransformation:
-        """Adam (with global-norm clipping when `grad_clip` > 0) on the raveled parameters: one fused
-        update instead of one per leaf, the same arithmetic (benchmarks/profile_update.py)."""
+        """Adam (after global-norm clipping when `grad_clip` > 0) on the raveled parameters: one fused
+        update instead of one per leaf, the same arithmetic up to float rounding (benchmarks/before_after.py)."""
         adam = optax.adam(self.learning_rate)
-        return optax.flatten(optax.chain(optax.clip_by_global_norm(self.grad_clip), adam) if self.grad_clip > 0 else adam)
+        clipped = optax.chain(optax.clip_by_global_norm(self.grad_clip), adam) if self.grad_clip > 0 else adam
+        return optax.flatten(clipped)
 
     def init(self, key: Array) -> SACState:
         k_actor, k_critic = jax.random.split(key)
