@@ -176,7 +176,7 @@ SECTIONS = [
         "policy sample, env step, buffer insert and auto-reset of all 16 envs; the critic and actor rows include their "
         "own sample and relabel, and the step alone is the difference. MFLOP and MB are XLA's cost analysis of one "
         "call (MB: every operand read, the carried state included). An α step, a few scalar operations, still costs "
-        "~40 µs a call, and a whole `none` update is ~5 MFLOP in ~400 µs (~13 GFLOP/s; a plain matmul reaches ~200 "
+        "~40 µs a call, and a whole `none` update is ~5 MFLOP in ~400 µs (~13 GFLOP/s; a plain matmul reaches 150–210 "
         "on this CPU): the update is bound by per-operation and per-iteration costs, not by arithmetic.",
     ),
     (
