@@ -27,6 +27,7 @@ def _field(default, help: str):
 # The Sawyer's sparse goals relabel with HER's `future` by default: Alg. 1's candidates (the batch's
 # commanded goals) almost never succeed at margin 0.01, and inverse RL reached no goal in 100k steps
 # (docs/results.md); `--relabel inverse_rl` still runs Alg. 1 there.
+_ARM = {"hidden": (64, 64), "env_steps": 100_000, "eval_every": 10_000, "grad_clip": 1.0}
 ENV_PRESETS: dict[str, dict] = {
     "point_goal": {"env_steps": 100_000, "eval_every": 10_000},
     "walker_linear": {"hidden": (64, 64), "env_steps": 100_000, "eval_every": 10_000},
@@ -37,24 +38,12 @@ ENV_PRESETS: dict[str, dict] = {
     "finger_goal": {"hidden": (64, 64), "env_steps": 200_000, "eval_every": 20_000},
     "quadruped_goal": {"hidden": (256, 256), "env_steps": 30_000, "eval_every": 10_000, "warmup_steps": 2_000},
     "quadruped_linear": {"hidden": (256, 256), "env_steps": 30_000, "eval_every": 10_000, "warmup_steps": 2_000},
-    "arm_reach": {"hidden": (64, 64), "env_steps": 100_000, "eval_every": 10_000, "grad_clip": 1.0},
-    "arm_reach_hard": {"hidden": (64, 64), "env_steps": 100_000, "eval_every": 10_000, "grad_clip": 1.0},
-    "arm_reach_margin": {"hidden": (64, 64), "env_steps": 100_000, "eval_every": 10_000, "grad_clip": 1.0},
-    "sawyer_reach": {
-        "hidden": (64, 64),
-        "env_steps": 100_000,
-        "eval_every": 10_000,
-        "grad_clip": 1.0,
-        "relabel": "future",
-    },
-    "sawyer_reach_hard": {
-        "hidden": (64, 64),
-        "env_steps": 100_000,
-        "eval_every": 10_000,
-        "grad_clip": 1.0,
-        "relabel": "future",
-    },
-    "sawyer_reach_margin": {"hidden": (64, 64), "env_steps": 100_000, "eval_every": 10_000, "grad_clip": 1.0},
+    "arm_reach": _ARM,
+    "arm_reach_hard": _ARM,
+    "arm_reach_margin": _ARM,
+    "sawyer_reach": {**_ARM, "relabel": "future"},
+    "sawyer_reach_hard": {**_ARM, "relabel": "future"},
+    "sawyer_reach_margin": _ARM,
 }
 
 
@@ -75,7 +64,8 @@ class TrainConfig:
     )
     relabel_values: str = _field(
         "auto",
-        "inverse-RL values: 'critic' = soft Q(s,a,psi) of the first twin critic, as the released code (Eq. 8, Alg. 1); "
+        "inverse-RL values: 'critic' = soft Q(s,a,psi) of the first twin critic, as in the released code "
+        "(Eq. 8, Alg. 1); "
         "'backup' = r(s,a) - log pi(a|s,psi) + gamma (1-done) Q(s',a',psi), the authors' code's estimator; "
         "'auto' = critic, except backup for inverse_rl_released",
     )
