@@ -111,7 +111,8 @@ def save(mgr: ocp.CheckpointManager, chunks_done: int, state: Any, config: dict)
             saved = mgr.save(chunks_done, args=args)
             mgr.wait_until_finished()
     except Exception as e:  # noqa: BLE001 - tensorstore reports a full disk as ValueError
-        failed = True  # late callbacks may still come: keep them muted
+        failed = True  # late callbacks may still come: keep them muted, and asyncio's "Task exception was
+        logging.getLogger("asyncio").setLevel(logging.CRITICAL)  # never retrieved" for the other failed writes
         raise CheckpointError(f"checkpoint {directory / str(chunks_done)} was not written ({_reason(e)})") from e
     finally:
         threading.excepthook = hooks[0]
