@@ -178,8 +178,10 @@ def _file_size_limit(limit: int):
 def test_a_full_disk_during_a_save_keeps_the_last_checkpoint_then_resume_is_exact(tmp_path, run_env, reference):
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "hipi_jax", *ARGS, "--out", str(out)]
-    # 22,000 bytes: the run's JSON, metrics and the first checkpoints fit; a later checkpoint's data does not
-    proc = subprocess.run(cmd, env=run_env, capture_output=True, text=True, preexec_fn=_file_size_limit(22_000))
+    # 22,000 bytes: the run's JSON, metrics and the first checkpoints fit; a later checkpoint's data does not.
+    # An empty compilation cache: its entries' writes fail too, and JAX's warning about them must stay muted.
+    env = {**run_env, "JAX_COMPILATION_CACHE_DIR": str(tmp_path / "cache")}
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, preexec_fn=_file_size_limit(22_000))
     assert proc.returncode == 1, proc.stderr
     line = one_error_line(proc.stderr)
     assert re.fullmatch(r"hipi-train: error: checkpoint .* was not written \(EFBIG: File too large\); the newest "

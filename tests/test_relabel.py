@@ -691,6 +691,17 @@ def test_percentile_ranks_by_hand():
     np.testing.assert_allclose(rl.percentile_ranks(jnp.asarray(GH_RETURNS)), expected, atol=1e-7)
 
 
+def test_posterior_draw_frequencies_match_q():
+    values = jnp.asarray([[0.0, 1.0, 2.0], [NINF, 0.0, 3.0], [5.0, 0.0, 0.0], [1.0, 1.0, NINF]])
+    keys = jax.random.split(jax.random.key(0), 40_000)
+    picks, log_q = jax.jit(jax.vmap(rl.posterior_draw, (0, None)))(keys, values)
+    freq = np.stack([np.bincount(np.asarray(picks)[:, row], minlength=3) / len(keys) for row in range(4)])
+    q = np.exp(np.asarray(log_q[0]))
+    np.testing.assert_allclose(q, np.exp(np.asarray(_log_probs(values, use_partition=True))), rtol=1e-6)
+    np.testing.assert_allclose(freq, q, atol=0.01)  # at least 4 standard errors at 40k draws
+    assert freq[1, 0] == 0 and freq[3, 2] == 0  # impossible pairs are never drawn
+
+
 def test_top_k_draw_keeps_exactly_the_k_best():
     scores = jnp.asarray([[0.0, 1 / 3, 2 / 3], [1 / 3, 2 / 3, 2 / 3], [0.5, 0.2, 0.9]])
     np.testing.assert_array_equal(rl.top_k_draw(jax.random.key(0), scores, 1), [2, 1, 2])  # a tie: lower index

@@ -10,6 +10,7 @@ import argparse
 import dataclasses
 import logging
 import sys
+import warnings
 from pathlib import Path
 
 from hipi_jax import __version__, envs
@@ -181,6 +182,9 @@ def setup_logging(prog: str = "hipi-train") -> None:
     logger.handlers[:] = [handler]
     logger.setLevel(logging.INFO)
     logger.propagate = False
+    # A compilation-cache entry that cannot be written (a full disk) costs only the next run's compile; the
+    # run's own writes report the disk in one line, so JAX's warning would only be a second, misleading one.
+    warnings.filterwarnings("ignore", message="Error writing persistent compilation cache entry", category=UserWarning)
 
 
 def main(argv: list[str] | None = None) -> int:
