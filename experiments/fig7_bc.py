@@ -2,8 +2,9 @@
 
 For each domain: train a multi-task SAC expert with the env's `hipi-train` preset (the quadruped's
 budget is cut to 10k env steps on the CPU: see CPU_BUDGET), roll it out for --episodes trajectories
-on prior tasks, then clone with every method over --seeds vmapped seeds and evaluate each on
---eval-episodes prior tasks.
+on prior tasks (the desk, which has no expert: 900 episodes of its scripted demonstrator, 100 per task,
+as the paper's 900 demonstrations), then clone with every method over --seeds vmapped seeds and evaluate
+each on --eval-episodes prior tasks.
 
     python experiments/fig7_bc.py --out runs/fig7                   # CPU budget (see --help)
     python experiments/fig7_bc.py --out runs/fig7_paper --paper-scale  # 1000 trajectories, 1M-step experts
@@ -26,7 +27,7 @@ import jax
 from hipi_jax import bc, dataset, envs, report
 from hipi_jax.config import TrainConfig
 
-DOMAINS = ("cheetah_velocity", "reacher_discrete", "quadruped_linear")
+DOMAINS = ("cheetah_velocity", "reacher_discrete", "quadruped_linear", "desk")
 METHODS = ("hipi", "hipi_no_partition", "agnostic", "true_task")  # the paper's; --methods adds advantage, air
 # CPU budget per domain: (trajectories, evaluation episodes per seed, expert env steps; None = the env's
 # hipi-train preset). The quadruped expert trained at ~60 env steps/s on a 2-core CPU before its physics was
@@ -35,7 +36,10 @@ CPU_BUDGET = {
     "cheetah_velocity": (200, 200, None),
     "reacher_discrete": (200, 200, None),
     "quadruped_linear": (32, 10, 10_000),
+    "desk": (900, 200, None),  # the paper's 100 demonstrations per task, from the scripted demonstrator
 }
+# BCConfig fields per domain: App. C.11 found standardised actions clipped to one std crucial on the desk
+DOMAIN_BC = {"desk": {"action_clip": 1.0}}
 PAPER_BUDGET = (1000, 200, 1_000_000)
 BC = {}  # BCConfig fields every method shares (App. C.2's defaults); the tests shrink the networks here
 
@@ -89,29 +93,42 @@ def parse(p: argparse.ArgumentParser, argv) -> argparse.Namespace:
 
 
 def budget(args, env: str) -> dict:
-    """The domain's data budget: trajectories, evaluation episodes, the expert's config."""
+    """The domain's data budget: trajectories, evaluation episodes, the expert's config (or, for an env with a
+    scripted demonstrator, its action noise), and the domain's BC settings."""
     episodes, eval_episodes, expert_steps = PAPER_BUDGET if args.paper_scale else CPU_BUDGET.get(env, (200, 200, None))
+    if env in envs.scripted_names():
+        episodes = 900 if args.paper_scale else episodes  # the paper's desk data: 100 per task
+        return {"episodes": args.episodes or episodes, "eval_episodes": args.eval_episodes or eval_episodes,
+                "scripted_noise": envs.make(env).scripted_noise, "bc": DOMAIN_BC.get(env, {})}  # fmt: skip
     steps = args.expert_steps or expert_steps
     config = TrainConfig.preset(env, seed=args.seed, **({"env_steps": steps} if steps else {}))
     return {"episodes": args.episodes or episodes, "eval_episodes": args.eval_episodes or eval_episodes,
-            "expert_config": config.to_dict()}  # fmt: skip
+            "expert_config": config.to_dict(), "bc": DOMAIN_BC.get(env, {})}  # fmt: skip
 
 
 def demonstrations(args, env: str) -> tuple[dataset.Dataset, dict, dict]:
     """Alg. 3's unlabeled data for `env`: loaded from --demos (or --out) when it was made with the same expert
-    and number of trajectories, else made by training an expert and saved into OUT/ENV.
-    Returns (data, expert summary, budget)."""
+    and number of trajectories, else made by training an expert (or running the env's scripted demonstrator)
+    and saved into OUT/ENV. Returns (data, expert summary, budget)."""
     spec = budget(args, env)
+    source = ("episodes", "scripted_noise" if "scripted_noise" in spec else "expert_config")  # what the data depends on
     for root in filter(None, (args.demos, args.out)):
         meta = root / env / "expert.json"
         saved = json.loads(meta.read_text()) if meta.exists() else {"budget": {}}
-        made_by = {k: saved["budget"].get(k) for k in ("episodes", "expert_config")}  # what the data depends on
+        made_by = {k: saved["budget"].get(k) for k in source}
         if made_by == json.loads(json.dumps({k: spec[k] for k in made_by})):  # JSON round trip: tuples -> lists
             print(f"{env}: dataset from {root / env / 'demos.npz'}", flush=True)
             return dataset.load(root / env / "demos.npz"), saved["expert"], spec
-    config = TrainConfig.from_dict(spec["expert_config"])
-    print(f"{env}: expert {config.env_steps} env steps, {spec['episodes']} trajectories", flush=True)
-    data, expert = bc.demonstrations(config, spec["episodes"], jax.random.key(args.seed), progress=not args.no_progress)
+    if "scripted_noise" in spec:
+        print(f"{env}: {spec['episodes']} scripted demonstrations", flush=True)
+        data = bc.scripted_demonstrations(env, spec["episodes"], jax.random.key(args.seed), spec["scripted_noise"])
+        returns = (data.features @ data.tasks[:, :, None])[..., 0].sum(1)  # the commanded task's return
+        expert = {"scripted": True, "eval_return": [float(returns.mean())]}
+    else:
+        config = TrainConfig.from_dict(spec["expert_config"])
+        print(f"{env}: expert {config.env_steps} env steps, {spec['episodes']} trajectories", flush=True)
+        key = jax.random.key(args.seed)
+        data, expert = bc.demonstrations(config, spec["episodes"], key, progress=not args.no_progress)
     (args.out / env).mkdir(parents=True, exist_ok=True)
     dataset.save(args.out / env / "demos.npz", data)
     report.write_json(args.out / env / "expert.json", {"budget": spec, "expert": expert})
@@ -184,7 +201,11 @@ def main(argv=None) -> int:
     if bad := [m for m in methods if m not in bc.METHODS]:
         p.error(f"--methods: {bad[0]!r} is unknown; valid: {', '.join(bc.METHODS)}")
     return sweep_domains(
-        args, lambda spec: {m: bc.BCConfig(method=m, eval_episodes=spec["eval_episodes"], **BC) for m in methods}, plot
+        args,
+        lambda spec: {
+            m: bc.BCConfig(method=m, eval_episodes=spec["eval_episodes"], **{**BC, **spec["bc"]}) for m in methods
+        },
+        plot,
     )
 
 

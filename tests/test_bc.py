@@ -110,6 +110,26 @@ def test_early_stopping_stops_when_validation_loss_rises():
     assert float(fit.best_val) == pytest.approx(curve[:epochs].min())
 
 
+def test_action_clip_bounds_targets_and_actions_to_c_demonstration_stds():
+    """App. C.11: with action_clip c the cloner trains on, and acts with, normalised actions in [−c, c], so
+    it never commands an action farther than c stds from the demonstrations' mean; without it, it does."""
+    data = random_dataset(n=20)
+    steps = bc.Steps.of(data)
+    far = 0
+    for clip in (0.0, 0.2):
+        learner = dataclasses.replace(TINY, max_epochs=5, action_clip=clip).learner
+        policy, _ = jax.jit(learner.train)(steps.obs, steps.actions, steps.traj, data.tasks, jax.random.key(0))
+        y = np.asarray(learner.bound(policy.action_norm.normalize(steps.actions)))
+        actions = np.asarray(jax.vmap(partial(learner.act, policy))(steps.obs, data.tasks[steps.traj]))
+        norm = policy.action_norm  # the training steps' mean and std
+        deviation = np.abs(actions - np.asarray(norm.mean)) / np.asarray(norm.std)
+        if clip:
+            assert np.abs(y).max() == pytest.approx(clip) and deviation.max() <= clip * (1 + 1e-5)
+        else:
+            far = deviation.max()
+    assert far > 0.4  # unclipped, the same cloner goes farther out
+
+
 @pytest.mark.parametrize("method", bc.METHODS)
 def test_every_method_runs_vmapped_over_seeds(method):
     out = bc.run(dataclasses.replace(TINY, method=method), random_dataset(), seed=0, seeds=2)
@@ -195,6 +215,7 @@ def test_dataset_schema_errors(tmp_path):
             "top_k=5 exceeds the 4 candidate tasks",
         ),
         (["train", "--data", "DATA", "--out", "OUT", "--top-k", "0"], "top_k=0"),
+        (["train", "--data", "DATA", "--out", "OUT", "--action-clip", "-1"], "action_clip=-1.0"),
         (["collect", "--env", "gridworld", "--out", "OUT/d.npz"], "invalid choice: 'gridworld'"),
         (["collect", "--env", "point_goal", "--out", "OUT/d.npz", "--episodes", "1"], "--episodes 1"),
     ],

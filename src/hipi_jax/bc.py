@@ -60,6 +60,7 @@ class BCConfig:
     patience: int = 3  # stop when the validation loss rose this many epochs in a row
     val_fraction: float = 0.1
     eval_episodes: int = 200
+    action_clip: float = 0.0  # c > 0: the cloner's normalised actions clipped to [−c, c] (App. C.11's desk: 1)
 
     def __post_init__(self):
         if self.method not in METHODS:
@@ -74,6 +75,7 @@ class BCConfig:
             "eval_episodes": self.eval_episodes >= 1,
             "learning_rate": math.isfinite(self.learning_rate) and self.learning_rate > 0,
             "reward_bias": math.isfinite(self.reward_bias),
+            "action_clip": math.isfinite(self.action_clip) and self.action_clip >= 0,
             "hidden": len(self.hidden) >= 1 and all(1 <= h < 2**31 for h in self.hidden),
         }
         checks.update({f.name: checks.get(f.name, True) and getattr(self, f.name) < 2**31
@@ -84,7 +86,7 @@ class BCConfig:
 
     @property
     def learner(self) -> BC:
-        names = ("hidden", "learning_rate", "batch_size", "max_epochs", "patience", "val_fraction")
+        names = ("hidden", "learning_rate", "batch_size", "max_epochs", "patience", "val_fraction", "action_clip")
         return BC(**{name: getattr(self, name) for name in names})
 
     def task_input(self, tasks: Array) -> Array:
@@ -222,6 +224,34 @@ def demonstrations(train_config, episodes: int, key: Array, log=lambda record: N
         obs=ep.obs, actions=ep.actions, features=ep.features, mask=ep.mask, tasks=ep.tasks, env=train_config.env
     )
     return data, summary
+
+
+def scripted_demonstrations(
+    env_name: str, episodes: int, key: Array, noise: float | None = None, chunk: int = 128, progress: bool = False
+) -> Dataset:
+    """Alg. 3's data from an env's scripted demonstrator (`Env.scripted_action`): episode i commands the
+    finite family's task i mod K (equal shares per task, as the desk's 100 demonstrations per task), with
+    action noise `noise` (default: the env's `scripted_noise`). Rolled out `chunk` episodes at a time by one
+    compiled program (chunk c from fold_in(key, c)); a 900-wide batch stalled XLA's CPU runtime here."""
+    env = envs.make(env_name)
+    noise = env.scripted_noise if noise is None else noise
+    candidates = env.task_family.candidate_tasks()
+    if env.scripted_noise is None or candidates is None:
+        raise ValueError(f"env {env_name!r} has no scripted demonstrator; envs with one: {envs.scripted_names()}")
+    chunk = min(chunk, episodes)
+    chunks = -(-episodes // chunk)
+    tasks = jnp.asarray(candidates)[jnp.arange(chunks * chunk) % candidates.shape[0]].reshape(chunks, chunk, -1)
+
+    def act(key, obs, task):
+        return jax.vmap(partial(env.scripted_action, noise=noise))(jax.random.split(key, obs.shape[0]), obs, task)
+
+    run = jax.jit(lambda k, t: rollout(env, act, k, chunk, t), compiler_options=env.compiler_options())
+    from tqdm.auto import tqdm
+
+    bar = tqdm(range(chunks), desc="demonstrations", unit="chunk", disable=not progress)
+    parts = [jax.device_get(run(jax.random.fold_in(key, c), tasks[c])) for c in bar]
+    ep = jax.tree.map(lambda *x: np.concatenate(x)[:episodes], *parts)
+    return Dataset(obs=ep.obs, actions=ep.actions, features=ep.features, mask=ep.mask, tasks=ep.tasks, env=env_name)
 
 
 def check_finite(out: dict, method: str) -> None:

@@ -1,6 +1,7 @@
 """`hipi-bc`: HIPI-BC (Alg. 3) from the command line.
 
     hipi-bc collect --env cheetah_velocity --out demos.npz      # train an expert, roll it out
+    hipi-bc collect --env desk --scripted --episodes 900 --out desk.npz   # the desk's scripted demonstrations
     hipi-bc train --data demos.npz --out runs/bc                # relabel + clone + evaluate, per method
 
 Bad input prints one line naming the value and what is allowed, exits with code 2 and creates or
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import sys
 from pathlib import Path
 
@@ -55,6 +57,15 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument(
         "--expert-steps", type=int, default=None, help="expert SAC env steps (default: the env's hipi-train preset)"
     )
+    c.add_argument(
+        "--scripted",
+        action="store_true",
+        help="roll out the env's scripted demonstrator instead of training an expert, episode i commanding task i "
+        f"mod K (envs with one: {', '.join(envs.scripted_names())}; the desk: 900 episodes = the paper's 100 per task)",
+    )
+    c.add_argument("--noise", type=float, default=None,
+                   help="--scripted only: std of the Gaussian noise added to the demonstrator's actions in [-1, 1] "
+                   "(default: the env's, 0.3 for the desk)")  # fmt: skip
     c.add_argument("--seed", type=int, default=0, help="seed of the expert and the rollouts (default: 0)")
     c.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     c.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -91,6 +102,11 @@ def parser() -> argparse.ArgumentParser:
         ("batch_size", "minibatch size"),
         ("learning_rate", "Adam learning rate"),
         ("eval_episodes", "evaluation episodes per seed, tasks from the prior"),
+        (
+            "action_clip",
+            "c > 0: the cloner's actions, standardised by the demonstrations' mean and std, are clipped "
+            "to [-c, c] std, in training and when acting (App. C.11's desk: 1); 0: off",
+        ),
     ):
         default = getattr(defaults, name)
         t.add_argument(
@@ -124,7 +140,19 @@ def collect(args) -> int:
         _fail(f"--out {args.out} exists; pass --overwrite to replace it or choose another --out")
     if args.out.is_dir():
         _fail(f"--out {args.out} is a directory; give a file name")
+    if args.scripted:
+        if args.env not in envs.scripted_names():
+            _fail(f"--scripted: env {args.env!r} has no scripted demonstrator; envs with one: "
+                  f"{', '.join(envs.scripted_names())}")  # fmt: skip
+        if args.expert_steps is not None:
+            _fail("--expert-steps applies to a trained expert, not to --scripted")
+        if args.noise is not None and not (math.isfinite(args.noise) and args.noise >= 0):
+            _fail(f"--noise {args.noise} must be a finite number >= 0")
+    elif args.noise is not None:
+        _fail("--noise applies to --scripted demonstrations only")
     _writable(args.out)
+    if args.scripted:
+        return collect_scripted(args)
     config = TrainConfig.preset(args.env, seed=args.seed)
     if args.expert_steps is not None:
         if args.expert_steps <= config.warmup_steps:
@@ -150,6 +178,34 @@ def collect(args) -> int:
     dataset.save(args.out, data)
     report.write_json(args.out.with_suffix(".expert.json"), {"config": config.to_dict(), "summary": summary})
     print(f"hipi-bc: wrote {args.out} ({args.episodes} trajectories; expert eval_return {summary['eval_return']})")
+    return 0
+
+
+def collect_scripted(args) -> int:
+    import jax
+    import numpy as np
+
+    from hipi_jax import bc, dataset, report
+
+    env = envs.make(args.env)
+    noise = env.scripted_noise if args.noise is None else args.noise
+    print(f"hipi-bc: {args.episodes} scripted {args.env} demonstrations (action noise {noise})")
+    data = bc.scripted_demonstrations(
+        args.env, args.episodes, jax.random.key(args.seed), noise, progress=not args.no_progress
+    )
+    solved = np.asarray(data.features * data.mask[..., None]).max(axis=1)  # [N, K]: each task ever solved
+    commanded = np.argmax(data.tasks, axis=1)
+    k = data.tasks.shape[1]
+    per_task = [float(solved[commanded == i, i].mean()) for i in range(k)]
+    others = float((solved.sum(axis=1) - solved[np.arange(len(solved)), commanded]).mean() / (k - 1))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    dataset.save(args.out, data)
+    summary = {"episodes": args.episodes, "noise": noise, "seed": args.seed, "success_per_task": per_task,
+               "other_tasks_solved": others}  # fmt: skip
+    report.write_json(args.out.with_suffix(".scripted.json"), summary)
+    shares = ", ".join(f"{s:.2f}" for s in per_task)
+    print(f"hipi-bc: wrote {args.out}; commanded task solved at some step: {shares}; another task solved: "
+          f"{others:.3f} of (episode, task) pairs")  # fmt: skip
     return 0
 
 

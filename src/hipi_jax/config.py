@@ -44,6 +44,8 @@ ENV_PRESETS: dict[str, dict] = {
     "sawyer_reach": {**_ARM, "relabel": "future"},
     "sawyer_reach_hard": {**_ARM, "relabel": "future"},
     "sawyer_reach_margin": _ARM,
+    # App. C.11: (256, 256) networks, Q squashed into [0, 128] (rewards in [0, 1], 128 steps)
+    "desk": {"hidden": (256, 256), "env_steps": 100_000, "eval_every": 10_000, "critic_bound": "0,128"},
 }
 
 

@@ -216,6 +216,36 @@ class Discrete(TaskFamily):
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
+class Indicators(TaskFamily):
+    """A finite set of tasks, each a condition on s′ (the desk, App. C.11): φ(s′) ∈ {0, 1}^K says which hold,
+    ψ is one-hot and r_ψ = ψᵀφ, 1 while the task's condition holds, else 0. Episodes do not end when it holds
+    (a condition can stop holding), so there is no success flag: the return counts the steps it held."""
+
+    num_tasks: int
+
+    def __post_init__(self):
+        if self.num_tasks < 1:
+            raise ValueError(f"Indicators needs num_tasks >= 1, got {self.num_tasks}")
+
+    @property
+    def task_dim(self) -> int:
+        return self.num_tasks
+
+    @property
+    def feature_dim(self) -> int:
+        return self.num_tasks
+
+    def sample(self, key: Array, n: int) -> Array:
+        return jax.nn.one_hot(jax.random.randint(key, (n,), 0, self.num_tasks), self.num_tasks)
+
+    def reward(self, features: Array, action: Array, task: Array) -> Array:
+        return jnp.sum(features * task, axis=-1)
+
+    def candidate_tasks(self) -> Array:
+        return jnp.eye(self.num_tasks)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
 class Linear(TaskFamily):
     """r = ψᵀφ(s, a) (Fig. 6 centre, App. C.9); ψ ~ U[low, high] per dimension.
 

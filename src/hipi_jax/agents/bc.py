@@ -1,7 +1,8 @@
 """Task-conditioned behaviour cloning (App. C.2): MLP 2×256 on concat(normalised state, task), MSE to
 the normalised action, Adam 3e-4, early stopping when the validation loss rises `patience` epochs in
 a row. Sees arrays only: the R valid steps of N trajectories as rows, each row's trajectory index, and
-one task per trajectory."""
+one task per trajectory. `action_clip` c > 0 bounds the normalised actions to [−c, c], targets and outputs
+alike: App. C.11's desk, where actions within one demonstration std of the mean (c = 1) were crucial."""
 
 from __future__ import annotations
 
@@ -70,6 +71,7 @@ class BC:
     max_epochs: int = 100
     patience: int = 3
     val_fraction: float = 0.1
+    action_clip: float = 0.0  # c > 0: normalised actions (targets and outputs) clipped to [−c, c] (App. C.11)
 
     def net(self, action_dim: int) -> SplitInputMLP:
         return SplitInputMLP(self.hidden, action_dim)
@@ -88,7 +90,7 @@ class BC:
         train_w, val_w = (~is_val).astype(jnp.float32), is_val.astype(jnp.float32)
 
         obs_norm, action_norm = Normalizer.fit(obs, train_w), Normalizer.fit(actions, train_w)
-        x, y, psi = obs_norm.normalize(obs), action_norm.normalize(actions), tasks[traj]
+        x, y, psi = obs_norm.normalize(obs), self.bound(action_norm.normalize(actions)), tasks[traj]
         net = self.net(actions.shape[-1])
         optimizer = optax.adam(self.learning_rate)
         params = net.init(k_init, x[:1], psi[:1])
@@ -138,7 +140,11 @@ class BC:
         fit = jax.lax.while_loop(running, epoch, start)
         return Policy(fit.best_params, obs_norm, action_norm), fit
 
+    def bound(self, y: Array) -> Array:
+        """Normalised actions clipped to [−action_clip, action_clip] (unchanged when action_clip is 0)."""
+        return jnp.clip(y, -self.action_clip, self.action_clip) if self.action_clip > 0 else y
+
     def act(self, policy: Policy, obs: Array, task: Array) -> Array:
-        """The cloned action for (obs, task), de-normalised and clipped to [−1, 1]."""
+        """The cloned action for (obs, task), bounded (`bound`), de-normalised and clipped to [−1, 1]."""
         y = self.net(policy.action_norm.mean.shape[-1]).apply(policy.params, policy.obs_norm.normalize(obs), task)
-        return jnp.clip(policy.action_norm.denormalize(y), -1.0, 1.0)
+        return jnp.clip(policy.action_norm.denormalize(self.bound(y)), -1.0, 1.0)

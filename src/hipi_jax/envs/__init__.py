@@ -6,6 +6,7 @@ from collections.abc import Callable
 from functools import partial
 
 from hipi_jax.envs.base import Env, EnvState, auto_reset, reset_with_prior
+from hipi_jax.envs.desk import Desk
 from hipi_jax.envs.gridworld import GridWorld
 from hipi_jax.envs.jaco import arm_reach, arm_reach_margin
 from hipi_jax.envs.mjx_suite import CheetahVelocity, FingerGoal, WalkerLinear, reacher_discrete, reacher_goal
@@ -32,6 +33,7 @@ _REGISTRY: dict[str, Callable[..., Env]] = {
     "sawyer_reach": sawyer_reach,
     "sawyer_reach_hard": partial(sawyer_reach, margin=0.003),
     "sawyer_reach_margin": sawyer_reach_margin,
+    "desk": Desk,
 }
 
 
@@ -58,6 +60,11 @@ def continuous_names() -> list[str]:
     return [name for name in names() if not make(name).discrete_actions]
 
 
+def scripted_names() -> list[str]:
+    """Registered envs with a scripted demonstrator (`Env.scripted_action`), sorted."""
+    return [name for name in names() if make(name).scripted_noise is not None]
+
+
 def make(name: str, **kwargs) -> Env:
     """Build the env `name`; an unknown name raises ValueError listing the valid ones."""
     if name not in _REGISTRY:
@@ -65,4 +72,14 @@ def make(name: str, **kwargs) -> Env:
     return _REGISTRY[name](**kwargs)
 
 
-__all__ = ["Env", "EnvState", "auto_reset", "continuous_names", "make", "names", "register", "reset_with_prior"]
+__all__ = [
+    "Env",
+    "EnvState",
+    "auto_reset",
+    "continuous_names",
+    "make",
+    "names",
+    "register",
+    "reset_with_prior",
+    "scripted_names",
+]

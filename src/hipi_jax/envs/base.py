@@ -89,6 +89,13 @@ class Env:
         """Seconds of simulated time per env step, if the env has a physical clock."""
         return None
 
+    scripted_noise: ClassVar[float | None] = None  # the default action noise of `scripted_action`; None: none
+
+    def scripted_action(self, key: Array, obs: Array, task: Array, noise: float) -> Array:
+        """A scripted demonstrator (`hipi-bc collect --scripted`): the action for `task` ([task_dim]) from `obs`
+        ([obs_dim]), with Gaussian action noise of std `noise`. Only envs that set `scripted_noise` have one."""
+        raise ValueError(f"{type(self).__name__} has no scripted demonstrator")
+
     def init_sim(self, key: Array) -> tuple[Any, Array, Array]:
         """Initial simulator state, observation and features."""
         raise NotImplementedError
