@@ -115,7 +115,6 @@ def without_markers(mj_model, geoms: tuple[str, ...] = (), sites: tuple[str, ...
 
 
 @functools.cache
-@functools.cache
 def render_model(suite_name: str, geoms: tuple[str, ...] = (), sites: tuple[str, ...] = ()):
     """The suite model `suite_name` for rendering, the named markers hidden (built once per process)."""
     return without_markers(load_suite(suite_name).mj_model, geoms=geoms, sites=sites)
