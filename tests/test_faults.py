@@ -175,6 +175,8 @@ def _file_size_limit(limit: int):
     return apply
 
 
+# preexec_fn forks the test process, which JAX warns about; the child only sets a limit and execs the CLI
+@pytest.mark.filterwarnings(r"ignore:os\.fork\(\) was called:RuntimeWarning")
 def test_a_full_disk_during_a_save_keeps_the_last_checkpoint_then_resume_is_exact(tmp_path, run_env, reference):
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "hipi_jax", *ARGS, "--out", str(out)]
