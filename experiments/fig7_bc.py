@@ -122,7 +122,7 @@ def demonstrations(args, env: str) -> tuple[dataset.Dataset, dict, dict]:
     if "scripted_noise" in spec:
         print(f"{env}: {spec['episodes']} scripted demonstrations", flush=True)
         data = bc.scripted_demonstrations(env, spec["episodes"], jax.random.key(args.seed), spec["scripted_noise"])
-        returns = (data.features @ data.tasks[:, :, None])[..., 0].sum(1)  # the commanded task's return
+        returns = ((data.features @ data.tasks[:, :, None])[..., 0] * data.mask).sum(1)  # the commanded task's
         expert = {"scripted": True, "eval_return": [float(returns.mean())]}
     else:
         config = TrainConfig.from_dict(spec["expert_config"])
