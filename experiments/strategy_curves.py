@@ -12,7 +12,9 @@ faster than B" only when that interval excludes 0. Picking the best of several v
 seeds flatters every strategy a little, as it did in the paper.
 
 A triple whose run is complete in `--out` (same config) is not run again, so a long suite can be
-stopped and restarted, and `--envs` can add envs to an existing results directory.
+stopped and restarted, and `--envs` can add envs to an existing results directory. Run directories
+are not kept in git, but OUT/results.json records every run's per-seed curves: copy a committed one
+(docs/results/fig5_protocol/results.json) into a fresh OUT and new runs add to it (`collect`).
 
 A strategy is a `hipi-train --relabel` name, or STRATEGY@CANDIDATES for inverse RL with another
 candidate set (`--candidates`), e.g. inverse_rl@tasks+achieved.
@@ -132,9 +134,11 @@ def run(args, budgets: dict, title: str) -> int:
     plot(results, args.out / f"{args.out.name}.png", title)
     (args.out / "table.md").write_text(table(results) + "\n" + verdicts(results))
     for env, strategies in results.items():  # learning curves and relabeling diagnostics, best runs
-        runs = {
-            s: report.read_jsonl(args.out / env / s / f"utd{e['utd']}" / "metrics.jsonl") for s, e in strategies.items()
-        }
+        paths = {s: args.out / env / s / f"utd{e['utd']}" / "metrics.jsonl" for s, e in strategies.items()}
+        if missing := [s for s, path in paths.items() if not path.exists()]:  # recorded only: no diagnostics
+            print(f"{env}: {env}_diagnostics.png not redrawn, no metrics.jsonl for {', '.join(missing)}")
+            continue
+        runs = {s: report.read_jsonl(path) for s, path in paths.items()}
         report.plot_curves(
             runs, args.out / f"{env}_diagnostics.png", f"{env}: each strategy at its best updates/env step"
         )
@@ -162,10 +166,24 @@ def _entry(run_dir: Path) -> dict:
     return entry
 
 
+def recorded(out: Path) -> dict:
+    """The `by_utd` entries of OUT/results.json, {env: {strategy: {utd: entry}}} ({} without one): the
+    record of runs whose directories are gone (another machine, a fresh clone given docs/results/...)."""
+    saved = out / "results.json"
+    if not saved.exists():
+        return {}
+    results = json.loads(saved.read_text())["results"]
+    return {env: {s: dict(e["by_utd"]) for s, e in strategies.items()} for env, strategies in results.items()}
+
+
 def collect(out: Path) -> dict:
     """Per env and strategy: every updates-per-env-step value's run (`by_utd`), and the best by area
-    flattened into the entry itself with `utd` naming it (App. C.1's protocol)."""
-    results = {}
+    flattened into the entry itself with `utd` naming it (App. C.1's protocol). A run directory in OUT
+    gives its entry; a triple with no directory keeps the entry OUT/results.json recorded for it, so
+    new runs add to a record whose runs were made elsewhere."""
+    results = {
+        env: {s: {"by_utd": by_utd} for s, by_utd in strategies.items()} for env, strategies in recorded(out).items()
+    }
     for summary_path in sorted(out.glob("*/*/utd*/summary.json")):
         run_dir = summary_path.parent
         env, strategy, utd = run_dir.parent.parent.name, run_dir.parent.name, float(run_dir.name[3:])
