@@ -1,7 +1,8 @@
 """Fig. 6: relabeling for general task families. inverse_rl vs random vs none on reacher_discrete
 (32 target goals), walker_linear (linear rewards ψᵀφ), arm_reach_margin and sawyer_reach_margin (goal +
 margin, Jaco and Sawyer), as
-learning curves of return (or success where the family has one).
+learning curves of return (or success where the family has one). `--envs desk` runs HIPI-RL on the
+desk's nine discrete tasks (App. C.11's RL experiment; not part of the default list).
 
     python experiments/fig6_general_tasks.py --out runs/fig6                  # CPU budgets (CPU below)
     python experiments/fig6_general_tasks.py --paper-scale --out runs/fig6_paper   # GPU-sized
@@ -24,6 +25,7 @@ CPU = {
     "walker_linear": {},
     "arm_reach_margin": {},
     "sawyer_reach_margin": {},
+    "desk": {},
 }  # the presets' CPU budgets
 PAPER = {env: {"env_steps": 1_000_000} for env in CPU}
 
