@@ -129,8 +129,9 @@ def run(args, budgets: dict, title: str) -> int:
         print(f"{env}/{strategy}/utd{utd:g}: final success {np.mean(summary.get('eval_success', [np.nan])):.2f}, "
               f"return {np.mean(summary['eval_return']):.1f} ({summary['wall_s']:.0f} s)", flush=True)  # fmt: skip
     results, saved = collect(args.out), args.out / "results.json"
-    command = json.loads(saved.read_text())["command"] if args.replot and saved.exists() else " ".join(sys.argv)
-    report.write_json(saved, {"command": command, "results": results})
+    report.write_json(
+        saved, {"commands": commands(saved, None if args.replot else " ".join(sys.argv)), "results": results}
+    )
     plot(results, args.out / f"{args.out.name}.png", title)
     (args.out / "table.md").write_text(table(results) + "\n" + verdicts(results))
     for env, strategies in results.items():  # learning curves and relabeling diagnostics, best runs
@@ -164,6 +165,14 @@ def _entry(run_dir: Path) -> dict:
                 entry[f"{what}_{key}_ci"] = bootstrap_ci(x)
     entry["wall_s"] = json.loads((run_dir / "summary.json").read_text())["wall_s"]
     return entry
+
+
+def commands(saved: Path, command: str | None) -> list[str]:
+    """The commands that made the record in `saved` (results.json; an older one names one "command"),
+    then `command` if it is new."""
+    record = json.loads(saved.read_text()) if saved.exists() else {}
+    made = record.get("commands", [record["command"]] if "command" in record else [])
+    return made + [command] if command is not None and command not in made else made
 
 
 def recorded(out: Path) -> dict:

@@ -81,12 +81,13 @@ def test_strategy_curves_writes_the_schema_and_skips_complete_runs(tmp_path, cap
     assert "complete" in capsys.readouterr().out
 
 
-def test_strategy_curves_adds_new_runs_to_a_recorded_results_json(tmp_path, capsys):
+def test_strategy_curves_adds_new_runs_to_a_recorded_results_json(tmp_path, capsys, monkeypatch):
     p = strategy_curves.parser("test", "point_goal", "none", str(tmp_path))
     budgets = {"point_goal": {"env_steps": 40, "warmup_steps": 9, "num_envs": 2, "batch_size": 8, "hidden": (8, 8),
                               "buffer_size": 64, "eval_every": 25, "eval_episodes": 2}}  # fmt: skip
     first, later = tmp_path / "first", tmp_path / "later"
     argv = ["--seeds", "2", "--no-progress", "--strategies", "none"]
+    monkeypatch.setattr(sys, "argv", ["fig", "first"])
     assert (
         strategy_curves.run(strategy_curves.check(p, p.parse_args([*argv, "--out", str(first)]), budgets), budgets, "t")
         == 0
@@ -95,6 +96,7 @@ def test_strategy_curves_adds_new_runs_to_a_recorded_results_json(tmp_path, caps
     later.mkdir()  # a fresh machine: only the committed results.json, no run directories
     (later / "results.json").write_text((first / "results.json").read_text())
     argv = [*argv, "--out", str(later), "--updates-per-env-step", "2"]
+    monkeypatch.setattr(sys, "argv", ["fig", "later"])
     capsys.readouterr()
     assert strategy_curves.run(strategy_curves.check(p, p.parse_args(argv), budgets), budgets, "t") == 0
     assert "diagnostics.png not redrawn, no metrics.jsonl for none" in capsys.readouterr().out
@@ -102,6 +104,8 @@ def test_strategy_curves_adds_new_runs_to_a_recorded_results_json(tmp_path, caps
     assert entry["by_utd"]["1"] == record["point_goal"]["none"]["by_utd"]["1"]  # kept as recorded
     assert (later / "point_goal" / "none" / "utd2" / "summary.json").exists()  # the new run, in its directory
     assert set(entry["by_utd"]) == {"1", "2"} and entry["utd"] in ("1", "2")
+    made = json.loads((later / "results.json").read_text())["commands"]
+    assert made == ["fig first", "fig later"]  # the record names every command that made it
     assert "| point_goal | `none` |" in (later / "table.md").read_text() and "(1,2)" in (later / "table.md").read_text()
 
 
