@@ -182,7 +182,11 @@ def recorded(out: Path) -> dict:
     if not saved.exists():
         return {}
     results = json.loads(saved.read_text())["results"]
-    return {env: {s: dict(e["by_utd"]) for s, e in strategies.items()} for env, strategies in results.items()}
+    record = {
+        env: {s: dict(e["by_utd"]) for s, e in strategies.items() if "by_utd" in e}
+        for env, strategies in results.items()
+    }
+    return {env: strategies for env, strategies in record.items() if strategies}  # the layout before by_utd: none
 
 
 def collect(out: Path) -> dict:
