@@ -232,8 +232,8 @@ def scripted_demonstrations(
     """Alg. 3's data from an env's scripted demonstrator (`Env.scripted_action`): episode i commands the
     finite family's task i mod K (equal shares per task, as the desk's 100 demonstrations per task), with
     action noise `noise` (default: the env's `scripted_noise`). Rolled out `chunk` episodes at a time by one
-    compiled program (chunk c from fold_in(key, c)), which bounds its memory (a 900-wide batch once
-    stalled here, before `rollout_options`)."""
+    compiled program (chunk c from fold_in(key, c)); a 900-wide batch stalled XLA's CPU runtime here
+    (docs/reliability.md, "XLA's CPU runtime waiting forever")."""
     env = envs.make(env_name)
     noise = env.scripted_noise if noise is None else noise
     candidates = env.task_family.candidate_tasks()

@@ -46,15 +46,10 @@ class Episodes:
         return jnp.any(jnp.logical_and(self.done, self.mask), axis=1)
 
 
-def rollout_options(env: Env) -> dict:
-    """XLA options of the programs that roll many episodes out at once (evaluation, demonstrations): the
-    env's, and on the CPU no Eigen intra-op thread pool. jaxlib's batched LAPACK kernels (the Cholesky of
-    MJX's Newton solver) split a wide batch over that pool from a thread of the pool itself, and can wait
-    forever for work that no free thread runs: every thread parked in a futex wait, the main thread in
-    `block_until_ready` (2 of 2 desk BC programs of 5 seeds x 200 evaluation episodes hung so, in
-    `CholeskyFactorizationKernel` -> `ParallelBatchMap`; with the pool off the same program finished)."""
-    cpu = {"xla_cpu_multi_thread_eigen": False} if jax.default_backend() == "cpu" else {}
-    return {**cpu, **(env.compiler_options() or {})}
+def rollout_options(env: Env) -> dict | None:
+    """XLA options of a program that rolls `env` out on its own (HIPI-BC's evaluation and demonstrations,
+    `hipi-eval`): the env's, as the training programs use them (`Env.compiler_options`)."""
+    return env.compiler_options()
 
 
 def rollout(
