@@ -253,3 +253,18 @@ def test_rollout_programs_compile_with_the_env_options():
 
     assert rollout_options(envs.make("arm_reach")) == {"xla_cpu_use_fusion_emitters": False}  # the Jaco's
     assert rollout_options(envs.make("nav2d")) is None
+
+
+def test_chunked_rollout_is_the_chunks_rollouts_end_to_end():
+    from hipi_jax.episodes import rollout
+
+    env = envs.make("point_goal")
+    act = lambda key, obs, task: jnp.zeros((obs.shape[0], env.action_dim))  # noqa: E731
+    key = jax.random.key(3)
+    out = bc.chunked_rollout(env, act, key, 5, chunk=2)  # 3 chunks of 2, the 6th episode dropped
+    assert out.returns.shape == (5,) and out.obs.shape[0] == 5
+    keys = jax.random.split(key, 3)
+    whole = [rollout(env, act, k, 2) for k in keys]
+    expected = np.concatenate([np.asarray(w.returns) for w in whole])[:5]
+    np.testing.assert_array_equal(np.asarray(out.returns), expected)
+    np.testing.assert_array_equal(np.asarray(out.obs[4]), np.asarray(whole[2].obs[0]))

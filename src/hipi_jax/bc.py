@@ -161,6 +161,19 @@ class Steps:
         return cls(flat(data.obs), flat(data.actions), (rows // mask.shape[1]).astype(np.int32))
 
 
+EVAL_CHUNK = 20  # episodes per seed rolled out at once in the evaluation (see chunked_rollout)
+
+
+def chunked_rollout(env: envs.Env, act, key: Array, n: int, chunk: int = EVAL_CHUNK):
+    """`rollout` of n episodes, `chunk` at a time (`lax.map`; chunk c from split(key)[c]; the last chunk's
+    surplus episodes are dropped). Under the seeds' vmap the env then steps seeds × chunk episodes at once,
+    as wide as the training programs, instead of seeds × n: 5 × 200 desk episodes in one batch made
+    jaxlib 0.10.2's batched Cholesky (MJX's solver) deadlock XLA's CPU thread pool (docs/reliability.md)."""
+    chunk = min(chunk, n)
+    parts = jax.lax.map(lambda k: rollout(env, act, k, chunk), jax.random.split(key, -(-n // chunk)))
+    return jax.tree.map(lambda x: x.reshape(-1, *x.shape[2:])[:n], parts)
+
+
 def run_seed(config: BCConfig, data: Dataset, steps: Steps, key: Array) -> dict[str, Array]:
     """Relabel (by the method), clone, evaluate on `eval_episodes` prior tasks: one seed of Alg. 3."""
     env = envs.make(data.env)
@@ -183,7 +196,7 @@ def run_seed(config: BCConfig, data: Dataset, steps: Steps, key: Array) -> dict[
     def act(key, obs, task):
         return learner.act(policy, obs, config.task_input(task))
 
-    episodes = rollout(env, act, k_eval, config.eval_episodes)
+    episodes = chunked_rollout(env, act, k_eval, config.eval_episodes)
     return {
         "eval_return": episodes.returns.mean(),
         "eval_success": episodes.success.astype(jnp.float32).mean(),
