@@ -248,13 +248,6 @@ def test_cli_train_writes_results(tmp_path):
     assert e.value.code == 2
 
 
-def test_rollout_programs_compile_with_the_env_options():
-    from hipi_jax.episodes import rollout_options
-
-    assert rollout_options(envs.make("arm_reach")) == {"xla_cpu_use_fusion_emitters": False}  # the Jaco's
-    assert rollout_options(envs.make("nav2d")) is None
-
-
 def test_chunked_rollout_is_the_chunks_rollouts_end_to_end():
     from hipi_jax.episodes import rollout
 

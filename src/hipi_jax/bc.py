@@ -26,7 +26,7 @@ from flax import struct
 from hipi_jax import envs
 from hipi_jax.agents.bc import BC
 from hipi_jax.dataset import Dataset
-from hipi_jax.episodes import rollout, rollout_options
+from hipi_jax.episodes import rollout
 from hipi_jax.relabel import episode_returns, percentile_ranks, posterior_draw, top_k_draw
 from hipi_jax.tasks import TaskFamily
 from hipi_jax.types import Episode
@@ -215,7 +215,7 @@ def run(config: BCConfig, data: Dataset, seed: int, seeds: int) -> dict[str, Arr
     keys = jax.vmap(partial(jax.random.fold_in, jax.random.key(seed)))(jnp.arange(seeds))
     env = envs.make(data.env)
     program = jax.jit(
-        jax.vmap(partial(run_seed, config), in_axes=(None, None, 0)), compiler_options=rollout_options(env)
+        jax.vmap(partial(run_seed, config), in_axes=(None, None, 0)), compiler_options=env.compiler_options()
     )
     return jax.device_get(program(data, Steps.of(data), keys))
 
@@ -232,7 +232,7 @@ def demonstrations(train_config, episodes: int, key: Array, log=lambda record: N
     def collect(params, key):
         return rollout(tr.env, lambda k, obs, task: tr.agent.act(params, k, obs, task), key, episodes)
 
-    ep = jax.device_get(jax.jit(collect, compiler_options=rollout_options(tr.env))(actor, key))
+    ep = jax.device_get(jax.jit(collect, compiler_options=tr.env.compiler_options())(actor, key))
     data = Dataset(
         obs=ep.obs, actions=ep.actions, features=ep.features, mask=ep.mask, tasks=ep.tasks, env=train_config.env
     )
@@ -259,7 +259,7 @@ def scripted_demonstrations(
     def act(key, obs, task):
         return jax.vmap(partial(env.scripted_action, noise=noise))(jax.random.split(key, obs.shape[0]), obs, task)
 
-    run = jax.jit(lambda k, t: rollout(env, act, k, chunk, t), compiler_options=rollout_options(env))
+    run = jax.jit(lambda k, t: rollout(env, act, k, chunk, t), compiler_options=env.compiler_options())
     from tqdm.auto import tqdm
 
     bar = tqdm(range(chunks), desc="demonstrations", unit="chunk", disable=not progress)

@@ -46,12 +46,6 @@ class Episodes:
         return jnp.any(jnp.logical_and(self.done, self.mask), axis=1)
 
 
-def rollout_options(env: Env) -> dict | None:
-    """XLA options of a program that rolls `env` out on its own (HIPI-BC's evaluation and demonstrations,
-    `hipi-eval`): the env's, as the training programs use them (`Env.compiler_options`)."""
-    return env.compiler_options()
-
-
 def rollout(
     env: Env,
     act: ActFn,

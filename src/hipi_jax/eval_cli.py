@@ -141,13 +141,13 @@ def evaluate(policy, env, key, episodes: int, tasks: np.ndarray | None, determin
     prior draws. Returns (Episodes, the tasks [n, task_dim])."""
     import jax
 
-    from hipi_jax.episodes import rollout, rollout_options
+    from hipi_jax.episodes import rollout
 
     n = episodes if tasks is None else episodes * len(tasks)
     commanded = None if tasks is None else np.repeat(tasks, episodes, axis=0)
     run = jax.jit(
         lambda p, k, t: rollout(env, p.act_fn(deterministic), k, n, tasks=t, record=record),
-        compiler_options=rollout_options(env),
+        compiler_options=env.compiler_options(),
     )
     result = run(policy, key, commanded)
     return result, np.asarray(result.tasks)
