@@ -249,12 +249,12 @@ def test_cli_train_writes_results(tmp_path):
 
 
 def test_chunked_rollout_is_the_chunks_rollouts_end_to_end():
-    from hipi_jax.episodes import rollout
+    from hipi_jax.episodes import chunked_rollout, rollout
 
     env = envs.make("point_goal")
     act = lambda key, obs, task: jnp.zeros((obs.shape[0], env.action_dim))  # noqa: E731
     key = jax.random.key(3)
-    out = bc.chunked_rollout(env, act, key, 5, chunk=2)  # 3 chunks of 2, the 6th episode dropped
+    out = chunked_rollout(env, act, key, 5, chunk=2)  # 3 chunks of 2, the 6th episode dropped
     assert out.returns.shape == (5,) and out.obs.shape[0] == 5
     keys = jax.random.split(key, 3)
     whole = [rollout(env, act, k, 2) for k in keys]

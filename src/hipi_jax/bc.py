@@ -26,7 +26,7 @@ from flax import struct
 from hipi_jax import envs
 from hipi_jax.agents.bc import BC
 from hipi_jax.dataset import Dataset
-from hipi_jax.episodes import rollout
+from hipi_jax.episodes import chunked_rollout, rollout
 from hipi_jax.relabel import episode_returns, percentile_ranks, posterior_draw, top_k_draw
 from hipi_jax.tasks import TaskFamily
 from hipi_jax.types import Episode
@@ -161,17 +161,7 @@ class Steps:
         return cls(flat(data.obs), flat(data.actions), (rows // mask.shape[1]).astype(np.int32))
 
 
-EVAL_CHUNK = 20  # episodes per seed rolled out at once in the evaluation (see chunked_rollout)
-
-
-def chunked_rollout(env: envs.Env, act, key: Array, n: int, chunk: int = EVAL_CHUNK):
-    """`rollout` of n episodes, `chunk` at a time (`lax.map`; chunk c from split(key)[c]; the last chunk's
-    surplus episodes are dropped). Under the seeds' vmap the env then steps seeds × chunk episodes at once,
-    as wide as the training programs, instead of seeds × n: 5 × 200 desk episodes in one batch made
-    jaxlib 0.10.2's batched Cholesky (MJX's solver) deadlock XLA's CPU thread pool (docs/reliability.md)."""
-    chunk = min(chunk, n)
-    parts = jax.lax.map(lambda k: rollout(env, act, k, chunk), jax.random.split(key, -(-n // chunk)))
-    return jax.tree.map(lambda x: x.reshape(-1, *x.shape[2:])[:n], parts)
+EVAL_CHUNK = 20  # episodes per seed rolled out at once in the evaluation (episodes.chunked_rollout)
 
 
 def run_seed(config: BCConfig, data: Dataset, steps: Steps, key: Array) -> dict[str, Array]:
@@ -196,7 +186,7 @@ def run_seed(config: BCConfig, data: Dataset, steps: Steps, key: Array) -> dict[
     def act(key, obs, task):
         return learner.act(policy, obs, config.task_input(task))
 
-    episodes = chunked_rollout(env, act, k_eval, config.eval_episodes)
+    episodes = chunked_rollout(env, act, k_eval, config.eval_episodes, EVAL_CHUNK)
     return {
         "eval_return": episodes.returns.mean(),
         "eval_success": episodes.success.astype(jnp.float32).mean(),

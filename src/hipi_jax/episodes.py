@@ -76,3 +76,13 @@ def rollout(
     if record is not None:  # s_0, then the state each step reached: [n, T + 1, ...]
         recorded = jax.tree.map(lambda s0, rest: jnp.concatenate([s0[:, None], rest], 1), record(start), recorded)
     return Episodes(obs, actions, features, rewards, done, mask, start.task, recorded)
+
+
+def chunked_rollout(env: Env, act: ActFn, key: Array, n: int, chunk: int) -> Episodes:
+    """`rollout` of n episodes, `chunk` at a time (`lax.map`; chunk c from split(key)[c]; the last chunk's
+    surplus episodes are dropped). Under the seeds' vmap the env then steps seeds × chunk episodes at once,
+    as wide as the training programs, instead of seeds × n: 5 × 200 desk episodes in one batch made
+    jaxlib 0.10.2's batched Cholesky (MJX's solver) deadlock XLA's CPU thread pool (docs/reliability.md)."""
+    chunk = min(chunk, n)
+    parts = jax.lax.map(lambda k: rollout(env, act, k, chunk), jax.random.split(key, -(-n // chunk)))
+    return jax.tree.map(lambda x: x.reshape(-1, *x.shape[2:])[:n], parts)
