@@ -342,3 +342,44 @@ def test_atomic_writes_leave_the_old_file_whole_when_writing_fails(tmp_path):
         raise RuntimeError("the disk filled up")
     assert json.loads(path.read_text()) == {"a": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["config.json"]
+
+
+BLOCK_AFTER = """
+import sys, threading
+from hipi_jax import cli, training
+calls, check = [0], training.check_finite
+def blocking(*args):  # after the 4th chunk the main thread waits forever, as XLA's hung runtime does
+    calls[0] += 1
+    if calls[0] > 4:
+        threading.Event().wait()
+    return check(*args)
+training.check_finite = blocking
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+def test_a_hung_run_exits_with_one_line_naming_resume_then_resumes_exactly(tmp_path, run_env, reference):
+    from hipi_jax.stall import EXIT_STALLED
+
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-c", BLOCK_AFTER, *ARGS, "--out", str(out), "--stall-timeout", "3"]
+    started = time.monotonic()
+    proc = subprocess.run(cmd, env=run_env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == EXIT_STALLED, proc.stderr
+    line = one_error_line(proc.stderr)
+    assert "no progress for 3 s after env step" in line and f"--resume --out {out}" in line
+    assert time.monotonic() - started < 300
+    assert len(records(out)) == 5  # the first record and 4 chunks'
+    code, err = finished(train(out, "--resume", env=run_env))
+    assert code == 0, err
+    expected_records, expected_fingerprint = reference
+    assert records(out) == expected_records
+    assert final_fingerprint(out) == expected_fingerprint
+
+
+def test_a_run_hung_before_its_first_checkpoint_says_rerun(tmp_path, run_env):
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-c", BLOCK_AFTER, *ARGS, "--out", str(out), "--stall-timeout", "3", "--ckpt-every", "0"]
+    proc = subprocess.run(cmd, env=run_env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 75, proc.stderr
+    assert one_error_line(proc.stderr).endswith("no checkpoint was written yet; rerun it")

@@ -116,6 +116,14 @@ def parser() -> argparse.ArgumentParser:
         "Weights & Biases in offline mode (OUT/wandb/; needs pip install 'hipi-jax[wandb]'); repeatable. "
         "metrics.jsonl and metrics.csv are always written",
     )
+    output.add_argument(
+        "--stall-timeout",
+        type=float,
+        default=argparse.SUPPRESS,
+        help="seconds without progress (no record or checkpoint) after which the run counts as hung and exits with "
+        "code 75 and one line naming --resume; 0 = never (default: 10 times the longest gap between records so far, "
+        "at least 120 s, and 1800 s until one gap is measured)",
+    )
     output.add_argument("--no-progress", action="store_true", default=argparse.SUPPRESS, help="hide the progress bar")
     multi = p.add_argument_group(
         "multi-process runs", "one process per host, all started with the same options (jax.distributed)"
@@ -192,6 +200,9 @@ def main(argv: list[str] | None = None) -> int:
     out, overwrite, progress = args.pop("out", None), args.pop("overwrite", False), not args.pop("no_progress", False)
     resume, ckpt_every, keep = args.pop("resume", False), args.pop("ckpt_every", 1), args.pop("keep", 2)
     loggers = tuple(dict.fromkeys(args.pop("logger", [])))
+    stall_timeout = args.pop("stall_timeout", None)
+    if stall_timeout is not None and not stall_timeout >= 0:
+        _fail(f"--stall-timeout {stall_timeout:g} must be >= 0 seconds (0 = off)")
     if ckpt_every < 0:
         _fail(f"--ckpt-every {ckpt_every} must be >= 0")
     if keep < 1:
@@ -208,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         runner.train(
             config, out, overwrite=overwrite, resume=resume, ckpt_every=ckpt_every, keep=keep, progress=progress,
-            loggers=loggers,
+            loggers=loggers, stall_timeout=stall_timeout,
         )  # fmt: skip
     except ValueError as e:  # bad input found before anything was written
         _fail(str(e))

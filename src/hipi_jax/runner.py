@@ -173,12 +173,14 @@ def train(
     keep: int = 2,
     progress: bool = True,
     loggers: Sequence[str] = (),
+    stall_timeout: float | None = None,
 ) -> dict:
     """Train `config.runs` runs (seeds x sweep values) as one vmapped program and write the run directory
     `out` (default runs/ENV-RELABEL-sSEED). `resume` continues `out` from its newest usable checkpoint
     (the options must match the saved ones except `env_steps`); `ckpt_every` chunks between checkpoints
-    (0 = none; the last chunk always saves a policy); `loggers` adds "tensorboard" and/or "wandb".
-    Returns the summary (also written to summary.json)."""
+    (0 = none; the last chunk always saves a policy); `loggers` adds "tensorboard" and/or "wandb";
+    `stall_timeout` seconds without progress end the process with `stall.EXIT_STALLED` (None: the
+    automatic limit of `stall.limit`, 0: never). Returns the summary (also written to summary.json)."""
     import jax
 
     from hipi_jax import loggers as loggers_lib
@@ -188,6 +190,8 @@ def train(
         raise ValueError(f"--ckpt-every {ckpt_every} must be >= 0")
     if keep < 1:
         raise ValueError(f"--keep {keep} must be >= 1")
+    if stall_timeout is not None and not stall_timeout >= 0:
+        raise ValueError(f"--stall-timeout {stall_timeout} must be >= 0 seconds (0 = off)")
     out = Path(out) if out is not None else Path("runs") / f"{config.env}-{config.relabel}-s{config.seed}"
     if resume:
         check_resume(out, config)
@@ -208,7 +212,9 @@ def train(
     lock = lock_run_dir(out) if lead else None  # before anything in `out` is changed
     try:
         meta = policy_meta(config, tr.env)
-        return _train(config, out, meta, prog, compiled, lead, resume, ckpt_every, keep, progress, loggers)
+        return _train(
+            config, out, meta, prog, compiled, lead, resume, ckpt_every, keep, progress, loggers, stall_timeout
+        )
     finally:
         if lock is not None:
             os.close(lock)  # the kernel also releases it if the process dies
@@ -226,11 +232,11 @@ def memory_message(config: TrainConfig, prog, need: int, have: int, what: str) -
     )
 
 
-def _train(config, out, meta, prog, compiled, lead, resume, ckpt_every, keep, progress, loggers) -> dict:
+def _train(config, out, meta, prog, compiled, lead, resume, ckpt_every, keep, progress, loggers, stall_timeout) -> dict:
     """`train` once the input is checked and the run directory locked."""
     import jax
 
-    from hipi_jax import checkpoint, errors, policy, report, training
+    from hipi_jax import checkpoint, errors, policy, report, stall, training
     from hipi_jax import loggers as loggers_lib
 
     barrier = _barrier if jax.process_count() > 1 else lambda name: None
@@ -268,17 +274,38 @@ def _train(config, out, meta, prog, compiled, lead, resume, ckpt_every, keep, pr
     # metrics.jsonl and metrics.csv, then --logger's choices; only process 0 logs
     logs = loggers_lib.open_loggers(("jsonl", "csv", *loggers), out, config, resume_step) if lead else None
 
+    progress_at = {"env_steps": resume_step or 0, "saved": resume}
+
     def on_record(rec: dict) -> None:
+        progress_at["env_steps"] = rec["env_steps"]
+        guard.beat()
         if logs is not None:
             logs.log(rec)
+
+    def stalled(waited: float) -> str:
+        how = (
+            f"continue with hipi-train --resume --out {out} and the same options"
+            if progress_at["saved"]
+            else "no checkpoint was written yet; rerun it"
+        )
+        return (
+            f"hipi-train: error: no progress for {waited:.0f} s after env step {progress_at['env_steps']} (the "
+            f"longest step so far took {max(guard.gaps, default=0):.0f} s; --stall-timeout): the program is hung, "
+            f"as XLA's CPU runtime can be (docs/reliability.md), and was stopped; {how}"
+        )
+
+    guard = stall.StallGuard(stalled, stall_timeout)
 
     stop = StopSignals() if jax.process_count() == 1 else contextlib.nullcontext(None)
 
     def on_chunk(done: int, state) -> None:
         last = done == config.num_chunks
         stopping = getattr(stop, "signum", None) is not None
+        guard.beat()
         if ckpt_every and mgr is not None and (done % ckpt_every == 0 or last or stopping):
             checkpoint.save(mgr, done, state, config.to_dict())
+            progress_at["saved"] = True
+            guard.beat()
         elif not (last or stopping):
             return
         # a policy beside every checkpoint and always at the end; to_host is a collective across processes
@@ -305,7 +332,7 @@ def _train(config, out, meta, prog, compiled, lead, resume, ckpt_every, keep, pr
             log.warning("also failed to close the logs or plot the curves (%s)", errors.first_line(e))
 
     try:
-        with stop:
+        with stop, guard:
             summary, _ = training.run(
                 config, on_record, progress=progress and lead, start=start, on_chunk=on_chunk, compiled=compiled
             )
