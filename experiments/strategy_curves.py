@@ -12,7 +12,9 @@ faster than B" only when that interval excludes 0. Picking the best of several v
 seeds flatters every strategy a little, as it did in the paper.
 
 A triple whose run is complete in `--out` (same config) is not run again, so a long suite can be
-stopped and restarted, and `--envs` can add envs to an existing results directory. Run directories
+stopped and restarted, and `--envs` can add envs to an existing results directory. Each run trains in
+a child process under hipi-train's stall guard: a run that hangs (XLA's CPU runtime can,
+docs/reliability.md) is stopped and resumed once from its newest checkpoint (`train_piece`). Run directories
 are not kept in git, but OUT/results.json records every run's per-seed curves: copy a committed one
 (docs/results/fig5_protocol/results.json) into a fresh OUT and new runs add to it (`collect`).
 
@@ -24,13 +26,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from hipi_jax import cli, envs, report, runner
+from hipi_jax import cli, envs, report, runner, stall
 from hipi_jax.config import TrainConfig
 from hipi_jax.relabel import RelabelSpec
 from hipi_jax.stats import bootstrap_ci
@@ -56,6 +60,12 @@ def parser(description: str, envs_default: str, strategies_default: str, out_def
     p.add_argument("--paper-scale", action="store_true", help="the paper's budgets (GPU-sized: 1M+ steps per env)")
     p.add_argument("--replot", action="store_true", help="only redraw the figure and results.json from --out")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.add_argument(
+        "--in-process",
+        action="store_true",
+        help="train every run in this process (a run that hangs then stops the script, exit 75, instead of "
+        "being resumed once in a fresh process)",
+    )
     return p
 
 
@@ -121,10 +131,12 @@ def run(args, budgets: dict, title: str) -> int:
         if same and (run_dir / "summary.json").exists():
             print(f"{env}/{strategy}/utd{utd:g}: complete in {run_dir}, not run again")
             continue
-        ckpts = run_dir / "checkpoints"  # stopped part-way: continue from its checkpoint, if it wrote one
-        resume = same and ckpts.is_dir() and any(d.name.isdigit() for d in ckpts.iterdir())
+        resume = same and has_checkpoint(run_dir)  # stopped part-way: continue from its checkpoint, if it wrote one
         print(f"{env}/{strategy}/utd{utd:g}: {'resuming' if resume else 'training'} in {run_dir}", flush=True)
-        summary = runner.train(config, run_dir, overwrite=not resume, resume=resume, progress=not args.no_progress)
+        if args.in_process:
+            summary = runner.train(config, run_dir, overwrite=not resume, resume=resume, progress=not args.no_progress)
+        else:
+            summary = train_piece(config, run_dir, resume, not args.no_progress)
         shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)  # the replay buffers; policies/ stays
         print(f"{env}/{strategy}/utd{utd:g}: final success {np.mean(summary.get('eval_success', [np.nan])):.2f}, "
               f"return {np.mean(summary['eval_return']):.1f} ({summary['wall_s']:.0f} s)", flush=True)  # fmt: skip
@@ -145,6 +157,45 @@ def run(args, budgets: dict, title: str) -> int:
         )
     print(f"wrote {args.out / 'results.json'}, {args.out / 'table.md'} and {args.out / (args.out.name + '.png')}")
     return 0
+
+
+def train_child(config: dict, run_dir: str, resume: bool, progress: bool) -> None:
+    """One run in a child process: `runner.train` under its stall guard (a hang exits with EXIT_STALLED)."""
+    cli.setup_logging("hipi-train")
+    config = TrainConfig.from_dict(config)
+    try:
+        runner.train(config, Path(run_dir), overwrite=not resume, resume=resume, progress=progress)
+    except runner.Interrupted as e:  # Ctrl-C reaches the child too: it stopped after a checkpoint
+        print(f"hipi-train: {e}", file=sys.stderr)
+        sys.exit(128 + e.signum)
+
+
+def has_checkpoint(run_dir: Path) -> bool:
+    ckpts = run_dir / "checkpoints"
+    return ckpts.is_dir() and any(d.name.isdigit() for d in ckpts.iterdir())
+
+
+def train_piece(config, run_dir: Path, resume: bool, progress: bool, target: Callable = train_child) -> dict:
+    """Train one run in a fresh (spawned) process, since a hung XLA runtime cannot be stopped from inside;
+    a run that stalls is resumed once from its newest checkpoint (trained afresh without one). Returns its
+    summary; a second stall, or any other failure, exits with the child's code."""
+    spawn = multiprocessing.get_context("spawn")
+    for attempt in (1, 2):
+        child = spawn.Process(target=target, args=(config.to_dict(), str(run_dir), resume, progress))
+        child.start()
+        try:
+            child.join()
+        except KeyboardInterrupt:  # the child got the same Ctrl-C and stops after its checkpoint
+            child.join()
+            sys.exit(130)
+        if child.exitcode == 0:
+            return json.loads((run_dir / "summary.json").read_text())
+        if child.exitcode != stall.EXIT_STALLED or attempt == 2:
+            print(f"{run_dir}: training failed (exit {child.exitcode}); rerun the script to resume", file=sys.stderr)
+            sys.exit(child.exitcode if child.exitcode and child.exitcode > 0 else 1)
+        resume = has_checkpoint(run_dir)
+        print(f"{run_dir}: hung and stopped; {'resuming' if resume else 'training afresh'} once", flush=True)
+    raise AssertionError("unreachable")
 
 
 def score_key(entry: dict) -> str:

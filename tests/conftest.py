@@ -93,8 +93,14 @@ def run_env(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def reference(tmp_path_factory, run_env):
+def reference_dir(tmp_path_factory, run_env) -> Path:
+    """The uninterrupted run of `ARGS` (read only: tests compare with it and evaluate its policy)."""
     out = tmp_path_factory.mktemp("reference") / "run"
     code, err = finished(train(out, env=run_env))
     assert code == 0, err
-    return records(out), final_fingerprint(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def reference(reference_dir):
+    return records(reference_dir), final_fingerprint(reference_dir)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,8 @@ import learning_unchanged  # noqa: E402
 import strategy_curves  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("fast_compilation")
+TINY = {"env": "point_goal", "seeds": 2, "env_steps": 40, "warmup_steps": 9, "num_envs": 2, "batch_size": 8,
+        "hidden": (8, 8), "buffer_size": 64, "eval_every": 25, "eval_episodes": 2}  # fmt: skip
 
 
 def test_fig2_log_z_reassigns_the_small_scale_trajectory(tmp_path):
@@ -56,7 +59,7 @@ def test_strategy_curves_writes_the_schema_and_skips_complete_runs(tmp_path, cap
     budgets = {"point_goal": {"env_steps": 40, "warmup_steps": 9, "num_envs": 2, "batch_size": 8, "hidden": (8, 8),
                               "buffer_size": 64, "eval_every": 25, "eval_episodes": 2}}  # fmt: skip
     argv = ["--out", str(tmp_path), "--seeds", "2", "--no-progress", "--strategies", "none,random",
-            "--updates-per-env-step", "1,2"]  # fmt: skip
+            "--updates-per-env-step", "1,2", "--in-process"]  # fmt: skip
     assert strategy_curves.run(strategy_curves.check(p, p.parse_args(argv), budgets), budgets, "t") == 0
     results = json.loads((tmp_path / "results.json").read_text())["results"]
     entry = results["point_goal"]["none"]
@@ -86,7 +89,7 @@ def test_strategy_curves_adds_new_runs_to_a_recorded_results_json(tmp_path, caps
     budgets = {"point_goal": {"env_steps": 40, "warmup_steps": 9, "num_envs": 2, "batch_size": 8, "hidden": (8, 8),
                               "buffer_size": 64, "eval_every": 25, "eval_episodes": 2}}  # fmt: skip
     first, later = tmp_path / "first", tmp_path / "later"
-    argv = ["--seeds", "2", "--no-progress", "--strategies", "none"]
+    argv = ["--seeds", "2", "--no-progress", "--strategies", "none", "--in-process"]
     monkeypatch.setattr(sys, "argv", ["fig", "first"])
     assert (
         strategy_curves.run(strategy_curves.check(p, p.parse_args([*argv, "--out", str(first)]), budgets), budgets, "t")
@@ -113,7 +116,7 @@ def test_strategy_curves_resumes_a_run_stopped_part_way(tmp_path, capsys, monkey
     p = strategy_curves.parser("test", "point_goal", "none", str(tmp_path))
     budgets = {"point_goal": {"env_steps": 40, "warmup_steps": 9, "num_envs": 2, "batch_size": 8, "hidden": (8, 8),
                               "buffer_size": 64, "eval_every": 25, "eval_episodes": 2}}  # fmt: skip
-    argv = ["--out", str(tmp_path), "--seeds", "2", "--no-progress", "--strategies", "none"]
+    argv = ["--out", str(tmp_path), "--seeds", "2", "--no-progress", "--strategies", "none", "--in-process"]
     monkeypatch.setattr(strategy_curves.shutil, "rmtree", lambda *a, **k: None)  # as if stopped before the clean-up
     assert strategy_curves.run(strategy_curves.check(p, p.parse_args(argv), budgets), budgets, "t") == 0
     run_dir = tmp_path / "point_goal" / "none" / "utd1"
@@ -133,6 +136,57 @@ def test_strategy_curves_resumes_a_run_stopped_part_way(tmp_path, capsys, monkey
     assert strategy_curves.run(strategy_curves.check(p, p.parse_args(argv), budgets), budgets, "t") == 0
     assert "point_goal/none/utd1: training" in capsys.readouterr().out
     assert json.loads((run_dir / "summary.json").read_text())["eval_return"] == first["eval_return"]
+
+
+def hanging_child(config: dict, run_dir: str, resume: bool, progress: bool, always: bool = False) -> None:
+    """strategy_curves.train_child whose first attempt (or every one, `always`) hangs after 1 chunk,
+    under a 2-second stall guard: the spawned child imports this module to run it."""
+    from hipi_jax import cli, runner, training
+
+    if always or not resume:
+        calls, check = [0], training.check_finite
+
+        def blocking(*args):
+            calls[0] += 1
+            if calls[0] > 1:
+                threading.Event().wait()
+            return check(*args)
+
+        training.check_finite = blocking
+    cli.setup_logging("hipi-train")
+    runner.train(strategy_curves.TrainConfig.from_dict(config), Path(run_dir), overwrite=not resume,
+                 resume=resume, progress=False, stall_timeout=2)  # fmt: skip
+
+
+def always_hanging_child(*args) -> None:
+    hanging_child(*args, always=True)
+
+
+@pytest.fixture
+def child_env(tmp_path_factory, monkeypatch):
+    """Spawned children compile cheaply and share a persistent cache (jax reads these variables)."""
+    monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "child_cache"))
+    monkeypatch.setenv("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+    monkeypatch.setenv("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
+
+
+def test_a_hung_piece_is_stopped_and_resumed_once_in_a_fresh_process(tmp_path, capfd, child_env):
+    config = strategy_curves.TrainConfig(**{**TINY, "env_steps": 90})  # 4 chunks
+    reference = tmp_path / "reference"
+    expected = strategy_curves.train_piece(config, reference, False, False)
+    run_dir = tmp_path / "run"
+    capfd.readouterr()
+    summary = strategy_curves.train_piece(config, run_dir, False, False, target=hanging_child)
+    out, err = capfd.readouterr()
+    assert f"{run_dir}: hung and stopped; resuming once" in out
+    assert "no progress for 2 s after env step" in err
+    assert summary["eval_return"] == expected["eval_return"]
+    strip = lambda path: [{k: v for k, v in r.items() if k != "wall_s"} for r in report.read_jsonl(path)]  # noqa: E731
+    assert strip(run_dir / "metrics.jsonl") == strip(reference / "metrics.jsonl")
+    with pytest.raises(SystemExit) as e:  # a second stall is not retried
+        strategy_curves.train_piece(config, tmp_path / "again", False, False, target=always_hanging_child)
+    assert e.value.code == 75
+    assert "training failed (exit 75)" in capfd.readouterr().err
 
 
 def test_bootstrap_interval_and_paired_verdict_by_hand():

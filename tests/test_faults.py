@@ -382,4 +382,85 @@ def test_a_run_hung_before_its_first_checkpoint_says_rerun(tmp_path, run_env):
     cmd = [sys.executable, "-c", BLOCK_AFTER, *ARGS, "--out", str(out), "--stall-timeout", "3", "--ckpt-every", "0"]
     proc = subprocess.run(cmd, env=run_env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 75, proc.stderr
-    assert one_error_line(proc.stderr).endswith("no checkpoint was written yet; rerun it")
+    assert one_error_line(proc.stderr).endswith(
+        "no checkpoints are written with --ckpt-every 0; rerun the same command with --overwrite"
+    )
+
+
+def wait_for(proc: subprocess.Popen, marker: str) -> None:
+    """Read the child's stdout up to a line holding `marker`: it has reached that stage."""
+    for line in proc.stdout:
+        if marker in line:
+            return
+    raise AssertionError(f"the child ended (exit {proc.wait()}) before printing {marker!r}: {proc.stderr.read()}")
+
+
+def compiling_env() -> dict:
+    """No persistent compilation cache: the child compiles for seconds, and the signal lands meanwhile."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("JAX_COMPILATION_CACHE")}
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_while_hipi_train_compiles_stops_it_at_once_with_nothing_written(tmp_path, signum, code):
+    out = tmp_path / "run"
+    proc = train(out, env=compiling_env())
+    wait_for(proc, "compiling the training programs")
+    proc.send_signal(signum)
+    returncode, err = finished(proc)
+    assert returncode == code, err
+    name = signal.Signals(signum).name
+    assert one_error_line(err) == f"hipi-train: stopped by {name}; nothing was saved; rerun the same command"
+    assert not out.exists()  # the same command starts afresh
+
+
+def test_a_second_signal_during_training_stops_at_once_naming_resume(tmp_path, run_env, reference):
+    out = tmp_path / "run"
+    proc = train(out, "--ckpt-every", "4", env=run_env)
+    while proc.poll() is None and (not (out / "metrics.jsonl").exists() or len(records(out)) < 6):
+        time.sleep(0.02)  # past the checkpoint of chunk 4
+    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signal.SIGINT)
+    returncode, err = finished(proc)
+    assert returncode == 130, err
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.startswith("hipi-train")]
+    at_once = f"hipi-train: stopped by SIGINT; continue with hipi-train --resume --out {out} and the same options"
+    at_boundary = r"hipi-train: interrupted at env step \d+; continue with --resume"  # if the chunk ended first
+    assert len(lines) == 1 and (lines[0] == at_once or re.fullmatch(at_boundary, lines[0])), err
+    returncode, err = finished(train(out, "--resume", "--ckpt-every", "4", env=run_env))
+    assert returncode == 0, err
+    expected_records, expected_fingerprint = reference
+    assert records(out) == expected_records
+    assert final_fingerprint(out) == expected_fingerprint
+
+
+def test_a_signal_while_hipi_eval_runs_stops_it_at_once_with_nothing_written(tmp_path, reference_dir):
+    out = tmp_path / "eval.json"
+    cmd = [sys.executable, "-m", "hipi_jax.eval_cli", str(reference_dir), "--episodes", "5000", "--out", str(out)]
+    proc = subprocess.Popen(cmd, env=compiling_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for(proc, "compiling, then rolling out")
+    proc.send_signal(signal.SIGINT)
+    returncode, err = finished(proc)
+    assert returncode == 130, err
+    assert one_error_line(err, "hipi-eval") == "hipi-eval: stopped by SIGINT; nothing was saved; rerun the same command"
+    assert not out.exists()
+
+
+def test_a_signal_while_hipi_bc_trains_leaves_nothing_that_blocks_the_rerun(tmp_path):
+    data = _tiny_dataset(tmp_path / "d.npz")
+    out = tmp_path / "bc"
+    cmd = [sys.executable, "-m", "hipi_jax.bc_cli", "train", "--data", str(data), "--out", str(out),
+           "--methods", "hipi,agnostic", "--seeds", "2", "--max-epochs", "3", "--eval-episodes", "2",
+           "--batch-size", "8"]  # fmt: skip
+    proc = subprocess.Popen(cmd, env=compiling_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for(proc, "point_goal / hipi: 2 seed(s)")
+    proc.send_signal(signal.SIGINT)
+    returncode, err = finished(proc)
+    assert returncode == 130, err
+    line = one_error_line(err, "hipi-bc")
+    assert line == "hipi-bc: stopped by SIGINT; results.json was not written; rerun the same command"
+    rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=600)  # no --overwrite needed
+    assert rerun.returncode == 0, rerun.stderr
+    results = json.loads((out / "results.json").read_text())
+    assert set(results["methods"]) == {"hipi", "agnostic"}
+    assert len(report.read_jsonl(out / "metrics.jsonl")) == 2  # the stopped run's records are not kept

@@ -16,7 +16,7 @@ import math
 import sys
 from pathlib import Path
 
-from hipi_jax import __version__, envs
+from hipi_jax import __version__, envs, signals
 from hipi_jax.bc import METHOD_HELP, METHODS, BCConfig
 from hipi_jax.cli import setup_logging
 from hipi_jax.errors import os_error, out_of_range
@@ -219,7 +219,7 @@ def train(args) -> int:
         _fail(f"--seeds {args.seeds} must be >= 1")
     if args.out.exists() and not args.out.is_dir():
         _fail(f"--out {args.out} exists and is not a directory")
-    if any((args.out / f).exists() for f in TRAIN_FILES) and not args.overwrite:
+    if (args.out / "results.json").exists() and not args.overwrite:  # a stopped run's files are replaced
         _fail(f"--out {args.out} already holds results; pass --overwrite to replace them or choose another --out")
     _writable(args.out)
     fields = {f.name for f in dataclasses.fields(BCConfig)}
@@ -246,6 +246,7 @@ def train(args) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     for f in TRAIN_FILES:
         (args.out / f).unlink(missing_ok=True)
+    signals.leaving("results.json was not written; rerun the same command")
     report.write_json(
         args.out / "config.json",
         {"data": str(args.data), "env": data.env, "seed": args.seed, "seeds": args.seeds,
@@ -270,6 +271,8 @@ def train(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if argv is None:  # the command itself (not a call from Python): Ctrl-C ends it at once, with one line
+        signals.exit_at_once("hipi-bc")
     setup_logging("hipi-bc")  # the expert's training logs through the hipi_jax logger
     try:
         return collect(args) if args.command == "collect" else train(args)

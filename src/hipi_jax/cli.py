@@ -13,7 +13,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from hipi_jax import __version__, envs
+from hipi_jax import __version__, envs, signals
 from hipi_jax.config import ENV_PRESETS, START_MODES, TrainConfig
 from hipi_jax.errors import first_line, os_error
 from hipi_jax.loggers import LOGGERS
@@ -197,6 +197,8 @@ def setup_logging(prog: str = "hipi-train") -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = vars(parser().parse_args(argv))
+    if argv is None:  # the command itself (not a call from Python): Ctrl-C while compiling ends it at once
+        signals.exit_at_once("hipi-train")
     out, overwrite, progress = args.pop("out", None), args.pop("overwrite", False), not args.pop("no_progress", False)
     resume, ckpt_every, keep = args.pop("resume", False), args.pop("ckpt_every", 1), args.pop("keep", 2)
     loggers = tuple(dict.fromkeys(args.pop("logger", [])))
@@ -232,9 +234,6 @@ def main(argv: list[str] | None = None) -> int:
     except runner.Interrupted as e:  # SIGINT / SIGTERM, after a checkpoint
         print(f"hipi-train: {e}", file=sys.stderr)
         return 128 + e.signum
-    except KeyboardInterrupt:  # a second signal: at once
-        print("hipi-train: interrupted at once; continue from the newest checkpoint with --resume", file=sys.stderr)
-        return 130
     except Exception as e:
         if "RESOURCE_EXHAUSTED" not in str(e):
             raise

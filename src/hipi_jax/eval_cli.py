@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hipi_jax import signals
 from hipi_jax.errors import os_error, out_of_range
 
 TASK_SOURCES = ("prior", "discrete")
@@ -155,6 +156,8 @@ def evaluate(policy, env, key, episodes: int, tasks: np.ndarray | None, determin
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if argv is None:  # the command itself (not a call from Python): Ctrl-C ends it at once, with one line
+        signals.exit_at_once("hipi-eval")
     try:
         return _main(args)
     except OSError as e:  # a full or read-only disk: eval.json and videos are written whole or not at all
@@ -195,6 +198,7 @@ def _main(args) -> int:
     import jax
 
     record = env.render_record if args.video is not None else None
+    print(f"hipi-eval: {args.episodes} episode(s) of {policy.env} (compiling, then rolling out) ...", flush=True)
     episodes, commanded = evaluate(
         policy, env, jax.random.PRNGKey(args.seed), args.episodes, tasks, not args.stochastic, record
     )

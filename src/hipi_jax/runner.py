@@ -60,36 +60,6 @@ def lock_run_dir(out: Path) -> int:
     return fd
 
 
-class StopSignals:
-    """While active, SIGINT and SIGTERM ask training to stop at the next chunk boundary; a second one
-    stops at once (KeyboardInterrupt). Only in the main thread of a single-process run."""
-
-    def __init__(self):
-        self.signum: int | None = None
-        self._old: dict = {}
-
-    def __enter__(self) -> StopSignals:
-        import signal
-        import threading
-
-        if threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                self._old[signum] = signal.signal(signum, self._handle)
-        return self
-
-    def _handle(self, signum, frame) -> None:
-        if self.signum is not None:
-            raise KeyboardInterrupt
-        self.signum = signum
-        log.info("signal %d: stopping after this chunk (a second one stops at once)", signum)
-
-    def __exit__(self, *exc) -> None:
-        import signal
-
-        for signum, handler in self._old.items():
-            signal.signal(signum, handler)
-
-
 def unwritable_dir(path: Path) -> Path | None:
     """The directory that would refuse writing `path` (itself if a directory, else its nearest existing
     ancestor; a read-only file system refuses too), or None when it can be written."""
@@ -184,7 +154,7 @@ def train(
     import jax
 
     from hipi_jax import loggers as loggers_lib
-    from hipi_jax import training
+    from hipi_jax import signals, training
 
     if ckpt_every < 0:
         raise ValueError(f"--ckpt-every {ckpt_every} must be >= 0")
@@ -198,6 +168,8 @@ def train(
     else:
         check_out_dir(out, overwrite)
     loggers_lib.check(loggers)  # a missing package is bad input too
+    resumable = f"continue with hipi-train --resume --out {out} and the same options"
+    signals.leaving(resumable if resume else "nothing was saved; rerun the same command")
     tr = training.build(config)
     prog = training.programs(tr)
     have = training.device_memory()
@@ -236,7 +208,7 @@ def _train(config, out, meta, prog, compiled, lead, resume, ckpt_every, keep, pr
     """`train` once the input is checked and the run directory locked."""
     import jax
 
-    from hipi_jax import checkpoint, errors, policy, report, stall, training
+    from hipi_jax import checkpoint, errors, policy, report, signals, stall, training
     from hipi_jax import loggers as loggers_lib
 
     barrier = _barrier if jax.process_count() > 1 else lambda name: None
@@ -262,6 +234,11 @@ def _train(config, out, meta, prog, compiled, lead, resume, ckpt_every, keep, pr
         start = (state, done)
         log.info("resuming %s after chunk %d (%d env steps)", out, done, resume_step)
     else:
+        signals.leaving(
+            "no checkpoint was written yet; rerun the same command with --overwrite"
+            if ckpt_every
+            else "no checkpoints are written with --ckpt-every 0; rerun the same command with --overwrite"
+        )
         if lead:
             for name in RUN_FILES + STALE_FILES:
                 (out / name).unlink(missing_ok=True)
@@ -274,7 +251,7 @@ def _train(config, out, meta, prog, compiled, lead, resume, ckpt_every, keep, pr
     # metrics.jsonl and metrics.csv, then --logger's choices; only process 0 logs
     logs = loggers_lib.open_loggers(("jsonl", "csv", *loggers), out, config, resume_step) if lead else None
 
-    progress_at = {"env_steps": resume_step or 0, "saved": resume}
+    progress_at = {"env_steps": resume_step or 0}
 
     def on_record(rec: dict) -> None:
         progress_at["env_steps"] = rec["env_steps"]
@@ -283,20 +260,15 @@ def _train(config, out, meta, prog, compiled, lead, resume, ckpt_every, keep, pr
             logs.log(rec)
 
     def stalled(waited: float) -> str:
-        how = (
-            f"continue with hipi-train --resume --out {out} and the same options"
-            if progress_at["saved"]
-            else "no checkpoint was written yet; rerun it"
-        )
         return (
             f"hipi-train: error: no progress for {waited:.0f} s after env step {progress_at['env_steps']} (the "
             f"longest step so far took {max(guard.gaps, default=0):.0f} s; --stall-timeout): the program is hung, "
-            f"as XLA's CPU runtime can be (docs/reliability.md), and was stopped; {how}"
+            f"as XLA's CPU runtime can be (docs/reliability.md), and was stopped; {signals.leaves()}"
         )
 
     guard = stall.StallGuard(stalled, stall_timeout)
 
-    stop = StopSignals() if jax.process_count() == 1 else contextlib.nullcontext(None)
+    stop = signals.StopSignals() if jax.process_count() == 1 else contextlib.nullcontext(None)
 
     def on_chunk(done: int, state) -> None:
         last = done == config.num_chunks
@@ -304,7 +276,7 @@ def _train(config, out, meta, prog, compiled, lead, resume, ckpt_every, keep, pr
         guard.beat()
         if ckpt_every and mgr is not None and (done % ckpt_every == 0 or last or stopping):
             checkpoint.save(mgr, done, state, config.to_dict())
-            progress_at["saved"] = True
+            signals.leaving(f"continue with hipi-train --resume --out {out} and the same options")
             guard.beat()
         elif not (last or stopping):
             return
