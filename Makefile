@@ -9,7 +9,7 @@ STEPS ?=
 OUT ?= runs/$(ENV)$(if $(RELABEL),-$(RELABEL))-$(shell date +%Y%m%d-%H%M%S)
 ARGS ?=
 
-.PHONY: install train eval bc test test-envs lint format bc-experiment figures peers bench bench-quick clean
+.PHONY: install train eval bc test test-envs lint format bc-experiment figures peers bench bench-quick jax-versions clean
 
 # metaworld ships the Sawyer model files of sawyer_reach*; --no-deps: it pins an old mujoco, and its code is not imported
 $(BIN)/.installed: pyproject.toml
@@ -92,9 +92,23 @@ bench: $(BIN)/.installed peers
 	$(BIN)/python benchmarks/write_docs.py --results $(BENCH_DIR) --out $(BENCH_DIR)/benchmarks.md
 	$(if $(filter benchmarks/results,$(BENCH_DIR)),cp $(BENCH_DIR)/benchmarks.md docs/benchmarks.md)
 
+## the same code under several JAX versions (env steps of every env, training, the deadlock trial), alternating
+## in one go; each version in its own venv .venv-jax/V (about 80 min on 2 CPU cores); docs/benchmarks.md's table
+JAX_VERSIONS ?= 0.9.2 0.10.2
+.venv-jax/%/.installed: pyproject.toml
+	$(PYTHON) -m venv .venv-jax/$*
+	.venv-jax/$*/bin/pip install -q --upgrade pip
+	.venv-jax/$*/bin/pip install -q -e .
+	.venv-jax/$*/bin/pip install -q jax==$* jaxlib==$*
+	.venv-jax/$*/bin/pip install -q --no-deps metaworld==3.1.1
+	touch $@
+
+jax-versions: $(BIN)/.installed $(foreach v,$(JAX_VERSIONS),.venv-jax/$(v)/.installed)
+	$(BIN)/python benchmarks/jax_versions.py $(foreach v,$(JAX_VERSIONS),--python $(v)=.venv-jax/$(v)/bin/python) --out $(BENCH_DIR)/jax_versions.json
+
 ## the same scripts at CI size (a few minutes), into runs/bench-quick/; docs/ is left alone
 bench-quick:
 	$(MAKE) bench BENCH_DIR=runs/bench-quick BENCH_ARGS=--quick
 
 clean:
-	rm -rf $(VENV) $(PEERS) runs .pytest_cache .hypothesis
+	rm -rf $(VENV) $(PEERS) .venv-jax runs .pytest_cache .hypothesis

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import platform
 import resource
 import subprocess
 import sys
@@ -29,12 +31,17 @@ ROOT = Path(__file__).resolve().parent.parent
 TRAIN_ENVS = "nav2d,reacher_goal,quadruped_goal"
 
 
+def fail(message: str) -> None:
+    print(f"jax_versions: error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
 def versions_of(pairs: list[str]) -> dict[str, str]:
     out = {}
     for pair in pairs:
         label, _, python = pair.partition("=")
         if not python or not Path(python).exists():
-            sys.exit(f"jax_versions: error: --python {pair!r} must be LABEL=PATH to an existing interpreter")
+            fail(f"--python {pair!r} must be LABEL=PATH to an existing interpreter")
         out[label] = python
     return out
 
@@ -131,13 +138,22 @@ def deadlock(versions: dict, args, tmp: Path) -> list[dict]:
     return rows
 
 
+def medians(rows: list[dict], labels: list[str]) -> dict[str, dict[str, float]]:
+    """{env: {version: median env steps/s over the rounds}}."""
+    return {
+        env: {
+            v: float(np.median([r["env_steps_per_s"] for r in rows if r["env"] == env and r["version"] == v]))
+            for v in labels
+        }  # fmt: skip
+        for env in dict.fromkeys(r["env"] for r in rows)
+    }
+
+
 def ratio_table(rows: list[dict], first: str, labels: list[str]) -> list[str]:
     """Markdown: per env the median env steps/s of each version, and the first over the last."""
     a, b = labels[0], labels[-1]
     lines = [f"| {first} | {' | '.join(labels)} | {a} / {b} |", "|---|" + "---:|" * (len(labels) + 1)]
-    for env in dict.fromkeys(r["env"] for r in rows):
-        mine = [r for r in rows if r["env"] == env]
-        med = {v: float(np.median([r["env_steps_per_s"] for r in mine if r["version"] == v])) for v in labels}
+    for env, med in medians(rows, labels).items():
         lines.append(f"| `{env}` | {' | '.join(f'{med[v]:,.0f}' for v in labels)} | {med[a] / med[b]:.2f}× |")
     return lines + [""]
 
@@ -173,14 +189,15 @@ def main(argv=None) -> int:
     versions = versions_of(args.python)
     record = {
         "command": " ".join(["python"] + sys.argv),
+        "machine": f"cpu ({os.cpu_count()} cores), {platform.platform()}",
         "versions": {v: jax_version(py) for v, py in versions.items()},
         "args": {k: str(v) for k, v in vars(args).items()},
     }
     parts = {"env_steps": env_steps, "train": train, "deadlock": deadlock}
+    if bad := [part for part in args.parts.split(",") if part not in parts]:
+        fail(f"--parts {','.join(bad)!r}: each one of {', '.join(parts)}")
     with tempfile.TemporaryDirectory() as tmp:
         for part in args.parts.split(","):
-            if part not in parts:
-                sys.exit(f"jax_versions: error: --parts {part!r}: one of {', '.join(parts)}")
             record[part] = parts[part](versions, args, Path(tmp))
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(json.dumps(record, indent=1))  # each part kept as it finishes

@@ -28,13 +28,14 @@ import argparse
 import json
 import multiprocessing
 import shutil
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from hipi_jax import cli, envs, report, runner, stall
+from hipi_jax import cli, envs, report, runner, signals, stall
 from hipi_jax.config import TrainConfig
 from hipi_jax.relabel import RelabelSpec
 from hipi_jax.stats import bootstrap_ci
@@ -131,7 +132,7 @@ def run(args, budgets: dict, title: str) -> int:
         if same and (run_dir / "summary.json").exists():
             print(f"{env}/{strategy}/utd{utd:g}: complete in {run_dir}, not run again")
             continue
-        resume = same and has_checkpoint(run_dir)  # stopped part-way: continue from its checkpoint, if it wrote one
+        resume = same and runner.has_checkpoint(run_dir)  # stopped part-way: continue from its checkpoint
         print(f"{env}/{strategy}/utd{utd:g}: {'resuming' if resume else 'training'} in {run_dir}", flush=True)
         if args.in_process:
             summary = runner.train(config, run_dir, overwrite=not resume, resume=resume, progress=not args.no_progress)
@@ -161,18 +162,14 @@ def run(args, budgets: dict, title: str) -> int:
 
 def train_child(config: dict, run_dir: str, resume: bool, progress: bool) -> None:
     """One run in a child process: `runner.train` under its stall guard (a hang exits with EXIT_STALLED)."""
+    signals.exit_at_once("hipi-train")  # Ctrl-C while compiling: at once (the first one in training: at a chunk)
     cli.setup_logging("hipi-train")
     config = TrainConfig.from_dict(config)
     try:
-        runner.train(config, Path(run_dir), overwrite=not resume, resume=resume, progress=progress)
+        runner.train(config, Path(run_dir), overwrite=not resume, resume=resume, progress=progress, stall_timeout=None)
     except runner.Interrupted as e:  # Ctrl-C reaches the child too: it stopped after a checkpoint
         print(f"hipi-train: {e}", file=sys.stderr)
         sys.exit(128 + e.signum)
-
-
-def has_checkpoint(run_dir: Path) -> bool:
-    ckpts = run_dir / "checkpoints"
-    return ckpts.is_dir() and any(d.name.isdigit() for d in ckpts.iterdir())
 
 
 def train_piece(config, run_dir: Path, resume: bool, progress: bool, target: Callable = train_child) -> dict:
@@ -183,17 +180,23 @@ def train_piece(config, run_dir: Path, resume: bool, progress: bool, target: Cal
     for attempt in (1, 2):
         child = spawn.Process(target=target, args=(config.to_dict(), str(run_dir), resume, progress))
         child.start()
+        # SIGTERM to this script reaches only it: pass it on (a Ctrl-C reaches the whole process group)
+        forward = signal.signal(signal.SIGTERM, lambda signum, frame, child=child: child.terminate())
         try:
             child.join()
         except KeyboardInterrupt:  # the child got the same Ctrl-C and stops after its checkpoint
             child.join()
             sys.exit(130)
+        finally:
+            signal.signal(signal.SIGTERM, forward)
+        if child.exitcode in (130, 143):
+            sys.exit(child.exitcode)
         if child.exitcode == 0:
             return json.loads((run_dir / "summary.json").read_text())
         if child.exitcode != stall.EXIT_STALLED or attempt == 2:
             print(f"{run_dir}: training failed (exit {child.exitcode}); rerun the script to resume", file=sys.stderr)
             sys.exit(child.exitcode if child.exitcode and child.exitcode > 0 else 1)
-        resume = has_checkpoint(run_dir)
+        resume = runner.has_checkpoint(run_dir)
         print(f"{run_dir}: hung and stopped; {'resuming' if resume else 'training afresh'} once", flush=True)
     raise AssertionError("unreachable")
 

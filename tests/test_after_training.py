@@ -284,3 +284,11 @@ def test_examples_are_documented_scripts():
     for path in EXAMPLES.glob("*.py"):
         text = path.read_text()
         assert text.startswith('"""') and "def main(argv" in text and f"examples/{path.name}" in text, path.name
+
+
+def test_a_policy_prints_its_sizes_not_its_arrays(run_dir):
+    policy = load_policy(run_dir)
+    text = repr(policy)
+    assert text.startswith("Policy(env='point_goal', env_steps=") and len(text) < 300
+    count = sum(x.size for x in jax.tree.leaves(policy.params))
+    assert text.endswith(f"hidden=(8, 8), parameters={count:,})")

@@ -69,3 +69,27 @@ def test_write_docs_renders_every_committed_result_with_its_targets(tmp_path):
         assert f"## {title}" in text and f"`{name}.json` is missing" not in text
     assert "Target ≥ 1.3× Brax" in text and "(256, 256) ≤ 1.2×" in text and "In arithmetic the B × K values" in text
     assert "| inverse_rl, (64,64) | all (the earlier commit) |" in text
+
+
+def test_jax_versions_tables_report_medians_ratios_and_hangs():
+    import jax_versions
+
+    rows = [{"version": v, "round": r, "env": "nav2d", "env_steps_per_s": x}
+            for v, r, x in [("a", 0, 100.0), ("b", 0, 50.0), ("a", 1, 300.0), ("b", 1, 150.0), ("a", 2, 200.0),
+                            ("b", 2, 100.0)]]  # fmt: skip
+    record = {
+        "versions": {"a": "1 1", "b": "2 2"},
+        "args": {"num_envs": "64"},
+        "env_steps": rows,
+        "deadlock": [{"version": "a", "hung": False}, {"version": "b", "hung": True}, {"version": "b", "hung": False}],
+    }
+    text = jax_versions.tables(record)
+    assert "| `nav2d` | 200 | 100 | 2.00× |" in text
+    assert "| a | 0 / 1 |" in text and "| b | 1 / 2 |" in text
+    assert list(jax_versions.orders(["a", "b"], 3)) == [(0, ["a", "b"]), (1, ["b", "a"]), (2, ["a", "b"])]
+
+
+def test_jax_versions_refuses_a_missing_interpreter(tmp_path):
+    cmd = [sys.executable, str(ROOT / "benchmarks/jax_versions.py"), "--python", f"x={tmp_path / 'none'}"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and "must be LABEL=PATH to an existing interpreter" in out.stderr

@@ -5,6 +5,7 @@ strategy_curves (behind Fig. 5 / Fig. 6) writes the results schema and never rer
 from __future__ import annotations
 
 import json
+import re
 import sys
 import threading
 from pathlib import Path
@@ -140,7 +141,7 @@ def test_strategy_curves_resumes_a_run_stopped_part_way(tmp_path, capsys, monkey
 
 def hanging_child(config: dict, run_dir: str, resume: bool, progress: bool, always: bool = False) -> None:
     """strategy_curves.train_child whose first attempt (or every one, `always`) hangs after 1 chunk,
-    under a 2-second stall guard: the spawned child imports this module to run it."""
+    under a 10-second stall guard: the spawned child imports this module to run it."""
     from hipi_jax import cli, runner, training
 
     if always or not resume:
@@ -155,7 +156,7 @@ def hanging_child(config: dict, run_dir: str, resume: bool, progress: bool, alwa
         training.check_finite = blocking
     cli.setup_logging("hipi-train")
     runner.train(strategy_curves.TrainConfig.from_dict(config), Path(run_dir), overwrite=not resume,
-                 resume=resume, progress=False, stall_timeout=2)  # fmt: skip
+                 resume=resume, progress=False, stall_timeout=10)  # fmt: skip
 
 
 def always_hanging_child(*args) -> None:
@@ -179,7 +180,7 @@ def test_a_hung_piece_is_stopped_and_resumed_once_in_a_fresh_process(tmp_path, c
     summary = strategy_curves.train_piece(config, run_dir, False, False, target=hanging_child)
     out, err = capfd.readouterr()
     assert f"{run_dir}: hung and stopped; resuming once" in out
-    assert "no progress for 2 s after env step" in err
+    assert re.search(r"no progress for \d+ s after env step \d+ ", err)
     assert summary["eval_return"] == expected["eval_return"]
     strip = lambda path: [{k: v for k, v in r.items() if k != "wall_s"} for r in report.read_jsonl(path)]  # noqa: E731
     assert strip(run_dir / "metrics.jsonl") == strip(reference / "metrics.jsonl")

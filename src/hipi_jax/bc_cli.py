@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import math
 import sys
 from pathlib import Path
@@ -19,7 +20,7 @@ from pathlib import Path
 from hipi_jax import __version__, envs, signals
 from hipi_jax.bc import METHOD_HELP, METHODS, BCConfig
 from hipi_jax.cli import setup_logging
-from hipi_jax.errors import os_error, out_of_range
+from hipi_jax.errors import no_backend, os_error, out_of_range
 from hipi_jax.runner import check_writable
 
 TRAIN_FILES = ("config.json", "results.json", "metrics.jsonl", "bc.png")
@@ -176,6 +177,7 @@ def collect(args) -> int:
         return 1
     args.out.parent.mkdir(parents=True, exist_ok=True)
     dataset.save(args.out, data)
+    signals.leaving(f"{args.out} was written, its .expert.json was not")
     report.write_json(args.out.with_suffix(".expert.json"), {"config": config.to_dict(), "summary": summary})
     print(f"hipi-bc: wrote {args.out} ({args.episodes} trajectories; expert eval_return {summary['eval_return']})")
     return 0
@@ -200,6 +202,7 @@ def collect_scripted(args) -> int:
     others = float((solved.sum(axis=1) - solved[np.arange(len(solved)), commanded]).mean() / (k - 1))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     dataset.save(args.out, data)
+    signals.leaving(f"{args.out} was written, its .scripted.json was not")
     summary = {"episodes": args.episodes, "noise": noise, "seed": args.seed, "success_per_task": per_task,
                "other_tasks_solved": others}  # fmt: skip
     report.write_json(args.out.with_suffix(".scripted.json"), summary)
@@ -209,17 +212,29 @@ def collect_scripted(args) -> int:
     return 0
 
 
+def stopped_bc_run(out: Path) -> bool:
+    """Whether `out` holds a `hipi-bc train` run stopped before its results.json: the same command (or
+    any other) then replaces its files without --overwrite."""
+    try:
+        config = json.loads((out / "config.json").read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(config, dict) and {"methods", "data"} <= config.keys() and not (out / "results.json").exists()
+
+
 def train(args) -> int:
     methods = [m for m in args.methods.split(",") if m]
     bad = [m for m in methods if m not in METHODS]
     if bad or not methods:
         _fail(f"--methods {args.methods!r}: each must be one of {', '.join(METHODS)}")
+    if twice := sorted({m for m in methods if methods.count(m) > 1}):
+        _fail(f"--methods {args.methods!r} names {', '.join(twice)} more than once; name each method once")
     _counts(args, ("seeds",))
     if args.seeds < 1:
         _fail(f"--seeds {args.seeds} must be >= 1")
     if args.out.exists() and not args.out.is_dir():
         _fail(f"--out {args.out} exists and is not a directory")
-    if (args.out / "results.json").exists() and not args.overwrite:  # a stopped run's files are replaced
+    if any((args.out / f).exists() for f in TRAIN_FILES) and not args.overwrite and not stopped_bc_run(args.out):
         _fail(f"--out {args.out} already holds results; pass --overwrite to replace them or choose another --out")
     _writable(args.out)
     fields = {f.name for f in dataclasses.fields(BCConfig)}
@@ -265,6 +280,7 @@ def train(args) -> int:
         report.append_jsonl(args.out / "metrics.jsonl", {"method": m, **{k: v.tolist() for k, v in out.items()}})
         print(f"hipi-bc:   eval_return {results[m]['eval_return_mean']:.2f} ± {results[m]['eval_return_std']:.2f}")
     report.write_json(args.out / "results.json", {"env": data.env, "methods": results})
+    signals.leaving(f"{args.out / 'results.json'} was written, bc.png was not")
     report.plot_bars({data.env: results}, args.out / "bc.png")
     return 0
 
@@ -274,6 +290,8 @@ def main(argv: list[str] | None = None) -> int:
     if argv is None:  # the command itself (not a call from Python): Ctrl-C ends it at once, with one line
         signals.exit_at_once("hipi-bc")
     setup_logging("hipi-bc")  # the expert's training logs through the hipi_jax logger
+    if problem := no_backend():
+        _fail(problem)
     try:
         return collect(args) if args.command == "collect" else train(args)
     except OSError as e:  # a full or read-only disk: every file is written whole or not at all

@@ -18,6 +18,7 @@ import logging
 import math
 import os
 import re
+import shutil
 import sys
 import threading
 from collections.abc import Callable
@@ -113,6 +114,8 @@ def save(mgr: ocp.CheckpointManager, chunks_done: int, state: Any, config: dict)
     except Exception as e:  # noqa: BLE001 - tensorstore reports a full disk as ValueError
         failed = True  # late callbacks may still come: keep them muted, and asyncio's "Task exception was
         logging.getLogger("asyncio").setLevel(logging.CRITICAL)  # never retrieved" for the other failed writes
+        for partial in directory.glob(f"{chunks_done}.orbax-checkpoint-tmp*"):  # the half-written step
+            shutil.rmtree(partial, ignore_errors=True)
         raise CheckpointError(f"checkpoint {directory / str(chunks_done)} was not written ({_reason(e)})") from e
     finally:
         threading.excepthook = hooks[0]

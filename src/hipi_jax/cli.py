@@ -15,7 +15,7 @@ from pathlib import Path
 
 from hipi_jax import __version__, envs, signals
 from hipi_jax.config import ENV_PRESETS, START_MODES, TrainConfig
-from hipi_jax.errors import first_line, os_error
+from hipi_jax.errors import first_line, no_backend, os_error
 from hipi_jax.loggers import LOGGERS
 from hipi_jax.relabel import STRATEGIES, VALUE_ESTIMATORS
 
@@ -120,9 +120,9 @@ def parser() -> argparse.ArgumentParser:
         "--stall-timeout",
         type=float,
         default=argparse.SUPPRESS,
-        help="seconds without progress (no record or checkpoint) after which the run counts as hung and exits with "
-        "code 75 and one line naming --resume; 0 = never (default: 10 times the longest gap between records so far, "
-        "at least 120 s, and 1800 s until one gap is measured)",
+        help="seconds without a finished chunk (its evaluation and checkpoint included) after which the run counts "
+        "as hung and exits with code 75 and one line naming --resume; 0 = never (default: 10 times the longest chunk "
+        "so far, at least 120 s, and 1800 s until the first chunk has finished)",
     )
     output.add_argument("--no-progress", action="store_true", default=argparse.SUPPRESS, help="hide the progress bar")
     multi = p.add_argument_group(
@@ -193,6 +193,9 @@ def setup_logging(prog: str = "hipi-train") -> None:
     # A compilation-cache entry that cannot be written (a full disk) costs only the next run's compile; the
     # run's own writes report the disk in one line, so JAX's warning would only be a second, misleading one.
     warnings.filterwarnings("ignore", message="Error writing persistent compilation cache entry", category=UserWarning)
+    # A save that fails mid-write (EFBIG, ENOSPC) leaves Orbax's pending fragment writes unawaited; Python
+    # warns about them at exit, after the one-line error that already says the checkpoint was not written.
+    warnings.filterwarnings("ignore", message=r"coroutine .* was never awaited", category=RuntimeWarning)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -214,6 +217,8 @@ def main(argv: list[str] | None = None) -> int:
         config = TrainConfig.preset(**args)  # the env's preset fills the flags not given
     except ValueError as e:
         _fail(str(e))
+    if problem := no_backend():
+        _fail(problem)
     setup_logging()
 
     from hipi_jax import runner, training  # heavy imports only once the input is valid

@@ -59,6 +59,8 @@ def save(path: Path, data: Dataset) -> None:
 def load(path: Path) -> Dataset:
     """Read and validate a dataset file; any problem raises DatasetError with a one-line reason."""
     path = Path(path)
+    if path.is_dir():
+        raise DatasetError(f"dataset {path}: a directory, not a dataset file (hipi-bc collect writes an .npz file)")
     if not path.is_file():
         raise DatasetError(f"dataset {path}: no such file")
     try:

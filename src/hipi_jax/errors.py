@@ -31,3 +31,22 @@ def out_of_range(args, counts: tuple[str, ...]) -> str | None:
         if (value := getattr(args, name)) is not None and not value < 2**31:
             return f"--{name.replace('_', '-')} {value} must be < 2**31"
     return None
+
+
+def no_backend() -> str | None:
+    """The one-line problem when JAX cannot start the platform it is asked for (JAX_PLATFORMS=cuda on a
+    machine without a GPU, say), else None. Starts JAX's backend, so call it once the input is checked."""
+    import os
+
+    import jax
+
+    try:
+        jax.devices()
+    except Exception as e:  # noqa: BLE001 - RuntimeError for an unknown platform, AssertionError for some
+        asked = os.environ.get("JAX_PLATFORMS", "")
+        why = first_line(e) if str(e).strip() else "no backend started"
+        return (
+            f"JAX_PLATFORMS={asked!r}: JAX found no such device here ({why}); unset JAX_PLATFORMS to use what "
+            "this machine has, or install the accelerator's JAX (pip install 'hipi-jax[cuda]')"
+        )
+    return None

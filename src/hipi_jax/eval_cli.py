@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from hipi_jax import signals
-from hipi_jax.errors import os_error, out_of_range
+from hipi_jax.errors import no_backend, os_error, out_of_range
 
 TASK_SOURCES = ("prior", "discrete")
 
@@ -89,7 +89,7 @@ def read_tasks(source: str, family) -> np.ndarray | None:
             with warnings.catch_warnings():  # an empty file: refused below with the shape
                 warnings.simplefilter("ignore", UserWarning)
                 tasks = np.loadtxt(path, delimiter="," if "," in path.read_text() else None, ndmin=2)
-    except (ValueError, OSError) as e:
+    except (ValueError, TypeError, OSError) as e:  # TypeError: a JSON object, or strings in a list
         raise ValueError(f"--tasks {source}: cannot read tasks ({str(e).splitlines()[0][:120]})") from None
     tasks = np.asarray(tasks, np.float32)
     if tasks.ndim == 1:  # one task, or one number per task when tasks are scalars
@@ -165,6 +165,18 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
+def run_file(run_dir: Path, path: Path) -> str | None:
+    """What `path` is to the run in `run_dir` when it is one of the run's own files (config.json, the
+    metrics, curves.png, ... or anything under checkpoints/ or policies/), else None."""
+    from hipi_jax.runner import LOCK, RUN_DIRS, RUN_FILES
+
+    run, target = run_dir.resolve(), path.resolve()
+    if target.parent == run and target.name in (*RUN_FILES, LOCK):
+        return target.name
+    inside = next((d for d in RUN_DIRS if target.is_relative_to(run / d)), None)
+    return f"{inside}/ (a file under it)" if inside else None
+
+
 def _main(args) -> int:
     if problem := out_of_range(args, ("episodes", "video_episodes", "run_index", "step")):
         _fail(problem)
@@ -172,6 +184,8 @@ def _main(args) -> int:
         _fail(f"--episodes {args.episodes} must be >= 1")
     if args.video_episodes < 1:
         _fail(f"--video-episodes {args.video_episodes} must be >= 1")
+    if problem := no_backend():
+        _fail(problem)
     from hipi_jax import render
 
     if args.video is not None:
@@ -194,6 +208,8 @@ def _main(args) -> int:
     for path, flag in ((out, "--out"), (args.video, "--video")):
         if path is not None and (path.is_dir() or not path.parent.is_dir()):
             _fail(f"{flag} {path}: must be a file in an existing directory")
+        if path is not None and (name := run_file(args.run_dir, path)):
+            _fail(f"{flag} {path} is the run's own {name}; choose another file (the default is RUN_DIR/eval.json)")
 
     import jax
 
@@ -218,6 +234,7 @@ def _main(args) -> int:
     if tasks is not None:
         result["per_task"] = per_task(commanded, returns, success, length)
     report.write_text(out, report.dumps(result, indent=1) + "\n")
+    signals.leaving(f"{out} was written" + (f", {args.video} was not" if args.video is not None else ""))
     print(table(result))
     if args.video is not None:
         try:

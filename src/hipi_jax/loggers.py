@@ -28,6 +28,7 @@ Only one process should log (the CLI's process 0).
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import shutil
 from collections.abc import Sequence
@@ -140,9 +141,20 @@ def open_loggers(names: Sequence[str], out: Path, config: TrainConfig, resume_st
 def _history(out: Path, resume_step: int | None) -> list[dict]:
     """The records of OUT/metrics.jsonl up to env_steps = resume_step (none without resume_step)."""
     path = out / METRICS_JSONL
-    if resume_step is None or not path.exists():
+    if resume_step is None:
         return []
-    return [r for r in report.read_jsonl(path) if r["env_steps"] <= resume_step]
+    records = report.read_jsonl(path) if path.exists() else []
+    for number, r in enumerate(records, start=1):
+        if not isinstance(r, dict) or not isinstance(r.get("env_steps"), int):
+            raise ValueError(f"--resume: record {number} of {path} is not a training record (no env_steps): {r!r}")
+    history = [r for r in records if r["env_steps"] <= resume_step]
+    if not history or history[-1]["env_steps"] != resume_step:
+        logging.getLogger("hipi_jax").warning(
+            "%s holds no record at the checkpoint's env step %d (%s): the records before it are lost, and "
+            "metrics.csv and curves.png start again after it",
+            path, resume_step, "missing" if not path.exists() else f"{len(history)} record(s) up to it",
+        )  # fmt: skip
+    return history
 
 
 class JsonlLogger:

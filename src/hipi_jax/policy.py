@@ -50,6 +50,14 @@ class Policy:
     def actor(self) -> Actor:
         return Actor(tuple(self.hidden), self.action_dim)
 
+    def __repr__(self) -> str:  # the sizes, not every parameter array
+        count = sum(int(np.prod(np.shape(x))) for x in jax.tree.leaves(self.params))
+        return (
+            f"Policy(env={self.env!r}, env_steps={self.env_steps}, run_index={self.run_index}, "
+            f"obs_dim={self.obs_dim}, task_dim={self.task_dim}, action_dim={self.action_dim}, "
+            f"hidden={tuple(self.hidden)}, parameters={count:,})"
+        )
+
     def act(self, obs: Array, task: Array, key: Array | None = None) -> Array:
         """Action in [−1, 1]^action_dim for `obs` [..., obs_dim] and `task` [..., task_dim] (leading axes
         broadcast): tanh of the mean without a key, as the training program evaluates; a sample with one."""
@@ -132,9 +140,9 @@ def load_policy(run_dir: str | Path, run_index: int = 0, step: int | None = None
             params = unflatten_dict({tuple(k.split("/")): jnp.asarray(arrays[k][run_index]) for k in arrays.files})
     except IndexError:
         raise ValueError(f"run_index={run_index} is outside [0, {runs}) for {run_dir}") from None
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as e:
+    except (OSError, KeyError, ValueError, TypeError, zipfile.BadZipFile) as e:
         raise ValueError(f"{where} is not a readable policy ({type(e).__name__}: {str(e)[:120]})") from None
-    return Policy(
+    policy = Policy(
         params=params,
         env=meta["env"],
         obs_dim=meta["obs_dim"],
@@ -146,3 +154,22 @@ def load_policy(run_dir: str | Path, run_index: int = 0, step: int | None = None
         run=meta["runs"][run_index],
         config=meta.get("config"),
     )
+    if problem := mismatch(policy):
+        raise ValueError(f"{where / 'actor.npz'} does not match its policy.json ({problem})")
+    return policy
+
+
+def mismatch(policy: Policy) -> str | None:
+    """What differs between `policy.params` and the parameters its sizes call for (names, shapes,
+    dtypes), or None when they match."""
+    obs, task = jnp.zeros((1, policy.obs_dim)), jnp.zeros((1, policy.task_dim))
+    want = flatten_dict(jax.eval_shape(lambda: policy.actor.init(jax.random.key(0), obs, task)))
+    have = flatten_dict(policy.params)
+    if missing := sorted("/".join(k) for k in want.keys() - have.keys()):
+        return f"missing {', '.join(missing)}"
+    if extra := sorted("/".join(k) for k in have.keys() - want.keys()):
+        return f"unexpected {', '.join(extra)}"
+    for k, w in want.items():
+        if have[k].shape != w.shape or have[k].dtype != w.dtype:
+            return f"{'/'.join(k)} is {have[k].dtype}{list(have[k].shape)}, expected {w.dtype}{list(w.shape)}"
+    return None

@@ -69,18 +69,31 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     path = Path(path)
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
     try:
-        yield tmp
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
+        with naming(path, tmp):
+            yield tmp
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
     _fsync_dir(path.parent)
+
+
+@contextlib.contextmanager
+def naming(path: Path, *aliases: Path) -> Iterator[None]:
+    """Re-raise an OSError that names no file (a full disk on write or flush) or one of `aliases` (a
+    temporary name) as the same error naming `path`, so that its one-line message says which file."""
+    try:
+        yield
+    except OSError as e:
+        if e.errno is not None and (e.filename is None or Path(e.filename) in aliases):
+            raise OSError(e.errno, e.strerror, str(path)) from e
+        raise
 
 
 @contextlib.contextmanager
@@ -99,7 +112,7 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 def append_jsonl(path: Path, record: dict) -> None:
     """Append one line in one write (O_APPEND), flushed to disk. A write cut short (a full disk) leaves
     at most a torn last line, which `read_jsonl` drops."""
-    with open(path, "a") as f:
+    with naming(path), open(path, "a") as f:
         f.write(dumps(record) + "\n")
         f.flush()
         os.fsync(f.fileno())

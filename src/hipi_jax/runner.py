@@ -78,21 +78,46 @@ def check_writable(out: Path) -> None:
         raise ValueError(f"--out {out} is not writable ({denied} denies write access or is read-only)")
 
 
-def check_out_dir(out: Path, overwrite: bool) -> None:
-    """Refuse an existing run directory without `overwrite`, or one that cannot be created or written."""
+def check_out_dir(out: Path, overwrite: bool, config: TrainConfig | None = None) -> None:
+    """Refuse an existing run directory without `overwrite` (unless it holds only the start of this same
+    `config`'s run, stopped before its first checkpoint), or one that cannot be created or written."""
     check_writable(out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} exists and is not a directory")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise ValueError(f"--out {out} already holds files; pass --overwrite to replace them or choose another --out")
+    held = out.is_dir() and any(p.name != LOCK for p in out.iterdir())  # a lock alone: a run stopped at its start
+    if held and not overwrite and not (config and unsaved_start(out, config)):
+        raise ValueError(
+            f"--out {out} already holds files; pass --overwrite (Python: overwrite=True) to replace them or choose "
+            "another --out"
+        )
+
+
+def has_checkpoint(out: Path) -> bool:
+    """Whether `out/checkpoints` holds a step directory."""
+    ckpts = out / "checkpoints"
+    return ckpts.is_dir() and any(d.name.isdigit() for d in ckpts.iterdir())
+
+
+def unsaved_start(out: Path, config: TrainConfig) -> bool:
+    """Whether `out` holds a run of this same `config` stopped before its first checkpoint (no step
+    directory, no summary.json): rerunning the command then starts it afresh, without --overwrite."""
+    try:
+        saved = json.loads((out / "config.json").read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    if not isinstance(saved, dict) or differing_options(saved, config):
+        return False
+    return not (out / "summary.json").exists() and not has_checkpoint(out)
 
 
 def check_resume(out: Path, config: TrainConfig) -> None:
     """Refuse resuming without a run in `out`, or with options that differ from its config.json beyond the
     budget (`check_same` then compares them with the config saved in the checkpoint itself)."""
     check_writable(out)
-    if not (out / "config.json").is_file() or not (out / "checkpoints").is_dir():
-        raise ValueError(f"--resume: {out} holds no run to resume (config.json and checkpoints/ are missing)")
+    missing = [name for name, there in (("config.json", (out / "config.json").is_file()),
+                                        ("checkpoints/", (out / "checkpoints").is_dir())) if not there]  # fmt: skip
+    if missing:
+        raise ValueError(f"--resume: {out} holds no run to resume ({' and '.join(missing)} missing)")
     try:
         saved = json.loads((out / "config.json").read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -143,14 +168,15 @@ def train(
     keep: int = 2,
     progress: bool = True,
     loggers: Sequence[str] = (),
-    stall_timeout: float | None = None,
+    stall_timeout: float | None = 0,
 ) -> dict:
     """Train `config.runs` runs (seeds x sweep values) as one vmapped program and write the run directory
     `out` (default runs/ENV-RELABEL-sSEED). `resume` continues `out` from its newest usable checkpoint
     (the options must match the saved ones except `env_steps`); `ckpt_every` chunks between checkpoints
     (0 = none; the last chunk always saves a policy); `loggers` adds "tensorboard" and/or "wandb";
-    `stall_timeout` seconds without progress end the process with `stall.EXIT_STALLED` (None: the
-    automatic limit of `stall.limit`, 0: never). Returns the summary (also written to summary.json)."""
+    `stall_timeout` seconds without a finished chunk end the process with `stall.EXIT_STALLED` (None: the
+    automatic limit of `stall.limit`, as hipi-train; 0, the default here: never). Returns the summary
+    (also written to summary.json)."""
     import jax
 
     from hipi_jax import loggers as loggers_lib
@@ -166,7 +192,7 @@ def train(
     if resume:
         check_resume(out, config)
     else:
-        check_out_dir(out, overwrite)
+        check_out_dir(out, overwrite, config)
     loggers_lib.check(loggers)  # a missing package is bad input too
     resumable = f"continue with hipi-train --resume --out {out} and the same options"
     signals.leaving(resumable if resume else "nothing was saved; rerun the same command")
@@ -178,7 +204,7 @@ def train(
         raise ValueError(memory_message(config, prog, state, have, "the training state"))
     log.info("compiling the training programs for %s (and checking their memory) ...", config.env)
     compiled = training.compile_programs(prog, warmup=not resume)
-    if (need := compiled.peak_bytes()) > have:
+    if (need := compiled.peak_bytes(state)) > have:
         raise ValueError(memory_message(config, prog, need, have, "training (XLA's memory analysis)"))
     lead = jax.process_index() == 0  # the one process that writes the run's files (checkpoints: all)
     lock = lock_run_dir(out) if lead else None  # before anything in `out` is changed
@@ -200,7 +226,7 @@ def memory_message(config: TrainConfig, prog, need: int, have: int, what: str) -
     return (
         f"{what} needs {need / 2**30:.2f} GiB per device (replay buffers: {buffer / 2**30:.2f} GiB in all for "
         f"buffer_size={config.buffer_size} x {config.runs} run(s)) but a {jax.devices()[0].platform} device has "
-        f"{have / 2**30:.2f} GiB; lower --batch-size, --num-envs, --buffer-size, --seeds or the sweep"
+        f"{have / 2**30:.2f} GiB; lower --batch-size, --num-envs, --buffer-size, --eval-episodes, --seeds or the sweep"
     )
 
 
@@ -227,6 +253,8 @@ def _train(config, out, meta, prog, compiled, lead, resume, ckpt_every, keep, pr
         barrier("unusable checkpoints moved")
         mgr.reload()
         done = saved["chunks_done"]
+        if done == config.num_chunks and not (out / "summary.json").exists():  # stopped before its last files
+            return _finish(config, out, meta, state, lead)
         if done >= config.num_chunks:
             raise ValueError(f"--resume: the run in {out} already did its {done} chunks; raise --env-steps to train on")
         barrier("checkpoint restored")
@@ -235,9 +263,9 @@ def _train(config, out, meta, prog, compiled, lead, resume, ckpt_every, keep, pr
         log.info("resuming %s after chunk %d (%d env steps)", out, done, resume_step)
     else:
         signals.leaving(
-            "no checkpoint was written yet; rerun the same command with --overwrite"
+            "no checkpoint was written yet; rerun the same command"
             if ckpt_every
-            else "no checkpoints are written with --ckpt-every 0; rerun the same command with --overwrite"
+            else "no checkpoints are written with --ckpt-every 0; rerun the same command"
         )
         if lead:
             for name in RUN_FILES + STALE_FILES:
@@ -255,14 +283,13 @@ def _train(config, out, meta, prog, compiled, lead, resume, ckpt_every, keep, pr
 
     def on_record(rec: dict) -> None:
         progress_at["env_steps"] = rec["env_steps"]
-        guard.beat()
         if logs is not None:
             logs.log(rec)
 
     def stalled(waited: float) -> str:
         return (
             f"hipi-train: error: no progress for {waited:.0f} s after env step {progress_at['env_steps']} (the "
-            f"longest step so far took {max(guard.gaps, default=0):.0f} s; --stall-timeout): the program is hung, "
+            f"longest chunk so far took {max(guard.gaps, default=0):.0f} s; --stall-timeout): the program is hung, "
             f"as XLA's CPU runtime can be (docs/reliability.md), and was stopped; {signals.leaves()}"
         )
 
@@ -317,6 +344,30 @@ def _train(config, out, meta, prog, compiled, lead, resume, ckpt_every, keep, pr
     if lead:
         report.write_json(out / "summary.json", summary)
     log.info("done in %.0f s; final eval_return per run %s", summary["wall_s"], summary["eval_return"])
+    return summary
+
+
+def _finish(config: TrainConfig, out: Path, meta: dict, state, lead: bool) -> dict:
+    """Write the last files of a run stopped between its final checkpoint and them (the final policy,
+    curves.png, summary.json) from that checkpoint and metrics.jsonl; the summary's timings are the
+    records' (`wall_s`), the throughput figures of the lost process are not known."""
+    from hipi_jax import policy, report, training
+
+    steps, actor = int(training.to_host(state.env_steps)[0]), training.to_host(state.agent.actor_params)
+    path = out / "metrics.jsonl"
+    records = report.read_jsonl(path) if path.exists() else []
+    if not records or not isinstance(records[-1], dict) or records[-1].get("env_steps") != steps:
+        raise ValueError(f"--resume: {path} does not end at the final checkpoint's env step {steps}; the run's "
+                         "last files (summary.json, curves.png) cannot be written from it")  # fmt: skip
+    log.info("the run in %s ended after its final checkpoint; writing its last files", out)
+    summary = {k: v for k, v in records[-1].items() if k in ("env_steps", "updates", "eval_return", "eval_success")}
+    summary.update(wall_s=records[-1]["wall_s"], finished_by_resume=True)
+    if config.sweep_axis is not None:
+        summary["runs"] = config.run_table()
+    if lead:
+        policy.save(out, actor, steps, meta)
+        report.plot_curves(split_runs(records, config), out / "curves.png", title=config.env)
+        report.write_json(out / "summary.json", summary)
     return summary
 
 

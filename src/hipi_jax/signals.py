@@ -40,7 +40,7 @@ class StopSignals:
 
     def __init__(self):
         self.signum: int | None = None
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # a handler may run inside another in the main thread
         self._old: dict = {}
 
     def request(self, signum: int) -> bool:
@@ -49,7 +49,9 @@ class StopSignals:
             if self.signum is not None:
                 return False
             self.signum = signum
-        log.info("signal %d: stopping after this chunk (a second one stops at once)", signum)
+        # logged from a thread of its own: a blocked stdout (a paused pager) must not hold up a second signal
+        message = "signal %d: stopping after this chunk (a second one stops at once)"
+        threading.Thread(target=log.info, args=(message, signum), daemon=True).start()
         return True
 
     def __enter__(self) -> StopSignals:
@@ -81,14 +83,21 @@ def exit_at_once(prog: str) -> None:
     read, write = os.pipe()
     os.set_blocking(write, False)
     signal.set_wakeup_fd(write, warn_on_full_buffer=False)
-    for signum in SIGNALS:
+    caught = [s for s in SIGNALS if signal.getsignal(s) is not signal.SIG_IGN]  # e.g. `cmd &` in a script
+    for signum in caught:
         signal.signal(signum, lambda signum, frame: None)  # the watchdog below does the work
 
     def watch() -> None:
         while data := os.read(read, 1):
-            signum = data[0]
-            if _active is not None and _active.request(signum):
+            signum = data[0]  # the wakeup fd gets every signal with a Python handler, not only ours
+            if signum not in caught:
                 continue
+            try:
+                active = _active
+                if active is not None and active.request(signum):
+                    continue
+            except Exception:  # noqa: BLE001, S110 - never let the watchdog die: stop at once instead
+                pass
             os.write(2, f"{prog}: stopped by {signal.Signals(signum).name}; {_leaves[0]}\n".encode())
             os._exit(128 + signum)
 

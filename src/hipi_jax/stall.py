@@ -2,10 +2,11 @@
 
 XLA's CPU runtime can wait forever with every thread asleep (docs/reliability.md). Nothing inside the
 process can wake it, so a watchdog thread watches the host loop, which calls `beat()` after each unit
-of work (a chunk, a record, a checkpoint). When no beat comes within the limit, the guard writes one
-line to stderr and ends the process with `EXIT_STALLED`, so the caller (a user, a figure script, a
-scheduler) can resume it. The limit is `timeout` seconds, or by default `factor` times the longest gap
-between beats so far (at least `floor`), and `initial` until the first gap has been measured.
+of work (hipi-train: a chunk with its evaluation, and its checkpoint). When no beat comes within the
+limit, the guard writes one line to stderr and ends the process with `EXIT_STALLED`, so the caller (a
+user, a figure script, a scheduler) can resume it. The limit is `timeout` seconds, or by default
+`FACTOR` times the longest gap between beats so far (at least `FLOOR`), and `INITIAL` until the first
+beat. Time the process spent suspended (Ctrl-Z) does not count.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections.abc import Callable
 EXIT_STALLED = 75  # sysexits' EX_TEMPFAIL: a temporary failure, try again (here: --resume)
 FACTOR = 10.0  # the automatic limit: this many times the longest gap between beats so far ...
 FLOOR = 120.0  # ... but at least this many seconds
-INITIAL = 1800.0  # the automatic limit until one gap between beats has been measured
+INITIAL = 1800.0  # the automatic limit until the first beat
 
 
 def limit(gaps: list[float], timeout: float | None, factor: float = FACTOR, floor: float = FLOOR) -> float:
@@ -62,13 +63,19 @@ class StallGuard:
             self._thread.join()
 
     def _watch(self) -> None:
-        while True:
+        while not self._done.is_set():
             waited = time.monotonic() - self._last
             allowed = limit(self.gaps, self.timeout, floor=self.floor)
             if waited >= allowed:
                 break
-            if self._done.wait(min(allowed - waited, 5.0)):
+            nap = min(allowed - waited, 5.0)
+            woke = time.monotonic()
+            if self._done.wait(nap):
                 return
+            if (late := time.monotonic() - woke - nap) > 5.0:  # the process was suspended (Ctrl-Z): not a hang
+                self._last += late
+        if self._done.is_set():
+            return
         # os.write and os._exit: the main thread is stuck, and may hold locks (logging's, stdio's)
         os.write(2, (self.message(waited).rstrip("\n") + "\n").encode())
         os._exit(EXIT_STALLED)

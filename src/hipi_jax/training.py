@@ -304,16 +304,18 @@ def eval_keys(seed: int, num_seeds: int, log_index: int) -> Array:
 
 @dataclasses.dataclass(frozen=True)
 class Compiled:
-    """The ahead-of-time compiled chunk and warm-up (None when resuming) of `Programs`, and the seconds
-    compiling took."""
+    """The ahead-of-time compiled chunk, warm-up (None when resuming) and evaluation of `Programs`, and
+    the seconds compiling took."""
 
     chunk: Callable
     warmup: Callable | None
+    evaluate: Callable
     seconds: float
 
-    def peak_bytes(self) -> int:
+    def peak_bytes(self, state_bytes: int = 0) -> int:
         """Bytes one device needs at once to run them, from XLA's own memory analysis of the compiled
-        programs: arguments (the state) + outputs - donated aliases + temporaries, the larger program's."""
+        programs: arguments (the state) + outputs - donated aliases + temporaries, the largest program's;
+        the evaluation runs beside the training state (`state_bytes`)."""
 
         def peak(fn) -> int:
             m = fn.memory_analysis()
@@ -321,15 +323,19 @@ class Compiled:
                 return 0
             return m.argument_size_in_bytes + m.output_size_in_bytes - m.alias_size_in_bytes + m.temp_size_in_bytes
 
-        return max(peak(fn) for fn in (self.chunk, self.warmup) if fn is not None)
+        training = max(peak(fn) for fn in (self.chunk, self.warmup) if fn is not None)
+        return max(training, state_bytes + peak(self.evaluate))
 
 
 def compile_programs(prog: Programs, warmup: bool = True) -> Compiled:
-    """Compile the chunk (and the warm-up) for the state `prog.like`, before any state exists."""
+    """Compile the chunk, the evaluation (and the warm-up) for the state `prog.like`, before any state
+    exists."""
     t0 = time.perf_counter()
     chunk_fn = prog.chunk.lower(prog.like).compile()
     warmup_fn = prog.warmup.lower(prog.like).compile() if warmup else None
-    return Compiled(chunk_fn, warmup_fn, time.perf_counter() - t0)
+    keys = prog.like.key  # [runs] keys placed as the runs are: the evaluation keys' shape and sharding
+    evaluate_fn = prog.evaluate.lower(prog.like.agent.actor_params, keys).compile()
+    return Compiled(chunk_fn, warmup_fn, evaluate_fn, time.perf_counter() - t0)
 
 
 def state_bytes_per_device(like: TrainState) -> int:
@@ -418,7 +424,7 @@ def run(
 
     def record(log_index: int, train_metrics: dict) -> dict:
         keys = per_run(config, eval_keys(config.seed, config.seeds, log_index))
-        ev = to_host(prog.evaluate(state.agent.actor_params, place.put_runs(keys)))
+        ev = to_host(compiled.evaluate(state.agent.actor_params, place.put_runs(keys)))
         counts = to_host({"env_steps": state.env_steps, "updates": state.updates})
         rec = {
             "env_steps": int(counts["env_steps"][0]),
