@@ -7,9 +7,12 @@ episodes in one batch, i.e. MJX's batched Cholesky over 1,000 systems), each in 
     python benchmarks/jax_versions.py --python 0.9.2=.venv-jax/0.9.2/bin/python \\
         --python 0.10.2=.venv-jax/0.10.2/bin/python --parts env_steps,train,deadlock
 
-Every part alternates the versions (A B, then B A, ...), so drift in the machine hits them alike. A
-deadlock trial that makes no progress for `--hang-after` seconds is stopped by the stall guard (exit
-75) and counted as hung, with the CPU seconds it used. Writes JSON to --out and prints Markdown tables.
+Every part alternates the versions (A B, then B A, ...), so drift in the machine hits them alike.
+Parts can run in separate calls into one --out: a part already there (same versions) keeps its rows and
+gains the new call's as further rounds (or trials), and the record lists every command. Pass the
+--python flags in the other order for a call that should start with the other version. A deadlock
+trial that makes no progress for `--hang-after` seconds is stopped by the stall guard (exit 75) and
+counted as hung, with the CPU seconds it used. Writes JSON to --out and prints Markdown tables.
 """
 
 from __future__ import annotations
@@ -162,7 +165,7 @@ def tables(record: dict) -> str:
     labels = list(record["versions"])
     lines = []
     if rows := record.get("env_steps"):
-        lines += ratio_table(rows, f"env steps/s, {record['args']['num_envs']} envs", labels)
+        lines += ratio_table(rows, f"env steps/s, {record['args']['env_steps']['num_envs']} envs", labels)
     if rows := record.get("train"):
         lines += ratio_table(rows, "hipi-train env steps/s", labels)
     if rows := record.get("deadlock"):
@@ -187,18 +190,25 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/jax_versions.json")
     args = p.parse_args(argv)
     versions = versions_of(args.python)
-    record = {
-        "command": " ".join(["python"] + sys.argv),
-        "machine": f"cpu ({os.cpu_count()} cores), {platform.platform()}",
-        "versions": {v: jax_version(py) for v, py in versions.items()},
-        "args": {k: str(v) for k, v in vars(args).items()},
-    }
     parts = {"env_steps": env_steps, "train": train, "deadlock": deadlock}
     if bad := [part for part in args.parts.split(",") if part not in parts]:
         fail(f"--parts {','.join(bad)!r}: each one of {', '.join(parts)}")
+    record = {"versions": {v: jax_version(py) for v, py in versions.items()}, "commands": [], "args": {}}
+    if args.out.exists():  # the parts run earlier into the same file (same versions) are kept: run in pieces
+        earlier = json.loads(args.out.read_text())
+        if earlier.get("versions") == record["versions"]:
+            record = {**earlier, "commands": earlier.get("commands", [earlier.get("command")]), "args": {
+                part: earlier["args"].get(part, earlier["args"]) for part in parts if part in earlier}}  # fmt: skip
+            record.pop("command", None)  # a record of one call names its command so
+    record["machine"] = f"cpu ({os.cpu_count()} cores), {platform.platform()}"
+    record["commands"].append(" ".join(["python"] + sys.argv))
     with tempfile.TemporaryDirectory() as tmp:
         for part in args.parts.split(","):
-            record[part] = parts[part](versions, args, Path(tmp))
+            rows, count = record.get(part, []), "trial" if part == "deadlock" else "round"
+            offset = 1 + max((r[count] for r in rows), default=-1)  # a part run again adds rounds (trials)
+            rows += [{**r, count: r[count] + offset} for r in parts[part](versions, args, Path(tmp))]
+            record[part] = rows
+            record["args"][part] = {k: str(v) for k, v in vars(args).items()}
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(json.dumps(record, indent=1))  # each part kept as it finishes
     print(tables(record))

@@ -79,7 +79,7 @@ def test_jax_versions_tables_report_medians_ratios_and_hangs():
                             ("b", 2, 100.0)]]  # fmt: skip
     record = {
         "versions": {"a": "1 1", "b": "2 2"},
-        "args": {"num_envs": "64"},
+        "args": {"env_steps": {"num_envs": "64"}},
         "env_steps": rows,
         "deadlock": [{"version": "a", "hung": False}, {"version": "b", "hung": True}, {"version": "b", "hung": False}],
     }
@@ -93,3 +93,23 @@ def test_jax_versions_refuses_a_missing_interpreter(tmp_path):
     cmd = [sys.executable, str(ROOT / "benchmarks/jax_versions.py"), "--python", f"x={tmp_path / 'none'}"]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and "must be LABEL=PATH to an existing interpreter" in out.stderr
+
+
+def test_jax_versions_adds_a_later_call_as_further_rounds(tmp_path, monkeypatch):
+    import jax_versions
+
+    out = tmp_path / "jax_versions.json"
+    row = lambda v, r, x: {"version": v, "round": r, "env": "nav2d", "env_steps_per_s": x}  # noqa: E731
+    earlier = {"command": "python first", "versions": {"a": "1", "b": "2"}, "args": {"num_envs": "64"},
+               "env_steps": [row("a", 0, 100.0), row("b", 0, 50.0)]}  # fmt: skip
+    out.write_text(json.dumps(earlier))
+    monkeypatch.setattr(jax_versions, "jax_version", lambda python: {"pa": "1", "pb": "2"}[Path(python).name])
+    monkeypatch.setattr(jax_versions, "env_steps", lambda versions, args, tmp: [row("b", 0, 70.0), row("a", 0, 300.0)])
+    for name in ("pa", "pb"):
+        (tmp_path / name).touch()
+    argv = ["--python", f"b={tmp_path / 'pb'}", "--python", f"a={tmp_path / 'pa'}", "--parts", "env_steps"]
+    assert jax_versions.main([*argv, "--out", str(out)]) == 0
+    record = json.loads(out.read_text())
+    assert list(record["versions"]) == ["a", "b"] and record["commands"][0] == "python first"
+    assert sorted((r["version"], r["round"]) for r in record["env_steps"]) == [("a", 0), ("a", 1), ("b", 0), ("b", 1)]
+    assert "| `nav2d` | 200 | 60 | 3.33× |" in jax_versions.tables(record)

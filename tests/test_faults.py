@@ -671,3 +671,15 @@ def jax_leaves(tree) -> list:
     import jax
 
     return jax.tree.leaves(tree)
+
+
+def test_truncated_checkpoint_data_falls_back_quietly(tmp_path, reference_dir, run_env):
+    out = run_copy(reference_dir, tmp_path)
+    for path in (out / "checkpoints" / "10" / "state").rglob("*"):
+        if path.is_file() and path.parent.name == "d":  # the data files, cut to half
+            os.truncate(path, path.stat().st_size // 2)
+    proc = train(out, "--resume", "--env-steps", "240", env=run_env)
+    code, err = finished(proc)
+    assert code == 0, err
+    assert err == ""  # no asyncio or Orbax lines: the warning below is all
+    assert sum("is unusable" in line for line in proc.stdout_text.splitlines()) == 1

@@ -145,6 +145,7 @@ def restore_latest(
     usable. `check(config)` sees the config saved with the newest readable checkpoint before any state is
     read and may raise ValueError to refuse it (the options differ). `like` is the state's abstract tree;
     where its leaves carry shardings, the state is restored onto them."""
+    _drop_closed_loop_errors()
     with _quiet_orbax():
         return _restore_latest(mgr, like, check)
 
@@ -178,6 +179,22 @@ def _restore_latest(mgr, like, check):
         except Exception as e:  # noqa: BLE001
             fall_back(step, e)
     return None
+
+
+def _drop_closed_loop_errors() -> None:
+    """After a failed read, TensorStore's late callbacks reach the event loop Orbax has already closed, and
+    Python prints each one's `RuntimeError: Event loop is closed` (hundreds of lines) through
+    `sys.unraisablehook` from TensorStore's threads, during the rest of the run. Drop exactly those."""
+    previous = sys.unraisablehook
+    if getattr(previous, "drops_closed_loop_errors", False):
+        return
+
+    def hook(unraisable) -> None:
+        if not (unraisable.exc_type is RuntimeError and str(unraisable.exc_value) == "Event loop is closed"):
+            previous(unraisable)
+
+    hook.drops_closed_loop_errors = True
+    sys.unraisablehook = hook
 
 
 def move_aside(mgr: ocp.CheckpointManager, steps: list[int]) -> Path | None:
