@@ -18,7 +18,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from hipi_jax import envs, report
+from hipi_jax import envs, report, stall
 from hipi_jax.envs.base import auto_reset, reset_with_prior
 
 
@@ -57,16 +57,25 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=200, help="vector steps per timed call")
     p.add_argument("--repeats", type=int, default=3, help="timed calls per env (median reported)")
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/env_steps.json"), help="JSON output")
+    p.add_argument(
+        "--hang-after",
+        type=float,
+        default=0.0,
+        help="seconds one env may take (compiling included) before the run counts as hung and exits with code 75, "
+        "its JSON holding the envs done so far (0 = wait forever)",
+    )
     args = p.parse_args(argv)
     rows = []
     for name in args.envs.split(","):
         env = envs.make(name)
-        roll, state, compile_s = first_rollout(env, args.num_envs, args.steps)
-        times = []
-        for i in range(args.repeats):
-            t0 = time.perf_counter()
-            state = jax.block_until_ready(roll(state, jax.random.key(2 + i)))
-            times.append(time.perf_counter() - t0)
+        message = lambda waited, name=name: f"env_steps: {name} hung: no result after {waited:.0f} s"  # noqa: E731
+        with stall.StallGuard(message, args.hang_after):  # XLA's CPU runtime can deadlock (docs/reliability.md)
+            roll, state, compile_s = first_rollout(env, args.num_envs, args.steps)
+            times = []
+            for i in range(args.repeats):
+                t0 = time.perf_counter()
+                state = jax.block_until_ready(roll(state, jax.random.key(2 + i)))
+                times.append(time.perf_counter() - t0)
         sps = args.num_envs * args.steps / float(np.median(times))
         rows.append(
             {
@@ -80,6 +89,7 @@ def main(argv=None) -> int:
             }
         )
         print(f"{name}: {sps:,.0f} env steps/s (first call {compile_s:.1f} s)", flush=True)
+        report.write_benchmark(args.out, vars(args), rows)  # each env kept as it finishes
     print(f"\n| env | env steps/s at {args.num_envs} envs |\n|---|---:|")
     for r in rows:
         print(f"| `{r['env']}` | {r['env_steps_per_s']:,.0f} |")

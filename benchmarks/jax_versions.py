@@ -73,20 +73,30 @@ def jax_version(python: str) -> str:
 
 
 def env_steps(versions: dict, args, tmp: Path) -> list[dict]:
-    rows = []
+    """`env_steps.py` per version and round; an env that hangs (exit 75) is recorded as hung and the
+    version goes on from the next env in a fresh process."""
+    from hipi_jax import envs
+
+    rows, names = [], args.envs.split(",") if args.envs else envs.names()
     for r, labels in orders(list(versions), args.rounds):
         for label in labels:
-            out = tmp / f"env_steps_{label}_{r}.json"
-            cmd = [versions[label], "benchmarks/env_steps.py", "--num-envs", str(args.num_envs), "--out", str(out)]
-            if args.envs:
-                cmd += ["--envs", args.envs]
-            code, wall, _, err = run(cmd, 7200)
-            if code:
-                sys.exit(f"jax_versions: env_steps.py under {label} failed:\n{err}")
-            for row in json.loads(out.read_text())["rows"]:
-                rows.append({"version": label, "round": r, "env": row["env"], "env_steps_per_s": row["env_steps_per_s"],
-                             "first_call_s": row["first_call_s"]})  # fmt: skip
-            print(f"env_steps {label} round {r}: {wall:.0f} s", flush=True)
+            left, t0 = list(names), time.perf_counter()
+            while left:
+                out = tmp / f"env_steps_{label}_{r}_{len(left)}.json"
+                cmd = [versions[label], "benchmarks/env_steps.py", "--num-envs", str(args.num_envs), "--envs",
+                       ",".join(left), "--hang-after", str(args.hang_after), "--out", str(out)]  # fmt: skip
+                code, _, _, err = run(cmd, 7200)
+                done = json.loads(out.read_text())["rows"] if out.exists() else []
+                keep = ("env", "env_steps_per_s", "first_call_s")
+                rows += [{"version": label, "round": r, **{k: row[k] for k in keep}} for row in done]
+                left = left[len(done) :]
+                if code == 75:  # the next env hung: count it, go on without it
+                    rows.append({"version": label, "round": r, "env": left[0], "hung": True})
+                    print(f"env_steps {label} round {r}: {left[0]} HUNG ({err.strip().splitlines()[-1]})", flush=True)
+                    left = left[1:]
+                elif code:
+                    sys.exit(f"jax_versions: env_steps.py under {label} failed:\n{err}")
+            print(f"env_steps {label} round {r}: {time.perf_counter() - t0:.0f} s", flush=True)
     return rows
 
 
@@ -142,22 +152,27 @@ def deadlock(versions: dict, args, tmp: Path) -> list[dict]:
 
 
 def medians(rows: list[dict], labels: list[str]) -> dict[str, dict[str, float]]:
-    """{env: {version: median env steps/s over the rounds}}."""
-    return {
-        env: {
-            v: float(np.median([r["env_steps_per_s"] for r in rows if r["env"] == env and r["version"] == v]))
-            for v in labels
-        }  # fmt: skip
-        for env in dict.fromkeys(r["env"] for r in rows)
-    }
+    """{env: {version: median env steps/s over the rounds it finished}}: NaN where it never finished."""
+
+    def median(env: str, v: str) -> float:
+        done = [r["env_steps_per_s"] for r in rows if r["env"] == env and r["version"] == v and not r.get("hung")]
+        return float(np.median(done)) if done else float("nan")
+
+    return {env: {v: median(env, v) for v in labels} for env in dict.fromkeys(r["env"] for r in rows)}
 
 
 def ratio_table(rows: list[dict], first: str, labels: list[str]) -> list[str]:
-    """Markdown: per env the median env steps/s of each version, and the first over the last."""
+    """Markdown: per env the median env steps/s of each version (and how often it hung), and the first
+    over the last."""
     a, b = labels[0], labels[-1]
     lines = [f"| {first} | {' | '.join(labels)} | {a} / {b} |", "|---|" + "---:|" * (len(labels) + 1)]
     for env, med in medians(rows, labels).items():
-        lines.append(f"| `{env}` | {' | '.join(f'{med[v]:,.0f}' for v in labels)} | {med[a] / med[b]:.2f}× |")
+        cells = []
+        for v in labels:
+            hung = sum(1 for r in rows if r["env"] == env and r["version"] == v and r.get("hung"))
+            cells.append(("—" if np.isnan(med[v]) else f"{med[v]:,.0f}") + (f" (hung {hung}×)" if hung else ""))
+        ratio = "—" if np.isnan(med[a] / med[b]) else f"{med[a] / med[b]:.2f}×"
+        lines.append(f"| `{env}` | {' | '.join(cells)} | {ratio} |")
     return lines + [""]
 
 
@@ -186,7 +201,9 @@ def main(argv=None) -> int:
     p.add_argument("--train-envs", default=TRAIN_ENVS, help="envs of the training part")
     p.add_argument("--train-steps", type=int, default=20_000, help="hipi-train --env-steps of the training part")
     p.add_argument("--trials", type=int, default=5, help="deadlock trials per version")
-    p.add_argument("--hang-after", type=float, default=600.0, help="seconds without a result that count as hung")
+    p.add_argument(
+        "--hang-after", type=float, default=600.0, help="seconds without a result (a trial, one env) that count as hung"
+    )
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/jax_versions.json")
     args = p.parse_args(argv)
     versions = versions_of(args.python)
