@@ -683,3 +683,34 @@ def test_truncated_checkpoint_data_falls_back_quietly(tmp_path, reference_dir, r
     assert code == 0, err
     assert err == ""  # no asyncio or Orbax lines: the warning below is all
     assert sum("is unusable" in line for line in proc.stdout_text.splitlines()) == 1
+
+
+BC_BLOCK_AFTER = """
+import sys, threading
+from hipi_jax import bc, bc_cli
+calls, run = [0], bc.run
+def blocking(*args):  # the second method's program never returns, as a hung XLA runtime does not
+    calls[0] += 1
+    if calls[0] > 1:
+        threading.Event().wait()
+    return run(*args)
+bc.run = blocking
+sys.exit(bc_cli.main(sys.argv[1:]))
+"""
+
+
+def test_a_hung_hipi_bc_train_exits_with_one_line_then_reruns(tmp_path, run_env):
+    data = _tiny_dataset(tmp_path / "d.npz")
+    out = tmp_path / "bc"
+    args = ["train", "--data", str(data), "--out", str(out), "--methods", "hipi,agnostic", "--seeds", "2",
+            "--max-epochs", "3", "--eval-episodes", "2", "--batch-size", "8"]  # fmt: skip
+    proc = subprocess.run([sys.executable, "-c", BC_BLOCK_AFTER, *args, "--stall-timeout", "10"], env=run_env,
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert proc.returncode == 75, proc.stderr
+    line = one_error_line(proc.stderr, "hipi-bc")
+    assert re.fullmatch(r"hipi-bc: error: no progress for \d+ s in method agnostic .*; results\.json was not "
+                        r"written; rerun the same command", line), line  # fmt: skip
+    rerun = subprocess.run([sys.executable, "-m", "hipi_jax.bc_cli", *args], env=run_env, capture_output=True,
+                           text=True, timeout=600)  # fmt: skip
+    assert rerun.returncode == 0, rerun.stderr
+    assert set(json.loads((out / "results.json").read_text())["methods"]) == {"hipi", "agnostic"}

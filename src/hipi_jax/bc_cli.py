@@ -17,7 +17,7 @@ import math
 import sys
 from pathlib import Path
 
-from hipi_jax import __version__, envs, signals
+from hipi_jax import __version__, envs, signals, stall
 from hipi_jax.bc import METHOD_HELP, METHODS, BCConfig
 from hipi_jax.cli import setup_logging
 from hipi_jax.errors import no_backend, os_error, out_of_range
@@ -114,6 +114,14 @@ def parser() -> argparse.ArgumentParser:
             "--" + name.replace("_", "-"), type=type(default), default=default, help=f"{help} (default: {default})"
         )
     t.add_argument("--overwrite", action="store_true", help="replace the result files of an existing --out")
+    t.add_argument(
+        "--stall-timeout",
+        type=float,
+        default=None,
+        help="seconds without a finished method after which the run counts as hung (XLA's CPU runtime can wait "
+        "forever) and exits with code 75 and one line; 0 = never (default: 10 times the longest method so far, "
+        "at least 120 s, and 1800 s until the first method has finished)",
+    )
     return p
 
 
@@ -232,6 +240,8 @@ def train(args) -> int:
     _counts(args, ("seeds",))
     if args.seeds < 1:
         _fail(f"--seeds {args.seeds} must be >= 1")
+    if args.stall_timeout is not None and not args.stall_timeout >= 0:
+        _fail(f"--stall-timeout {args.stall_timeout:g} must be >= 0 seconds (0 = off)")
     if args.out.exists() and not args.out.is_dir():
         _fail(f"--out {args.out} exists and is not a directory")
     if any((args.out / f).exists() for f in TRAIN_FILES) and not args.overwrite and not stopped_bc_run(args.out):
@@ -268,17 +278,25 @@ def train(args) -> int:
          "trajectories": data.num_trajectories, **dataclasses.asdict(configs[methods[0]]), "methods": methods},
     )  # fmt: skip
     results = {}
-    for m in methods:
-        print(f"hipi-bc: {data.env} / {m}: {args.seeds} seed(s)", flush=True)
-        out = bc.run(configs[m], data, args.seed, args.seeds)
-        try:
-            bc.check_finite(out, m)
-        except NonFiniteError as e:
-            print(f"hipi-bc: error: {e}", file=sys.stderr)
-            return 1
-        results[m] = bc.summarize(out)
-        report.append_jsonl(args.out / "metrics.jsonl", {"method": m, **{k: v.tolist() for k, v in out.items()}})
-        print(f"hipi-bc:   eval_return {results[m]['eval_return_mean']:.2f} ± {results[m]['eval_return_std']:.2f}")
+
+    def stalled(waited: float) -> str:
+        return (f"hipi-bc: error: no progress for {waited:.0f} s in method {m} (the longest method so far took "
+                f"{max(guard.gaps, default=0):.0f} s; --stall-timeout): the program is hung, as XLA's CPU runtime "
+                f"can be (docs/reliability.md), and was stopped; {signals.leaves()}")  # fmt: skip
+
+    with stall.StallGuard(stalled, args.stall_timeout) as guard:
+        for m in methods:
+            print(f"hipi-bc: {data.env} / {m}: {args.seeds} seed(s)", flush=True)
+            out = bc.run(configs[m], data, args.seed, args.seeds)
+            guard.beat()
+            try:
+                bc.check_finite(out, m)
+            except NonFiniteError as e:
+                print(f"hipi-bc: error: {e}", file=sys.stderr)
+                return 1
+            results[m] = bc.summarize(out)
+            report.append_jsonl(args.out / "metrics.jsonl", {"method": m, **{k: v.tolist() for k, v in out.items()}})
+            print(f"hipi-bc:   eval_return {results[m]['eval_return_mean']:.2f} ± {results[m]['eval_return_std']:.2f}")
     report.write_json(args.out / "results.json", {"env": data.env, "methods": results})
     signals.leaving(f"{args.out / 'results.json'} was written, bc.png was not")
     report.plot_bars({data.env: results}, args.out / "bc.png")
