@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -72,12 +73,12 @@ def jax_version(python: str) -> str:
                           capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
 
 
-def env_steps(versions: dict, args, tmp: Path) -> list[dict]:
+def env_steps(versions: dict, args, tmp: Path) -> Iterator[dict]:
     """`env_steps.py` per version and round; an env that hangs (exit 75) is recorded as hung and the
     version goes on from the next env in a fresh process."""
     from hipi_jax import envs
 
-    rows, names = [], args.envs.split(",") if args.envs else envs.names()
+    names = args.envs.split(",") if args.envs else envs.names()
     for r, labels in orders(list(versions), args.rounds):
         for label in labels:
             left, t0 = list(names), time.perf_counter()
@@ -88,20 +89,18 @@ def env_steps(versions: dict, args, tmp: Path) -> list[dict]:
                 code, _, _, err = run(cmd, 7200)
                 done = json.loads(out.read_text())["rows"] if out.exists() else []
                 keep = ("env", "env_steps_per_s", "first_call_s")
-                rows += [{"version": label, "round": r, **{k: row[k] for k in keep}} for row in done]
+                yield from ({"version": label, "round": r, **{k: row[k] for k in keep}} for row in done)
                 left = left[len(done) :]
                 if code == 75:  # the next env hung: count it, go on without it
-                    rows.append({"version": label, "round": r, "env": left[0], "hung": True})
+                    yield {"version": label, "round": r, "env": left[0], "hung": True}
                     print(f"env_steps {label} round {r}: {left[0]} HUNG ({err.strip().splitlines()[-1]})", flush=True)
                     left = left[1:]
                 elif code:
                     sys.exit(f"jax_versions: env_steps.py under {label} failed:\n{err}")
             print(f"env_steps {label} round {r}: {time.perf_counter() - t0:.0f} s", flush=True)
-    return rows
 
 
-def train(versions: dict, args, tmp: Path) -> list[dict]:
-    rows = []
+def train(versions: dict, args, tmp: Path) -> Iterator[dict]:
     for env in args.train_envs.split(","):
         for r, labels in orders(list(versions), args.rounds):
             for label in labels:
@@ -113,10 +112,9 @@ def train(versions: dict, args, tmp: Path) -> list[dict]:
                 if code:
                     sys.exit(f"jax_versions: hipi-train {env} under {label} failed:\n{err}")
                 s = json.loads((out / "summary.json").read_text())
-                rows.append({"version": label, "round": r, "env": env, "env_steps_per_s": s["env_steps_per_s"],
-                             "compile_s": s["compile_s"], "train_s": s["train_s"], "wall_s": wall})  # fmt: skip
                 print(f"train {env} {label} round {r}: {s['env_steps_per_s']:,.0f} env steps/s", flush=True)
-    return rows
+                yield {"version": label, "round": r, "env": env, "env_steps_per_s": s["env_steps_per_s"],
+                       "compile_s": s["compile_s"], "train_s": s["train_s"], "wall_s": wall}  # fmt: skip
 
 
 DEADLOCK_CHILD = """
@@ -138,17 +136,15 @@ print(f"finished in {time.perf_counter() - t0:.1f} s")
 """
 
 
-def deadlock(versions: dict, args, tmp: Path) -> list[dict]:
-    rows = []
+def deadlock(versions: dict, args, tmp: Path) -> Iterator[dict]:
     for r, labels in orders(list(versions), args.trials):
         for label in labels:
             code, wall, cpu, err = run([versions[label], "-c", DEADLOCK_CHILD, str(args.hang_after), str(r)], 7200)
             if code not in (0, 75):
                 sys.exit(f"jax_versions: the deadlock trial under {label} failed:\n{err}")
-            rows.append({"version": label, "trial": r, "hung": code == 75, "wall_s": wall, "cpu_s": cpu})
             print(f"deadlock trial {r} {label}: {'HUNG' if code == 75 else 'finished'} ({wall:.0f} s, {cpu:.0f} CPU s)",
                   flush=True)  # fmt: skip
-    return rows
+            yield {"version": label, "trial": r, "hung": code == 75, "wall_s": wall, "cpu_s": cpu}
 
 
 def medians(rows: list[dict], labels: list[str]) -> dict[str, dict[str, float]]:
@@ -221,13 +217,13 @@ def main(argv=None) -> int:
     record["commands"].append(" ".join(["python"] + sys.argv))
     with tempfile.TemporaryDirectory() as tmp:
         for part in args.parts.split(","):
-            rows, count = record.get(part, []), "trial" if part == "deadlock" else "round"
+            rows, count = record.setdefault(part, []), "trial" if part == "deadlock" else "round"
             offset = 1 + max((r[count] for r in rows), default=-1)  # a part run again adds rounds (trials)
-            rows += [{**r, count: r[count] + offset} for r in parts[part](versions, args, Path(tmp))]
-            record[part] = rows
             record["args"][part] = {k: str(v) for k, v in vars(args).items()}
-            args.out.parent.mkdir(parents=True, exist_ok=True)
-            args.out.write_text(json.dumps(record, indent=1))  # each part kept as it finishes
+            for row in parts[part](versions, args, Path(tmp)):
+                rows.append({**row, count: row[count] + offset})
+                args.out.parent.mkdir(parents=True, exist_ok=True)
+                args.out.write_text(json.dumps(record, indent=1))  # each row kept as it comes
     print(tables(record))
     print(f"wrote {args.out}")
     return 0
