@@ -688,12 +688,8 @@ def test_truncated_checkpoint_data_falls_back_quietly(tmp_path, reference_dir, r
 BC_BLOCK_AFTER = """
 import sys, threading
 from hipi_jax import bc, bc_cli
-calls, run = [0], bc.run
-def blocking(*args):  # the second method's program never returns, as a hung XLA runtime does not
-    calls[0] += 1
-    if calls[0] > 1:
-        threading.Event().wait()
-    return run(*args)
+def blocking(*args):  # the first method's program never returns, as a hung XLA runtime does not
+    threading.Event().wait()
 bc.run = blocking
 sys.exit(bc_cli.main(sys.argv[1:]))
 """
@@ -708,7 +704,7 @@ def test_a_hung_hipi_bc_train_exits_with_one_line_then_reruns(tmp_path, run_env)
                           capture_output=True, text=True, timeout=600)  # fmt: skip
     assert proc.returncode == 75, proc.stderr
     line = one_error_line(proc.stderr, "hipi-bc")
-    assert re.fullmatch(r"hipi-bc: error: no progress for \d+ s in method agnostic .*; results\.json was not "
+    assert re.fullmatch(r"hipi-bc: error: no progress for \d+ s in method hipi .*; results\.json was not "
                         r"written; rerun the same command", line), line  # fmt: skip
     rerun = subprocess.run([sys.executable, "-m", "hipi_jax.bc_cli", *args], env=run_env, capture_output=True,
                            text=True, timeout=600)  # fmt: skip
