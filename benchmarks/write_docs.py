@@ -9,6 +9,8 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
+
 
 def load(results: Path, name: str) -> dict | None:
     path = results / f"{name}.json"
@@ -164,7 +166,47 @@ def before_after(d: dict) -> list[str]:
     return out
 
 
+def jax_versions(d: dict) -> list[str]:
+    from jax_versions import medians, tables
+
+    labels = list(d["versions"])
+    versions = ", ".join(f"{label} (jax, jaxlib {d['versions'][label]})" for label in labels)
+    commands = "; ".join(f"`{c}`" for c in d["commands"])
+    out = [f"{commands} — {d['machine']}; {versions}", "", tables(d), ""]
+    if rows := d.get("env_steps"):
+        a, b = labels[0], labels[-1]
+        ratios = np.asarray([m[a] / m[b] for m in medians(rows, labels).values()])
+        out.append(f"Env steps, {a} / {b}: geometric mean over the {len(ratios)} envs "
+                   f"{np.exp(np.log(ratios).mean()):.2f}×, from {ratios.min():.2f}× to {ratios.max():.2f}× "
+                   f"({_rounds(len({r['round'] for r in rows}))}, alternating).")  # fmt: skip
+    return out
+
+
+def _rounds(n: int) -> str:
+    return "one round, no interval" if n == 1 else f"medians over {n} rounds"
+
+
 SECTIONS = [
+    (
+        "jax_versions",
+        "00. The JAX version",
+        jax_versions,
+        "The same code under each JAX version in its own venv (`make jax-versions`), alternating in one go, each "
+        "figure in a fresh process: env steps/s of every env (`env_steps.py`, 64 envs, uniform random actions, "
+        "auto-reset), whole-run `hipi-train` throughput (`summary.json`'s env steps/s: compiled chunks, one seed), "
+        "and a deadlock trial: the desk rolled out 5 seeds × 200 episodes in one batch with uniform random actions, "
+        "the case that hung 3 of 5 desk BC programs under 0.10.2 (docs/reliability.md), counted as hung when it gives "
+        "no result within `--hang-after` seconds of its compiled program's start (a normal trial takes well under a "
+        "minute). The env-steps figures are one round per version, 0.10.2 first: a first attempt, 0.9.2 first, ran "
+        "0.9.2 through every env, then stopped when 0.10.2 hung on `quadruped_goal` at 64 envs (no CPU, gdb in "
+        "`ParallelBatchMap`), and env_steps.py now guards each env. Chosen: **0.9.2**, pinned in pyproject.toml, "
+        "because 0.10.2 deadlocked in 5 of 5 trials and 0.9.2 in none (Fisher's exact test, one-sided: p = 1/252). "
+        "In the one round of env steps, 0.9.2 stepped the contact-rich envs (cheetah, finger, quadruped) 1.5-1.6× "
+        "faster and 0.10.2 the reacher 1.25× faster; one round gives no interval, so these are what was seen, not "
+        "a measured speed-up. Whole-run training "
+        "throughput under both was not measured this time (the part exists: `--parts train`). Rerun with "
+        '`make jax-versions JAX_VERSIONS="0.9.2 X"` when a newer jaxlib is served.',
+    ),
     (
         "profile_update",
         "0. Where the time goes",

@@ -87,9 +87,16 @@ def final_fingerprint(out: Path) -> str:
 
 @pytest.fixture(scope="session")
 def run_env(tmp_path_factory):
-    """Subprocess environment sharing a persistent compilation cache, so restarts compile once."""
+    """Subprocess environment sharing a persistent compilation cache, so restarts compile once. jaxlib 0.9.2
+    logs one C++ warning per program it loads from a cache ('Assume version compatibility'); the tests read
+    stderr as users see it without a cache, so C++ warnings are off (README: Installation)."""
     cache = tmp_path_factory.mktemp("jax_cache")
-    return {**os.environ, "JAX_COMPILATION_CACHE_DIR": str(cache), "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
+    return {
+        **os.environ,
+        "JAX_COMPILATION_CACHE_DIR": str(cache),
+        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+    }
 
 
 @pytest.fixture(scope="session")

@@ -233,11 +233,10 @@ def test_seed_keys_prefix_property_and_distinct_seeds():
 
 
 def test_adding_seeds_leaves_seed_zero_unchanged():
-    """Bitwise on CPU, where the vmapped seed axis changes no reduction (checked here with XLA optimizations off,
-    and by hand with them on); within a tight tolerance elsewhere."""
+    """Seed 0 of 1 run and of 2 runs agree up to float rounding: the vmapped seed axis may change how XLA
+    orders a reduction (bitwise under jaxlib 0.10 with optimizations off, not under 0.9.2)."""
     records2, _, state2 = run_once(BASE)
     records1, _, state1 = run_once(dataclasses.replace(BASE, seeds=1))
-    exact = jax.devices()[0].platform == "cpu"
     assert len(records1) == len(records2)
     for r1, r2 in zip(records1, records2, strict=True):
         assert set(r1) == set(r2)
@@ -245,16 +244,10 @@ def test_adding_seeds_leaves_seed_zero_unchanged():
             if key == "wall_s":
                 continue
             expected = r2[key] if key in PER_SEED_KEYS else r2[key][:1]
-            if exact:
-                assert r1[key] == expected, key
-            else:
-                np.testing.assert_allclose(r1[key], expected, rtol=1e-5, atol=1e-6, err_msg=key)
+            np.testing.assert_allclose(r1[key], expected, rtol=1e-5, atol=1e-6, err_msg=key)
     seed0 = jax.tree.map(lambda x: x[:1], state2.agent)
     for a, b in zip(jax.tree.leaves(state1.agent), jax.tree.leaves(seed0), strict=True):
-        if exact:
-            np.testing.assert_array_equal(a, b)
-        else:
-            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
 def test_seeds_differ_from_each_other():
