@@ -145,7 +145,7 @@ def restore_latest(
     usable. `check(config)` sees the config saved with the newest readable checkpoint before any state is
     read and may raise ValueError to refuse it (the options differ). `like` is the state's abstract tree;
     where its leaves carry shardings, the state is restored onto them."""
-    _drop_closed_loop_errors()
+    _drop_abandoned_read_errors()
     with _quiet_orbax():
         return _restore_latest(mgr, like, check)
 
@@ -181,10 +181,12 @@ def _restore_latest(mgr, like, check):
     return None
 
 
-def _drop_closed_loop_errors() -> None:
-    """After a failed read, TensorStore's late callbacks reach the event loop Orbax has already closed, and
-    Python prints each one's `RuntimeError: Event loop is closed` (hundreds of lines) through
-    `sys.unraisablehook` from TensorStore's threads, during the rest of the run. Drop exactly those."""
+def _drop_abandoned_read_errors() -> None:
+    """After a failed read, the reads Orbax abandoned still report, during the rest of the run: TensorStore's
+    late callbacks reach the event loop Orbax has closed, and Python prints each one's `RuntimeError: Event
+    loop is closed` through `sys.unraisablehook` (hundreds of lines); or asyncio logs each abandoned
+    `async_deserialize` task as `Task exception was never retrieved`. Drop exactly those: the fall-back's one
+    warning line says what happened."""
     previous = sys.unraisablehook
     if getattr(previous, "drops_closed_loop_errors", False):
         return
@@ -195,6 +197,12 @@ def _drop_closed_loop_errors() -> None:
 
     hook.drops_closed_loop_errors = True
     sys.unraisablehook = hook
+    logging.getLogger("asyncio").addFilter(_keep_unless_abandoned_read)
+
+
+def _keep_unless_abandoned_read(record: logging.LogRecord) -> bool:
+    message = record.getMessage()
+    return not (message.startswith("Task exception was never retrieved") and "async_deserialize" in message)
 
 
 def move_aside(mgr: ocp.CheckpointManager, steps: list[int]) -> Path | None:
