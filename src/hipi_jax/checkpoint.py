@@ -184,9 +184,9 @@ def _restore_latest(mgr, like, check):
 def _drop_abandoned_read_errors() -> None:
     """After a failed read, the reads Orbax abandoned still report, during the rest of the run: TensorStore's
     late callbacks reach the event loop Orbax has closed, and Python prints each one's `RuntimeError: Event
-    loop is closed` through `sys.unraisablehook` (hundreds of lines); or asyncio logs each abandoned
-    `async_deserialize` task as `Task exception was never retrieved`. Drop exactly those: the fall-back's one
-    warning line says what happened."""
+    loop is closed` through `sys.unraisablehook` (hundreds of lines); or asyncio logs each abandoned read
+    (an Orbax task or a TensorStore future) as `... exception was never retrieved`. Drop exactly those: the
+    fall-back's one warning line says what happened."""
     previous = sys.unraisablehook
     if getattr(previous, "drops_closed_loop_errors", False):
         return
@@ -201,8 +201,10 @@ def _drop_abandoned_read_errors() -> None:
 
 
 def _keep_unless_abandoned_read(record: logging.LogRecord) -> bool:
+    """False for asyncio's report of a TensorStore read nobody awaited (a Task or a bare Future)."""
     message = record.getMessage()
-    return not (message.startswith("Task exception was never retrieved") and "async_deserialize" in message)
+    unretrieved = message.startswith(("Task exception was never retrieved", "Future exception was never retrieved"))
+    return not (unretrieved and "tensorstore_spec" in message)
 
 
 def move_aside(mgr: ocp.CheckpointManager, steps: list[int]) -> Path | None:
