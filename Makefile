@@ -38,8 +38,10 @@ bc: $(BIN)/.installed
 	$(BIN)/hipi-bc collect --env $(ENV) --out $(BC_OUT)/demos.npz $(if $(STEPS),--expert-steps $(STEPS))
 	$(BIN)/hipi-bc train --data $(BC_OUT)/demos.npz --out $(BC_OUT) --seeds $(BC_SEEDS) $(ARGS)
 
+## the suite on TEST_WORKERS processes (pytest-xdist; 1 = in this process)
+TEST_WORKERS ?= 2
 test: $(BIN)/.installed
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q $(if $(filter-out 1,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist worksteal)
 
 ## training smoke tests of every MJX env (slow: minutes of compilation on a CPU)
 test-envs: $(BIN)/.installed

@@ -303,6 +303,31 @@ def test_run_writes_the_run_directory_and_guards_it(tmp_path, capsys):
     assert strip((out / "metrics.jsonl").read_text()) == strip(before["metrics.jsonl"].decode())
 
 
+def test_resume_takes_the_options_and_loggers_from_the_run(tmp_path, capsys):
+    """`--resume --out DIR` alone continues with the options in DIR/config.json and the loggers the run used;
+    a raised --env-steps extends it to what one longer run gives; a differing option is still refused."""
+    whole, part = tmp_path / "whole", tmp_path / "part"
+    assert cli.main([*TINY, "--out", str(whole), "--no-progress"]) == 0
+    assert cli.main([*TINY, "--env-steps", "20", "--out", str(part), "--no-progress", "--logger", "tensorboard"]) == 0
+    assert len(metrics(part)) == 2  # after the warm-up and after the one chunk
+    assert cli.main(["--resume", "--out", str(part), "--env-steps", "40", "--no-progress"]) == 0
+    capsys.readouterr()
+    assert metrics(part) == metrics(whole)
+    assert json.loads((part / "config.json").read_text()) == json.loads((whole / "config.json").read_text())
+    runs = list((part / "tensorboard").iterdir())  # one event directory per run (seed)
+    assert len(runs) == 2
+    for run in runs:  # the first process's event file and the resumed one's
+        assert len(list(run.glob("events.out.tfevents.*"))) == 2, run
+    assert cli.logged_to(part) == ("tensorboard",) and cli.logged_to(whole) == ()
+    assert_rejected(capsys, ["--resume", "--out", str(part), "--batch-size", "4"], "batch_size", "saved 8, given 4")
+
+
+def metrics(out: Path) -> list[dict]:
+    """metrics.jsonl without wall-clock time."""
+    lines = (out / "metrics.jsonl").read_text().splitlines()
+    return [{k: v for k, v in json.loads(line).items() if k != "wall_s"} for line in lines]
+
+
 def test_sweep_is_the_separate_runs_in_one_program(tmp_path, capsys):
     """--sweep gamma=0.9,0.99 with 2 seeds = 4 runs in one vmapped program; run r has value r // 2 and
     seed index r % 2, and equals the separate 2-seed run with that value: bitwise here, with XLA's

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import logging
 import sys
 import warnings
@@ -96,8 +97,9 @@ def parser() -> argparse.ArgumentParser:
         "--resume",
         action="store_true",
         default=argparse.SUPPRESS,
-        help="continue the run in --out from its newest usable checkpoint; every option must match the saved "
-        "config except --env-steps (the budget), and the resumed run ends bitwise as an uninterrupted one",
+        help="continue the run in --out from its newest usable checkpoint, with the options in its config.json and "
+        "the loggers it used; an option given must match the saved one, except --env-steps (the budget), which may "
+        "be raised to extend a run. The resumed run ends bitwise as an uninterrupted one",
     )
     output.add_argument(
         "--ckpt-every",
@@ -177,6 +179,22 @@ def _distributed(coordinator: str | None, num_processes: int | None, process_id:
     jax.distributed.initialize(None if coordinator == "auto" else coordinator, num_processes, process_id)
 
 
+def saved_options(out: Path) -> dict | None:
+    """The options in `out/config.json`, or None where it is missing, unreadable or not a config of this
+    version (`--resume` then names the problem)."""
+    try:
+        saved = json.loads((out / "config.json").read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    return saved if isinstance(saved, dict) and set(saved) <= names else None
+
+
+def logged_to(out: Path) -> tuple[str, ...]:
+    """The loggers a run in `out` wrote to, found by their directories: a resumed run goes on logging there."""
+    return tuple(name for name in LOGGERS if (out / name).is_dir())
+
+
 def _fail(message: str) -> None:
     print(f"hipi-train: error: {message}", file=sys.stderr)
     sys.exit(2)
@@ -213,10 +231,13 @@ def main(argv: list[str] | None = None) -> int:
     if keep < 1:
         _fail(f"--keep {keep} must be >= 1")
     _distributed(args.pop("coordinator", None), args.pop("num_processes", None), args.pop("process_id", None))
-    try:
-        config = TrainConfig.preset(**args)  # the env's preset fills the flags not given
+    saved = saved_options(out) if resume and out is not None else None
+    try:  # on --resume the run's config.json fills the flags not given, otherwise the env's preset
+        config = TrainConfig.preset(**args) if saved is None else TrainConfig.from_dict({**saved, **args})
     except ValueError as e:
         _fail(str(e))
+    if resume and out is not None and not loggers:
+        loggers = logged_to(out)
     if problem := no_backend():
         _fail(problem)
     setup_logging()
