@@ -117,6 +117,51 @@ def test_tiny_flags_parse_to_the_tiny_config():
     assert config_of(TINY) == TINY_CONFIG
 
 
+@pytest.fixture
+def trained(monkeypatch) -> list[TrainConfig]:
+    """runner.train replaced by a recorder of the configs it is given."""
+    configs = []
+    monkeypatch.setattr(runner, "train", lambda config, out, **kwargs: configs.append(config))
+    return configs
+
+
+def test_config_file_gives_the_options_flags_override_it_and_presets_fill_it(tmp_path, trained):
+    file = tmp_path / "config.json"
+    file.write_text(json.dumps(TINY_CONFIG.to_dict()))  # what a run writes to its config.json
+    assert cli.main(["--config", str(file), "--out", str(tmp_path / "a")]) == 0
+    assert cli.main(["--config", str(file), "--seed", "3", "--out", str(tmp_path / "b")]) == 0
+    file.write_text('{"env": "walker_linear", "batch_size": 64}')
+    assert cli.main(["--config", str(file), "--out", str(tmp_path / "c")]) == 0
+    assert trained == [TINY_CONFIG, dataclasses.replace(TINY_CONFIG, seed=3), config_of(["--env", "walker_linear",
+                       "--batch-size", "64"])]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("text", "fragments"),
+    [
+        pytest.param(None, ["--config", "cannot read it", "No such file"], id="missing"),
+        pytest.param("{", ["--config", "cannot read it"], id="not-json"),
+        pytest.param("[1]", ["--config", "holds list, not an object"], id="not-an-object"),
+        pytest.param('{"batch": 8}', ["--config", "unknown option(s) 'batch'", "batch_size"], id="unknown-option"),
+        pytest.param(
+            '{"batch_size": "8"}', ["--config", 'batch_size is "8"', "an integer, e.g. 32"], id="string-for-int"
+        ),
+        pytest.param(
+            '{"hidden": [8, 8.5]}', ["--config", "hidden is [8, 8.5]", "a list of integers"], id="float-width"
+        ),
+        pytest.param('{"gamma": 2}', ["gamma=2"], id="out-of-range"),
+    ],
+)
+@pytest.mark.usefixtures("no_training")
+def test_a_bad_config_file_is_one_line(tmp_path, capsys, text, fragments):
+    file = tmp_path / "config.json"
+    if text is not None:
+        file.write_text(text)
+    before = snapshot(tmp_path)
+    assert_rejected(capsys, ["--config", str(file), "--out", str(tmp_path / "run")], *fragments)
+    assert snapshot(tmp_path) == before
+
+
 def test_python_dash_m_help():
     result = subprocess.run([sys.executable, "-m", "hipi_jax", "--help"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr

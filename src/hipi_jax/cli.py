@@ -66,6 +66,14 @@ def parser() -> argparse.ArgumentParser:
         "metrics.csv, summary.json, curves.png, checkpoints/ and policies/ (see hipi-eval).",
     )
     p.add_argument("--version", action="version", version=f"hipi-jax {__version__}")
+    p.add_argument(
+        "--config",
+        type=Path,
+        default=argparse.SUPPRESS,
+        metavar="FILE",
+        help="a JSON object of options named as in a run's config.json (a run's config.json reruns it); the flags "
+        "given override it, and the env's preset fills the rest",
+    )
     fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
     for title, names in GROUPS.items():
         group = p.add_argument_group(title)
@@ -190,6 +198,35 @@ def saved_options(out: Path) -> dict | None:
     return saved if isinstance(saved, dict) and set(saved) <= names else None
 
 
+def file_options(path: Path) -> dict:
+    """The options in a `--config` JSON file, each of its field's type; bad input exits 2 with one line."""
+    try:
+        options = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        _fail(f"--config {path}: cannot read it ({first_line(e)})")
+    if not isinstance(options, dict):
+        _fail(f"--config {path} holds {type(options).__name__}, not an object of options")
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    if unknown := [k for k in options if k not in defaults]:
+        _fail(f"--config {path}: unknown option(s) {', '.join(map(repr, unknown))}; valid: {', '.join(defaults)}")
+    for name, value in options.items():
+        default = defaults[name]
+        if isinstance(default, tuple):
+            ok = isinstance(value, list) and all(type(v) is int for v in value)
+            options[name] = tuple(value) if ok else value
+        else:
+            ok = type(value) is type(default) or (type(default) is float and type(value) is int)
+        if not ok:
+            _fail(
+                f"--config {path}: {name} is {json.dumps(value)}; expected {_kind(default)}, e.g. {json.dumps(default)}"
+            )
+    return options
+
+
+def _kind(default) -> str:
+    return {str: "a string", int: "an integer", float: "a number", tuple: "a list of integers"}[type(default)]
+
+
 def logged_to(out: Path) -> tuple[str, ...]:
     """The loggers a run in `out` wrote to, found by their directories: a resumed run goes on logging there."""
     return tuple(name for name in LOGGERS if (out / name).is_dir())
@@ -231,6 +268,8 @@ def main(argv: list[str] | None = None) -> int:
     if keep < 1:
         _fail(f"--keep {keep} must be >= 1")
     _distributed(args.pop("coordinator", None), args.pop("num_processes", None), args.pop("process_id", None))
+    if "config" in args:
+        args = {**file_options(args.pop("config")), **args}  # the flags given override the file
     saved = saved_options(out) if resume and out is not None else None
     try:  # on --resume the run's config.json fills the flags not given, otherwise the env's preset
         config = TrainConfig.preset(**args) if saved is None else TrainConfig.from_dict({**saved, **args})
