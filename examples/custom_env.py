@@ -4,6 +4,7 @@ An env implements only its simulator (`init_sim`, `sim_step`) and its sizes; rew
 come from its task family (here `GoalReach`: r = 1(‖φ(s) − ψ‖ ≤ margin) − 1, terminal on success).
 
     python examples/custom_env.py --out runs/example-line
+    hipi-eval runs/example-line --import examples/custom_env.py   # the saved policy, on the registered env
 """
 
 from __future__ import annotations
@@ -42,6 +43,9 @@ class Line(envs.Env):
         return x, x, x
 
 
+envs.register("line", Line, overwrite=True)  # on import: TrainConfig(env="line") and hipi-eval --import accept it
+
+
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="runs/example-line")
@@ -50,7 +54,6 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--hidden", default="32,32")
     args = p.parse_args(argv)
 
-    envs.register("line", Line, overwrite=True)  # now TrainConfig(env="line") accepts it
     config = TrainConfig(
         env="line",
         relabel="inverse_rl",

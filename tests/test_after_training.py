@@ -270,12 +270,24 @@ def test_example_train_then_evaluate(tmp_path, capsys):
     assert "nav2d policy at 96 env steps" in capsys.readouterr().out
 
 
-def test_example_custom_env(tmp_path):
+def test_example_custom_env_trains_and_evaluates_with_import(tmp_path, capsys):
+    out = tmp_path / "line"
     try:
-        result = run_example("custom_env", ["--out", str(tmp_path / "line"), "--env-steps", "160",
+        result = run_example("custom_env", ["--out", str(out), "--env-steps", "160",
                                             "--warmup-steps", "32", "--hidden", "8,8"])  # fmt: skip
         assert 0.0 <= result["success"] <= 1.0 and len(result["train_success"]) == 1
         assert "line" in envs.names()
+        envs._REGISTRY.pop("line")  # as in a new process
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as e:
+            eval_cli.main([str(out), "--episodes", "2"])
+        assert e.value.code == 2
+        assert "'line' is not registered here; a custom env's module: --import MODULE" in capsys.readouterr().err
+        assert eval_cli.main([str(out), "--episodes", "2", "--import", str(EXAMPLES / "custom_env.py")]) == 0
+        assert json.loads((out / "eval.json").read_text())["episodes"] == 2
+        with pytest.raises(SystemExit):
+            eval_cli.main([str(out), "--import", str(tmp_path / "missing.py")])
+        assert "--import" in capsys.readouterr().err
     finally:
         envs._REGISTRY.pop("line", None)
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from hipi_jax import signals
-from hipi_jax.errors import no_backend, os_error, out_of_range
+from hipi_jax.errors import first_line, no_backend, os_error, out_of_range
 
 TASK_SOURCES = ("prior", "discrete")
 
@@ -46,6 +46,15 @@ def parser() -> argparse.ArgumentParser:
         help="'prior' = a fresh draw from the env's task prior p(psi) per episode; 'discrete' = every task of a "
         "discrete task set (e.g. reacher_discrete); or a file of tasks, one per row: .npy [n, task_dim], .json "
         "(a list of lists) or text (whitespace or comma separated) (default: prior)",
+    )
+    p.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import MODULE (a module name, or a .py file) first: one that registers a custom env with "
+        "hipi_jax.envs.register when imported, so that a run on it evaluates (repeatable)",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of tasks, start states, --stochastic actions (default: 0)")
     p.add_argument("--step", type=int, default=None, help="the policy saved at this many env steps (default: newest)")
@@ -165,6 +174,27 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
+def import_module(module: str) -> str | None:
+    """Import `module` (a name, or the path of a .py file, run as a module of its stem's name); the one-line
+    problem when that fails, else None."""
+    import importlib
+    import importlib.util
+
+    name = Path(module).stem if module.endswith(".py") else module
+    try:
+        if name == module:
+            importlib.import_module(module)
+        else:
+            spec = importlib.util.spec_from_file_location(name, module)
+            sys.modules[name] = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(sys.modules[name])
+    except Exception as e:  # noqa: BLE001 - whatever the module raises is the user's to see, in one line
+        if name != module:
+            sys.modules.pop(name, None)
+        return f"--import {module}: {type(e).__name__}: {first_line(e)}"
+    return None
+
+
 def run_file(run_dir: Path, path: Path) -> str | None:
     """What `path` is to the run in `run_dir` when it is one of the run's own files (config.json, the
     metrics, curves.png, ... or anything under checkpoints/ or policies/), else None."""
@@ -193,10 +223,16 @@ def _main(args) -> int:
     from hipi_jax import envs, report
     from hipi_jax.policy import load_policy
 
+    for module in args.imports:
+        if problem := import_module(module):
+            _fail(problem)
+
     try:
         policy = load_policy(args.run_dir, args.run_index, args.step)
     except (FileNotFoundError, ValueError) as e:
         _fail(str(e))
+    if policy.env not in envs.names():
+        _fail(f"the run's env {policy.env!r} is not registered here; a custom env's module: --import MODULE")
     try:
         env = envs.make(policy.env)
         tasks = read_tasks(args.tasks, env.task_family)
