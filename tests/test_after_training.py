@@ -19,7 +19,7 @@ from conftest import TINY_CONFIG
 from test_cli import TINY, snapshot
 
 import hipi_jax
-from hipi_jax import checkpoint, cli, envs, eval_cli, load_policy, policy, report, training
+from hipi_jax import checkpoint, cli, envs, eval_cli, load_policy, plot_cli, policy, report, training
 
 pytestmark = pytest.mark.usefixtures("fast_compilation")
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -304,3 +304,48 @@ def test_a_policy_prints_its_sizes_not_its_arrays(run_dir):
     assert text.startswith("Policy(env='point_goal', env_steps=") and len(text) < 300
     count = sum(x.size for x in jax.tree.leaves(policy.params))
     assert text.endswith(f"hidden=(8, 8), parameters={count:,})")
+
+
+def test_hipi_plot_draws_several_runs_on_one_figure(run_dir, tmp_path, capsys):
+    other = tmp_path / "other"
+    other.mkdir()
+    for name in ("config.json", "metrics.jsonl"):
+        (other / name).write_bytes((run_dir / name).read_bytes())
+    png = tmp_path / "both.png"
+    assert plot_cli.main([str(run_dir), str(other), "--labels", "a,b", "--out", str(png)]) == 0
+    assert "2 curves" in capsys.readouterr().out
+    assert png.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    lines = plot_cli.curves(run_dir, "a")
+    assert list(lines) == ["a: inverse_rl (2 seeds)"] and lines["a: inverse_rl (2 seeds)"] == report.read_jsonl(
+        run_dir / "metrics.jsonl"
+    )
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [
+        (["--labels", "a"], "--labels gives 1 labels for 2 run directories"),
+        (["--labels", "a,a"], "the labels a, a repeat"),
+        (["--out", "{tmp}/x.pdf"], "must end in .png"),
+        (["--out", "{tmp}/no/x.png"], "must be a file in an existing directory"),
+        (["--out", "{run}/curves.png"], "is the run's own curves.png"),
+    ],
+)
+def test_hipi_plot_bad_input_is_one_line(run_dir, tmp_path, capsys, argv, fragment):
+    argv = [a.format(tmp=tmp_path, run=run_dir) for a in argv]
+    before = snapshot(tmp_path)
+    with pytest.raises(SystemExit) as e:
+        plot_cli.main([str(run_dir), str(run_dir), "--out", str(tmp_path / "x.png"), "--labels", "a,b", *argv])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and fragment in err, err
+    assert snapshot(tmp_path) == before
+
+
+def test_hipi_plot_names_a_directory_that_holds_no_run(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        plot_cli.main([str(tmp_path), "--out", str(tmp_path / "x.png")])
+    err = capsys.readouterr().err
+    assert (
+        err.startswith(f"hipi-plot: error: {tmp_path} is not a readable hipi-train run") and len(err.splitlines()) == 1
+    )

@@ -256,7 +256,7 @@ def plot_curves(curves: dict[str, list[dict]], path: Path, title: str = "") -> N
         ax.set_ylabel(name if len(keys) == 1 else "soft Q")
         ax.set_title(name if len(keys) > 1 else "", fontsize=9)
         ax.grid(alpha=0.3)
-    axes[0][0].legend()
+    axes[0][0].legend(title="mean over seeds, shaded ± 1 std", title_fontsize=8)
     if title:
         fig.suptitle(title)
     fig.tight_layout()

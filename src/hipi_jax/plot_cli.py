@@ -1,0 +1,83 @@
+"""`hipi-plot RUN_DIR... --out FILE`: several hipi-train runs' learning curves on one figure.
+
+Each run directory (or each sweep value of one) is a line: the mean over its seeds, shaded ± 1 std,
+of eval_return, eval_success and every relabeling diagnostic the runs record (`report.plot_curves`,
+the panels of a run's own curves.png). Reads only config.json and metrics.jsonl. Bad input prints one
+line and exits with code 2 before anything is written.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+
+def parser():
+    from hipi_jax import __version__
+    from hipi_jax.cli import OneLineParser
+
+    p = OneLineParser(
+        prog="hipi-plot",
+        description="Plot the learning curves of several hipi-train runs on one figure (mean over each run's seeds, "
+        "shaded ± 1 std).",
+    )
+    p.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR", help="hipi-train --out directories")
+    p.add_argument("--version", action="version", version=f"hipi-jax {__version__}")
+    p.add_argument("--out", type=Path, required=True, help="the figure to write (.png)")
+    p.add_argument("--labels", default=None, help="comma-separated, one per RUN_DIR (default: the directory names)")
+    p.add_argument("--title", default="", help="the figure's title")
+    return p
+
+
+def _fail(message: str) -> None:
+    print(f"hipi-plot: error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def curves(run_dir: Path, label: str) -> dict[str, list[dict]]:
+    """label -> records for each sweep value of the run in `run_dir`; ValueError (one line) when unreadable."""
+    from hipi_jax import report
+    from hipi_jax.config import TrainConfig
+    from hipi_jax.runner import split_runs
+
+    try:
+        config = TrainConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
+        records = report.read_jsonl(run_dir / "metrics.jsonl")
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, TypeError, ValueError) as e:
+        raise ValueError(f"{run_dir} is not a readable hipi-train run ({type(e).__name__}: {e})") from None
+    if not any("eval_return" in r for r in records):
+        raise ValueError(f"{run_dir}/metrics.jsonl holds no evaluation yet")
+    return {f"{label}: {value}": recs for value, recs in split_runs(records, config).items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    labels = args.labels.split(",") if args.labels is not None else [d.resolve().name for d in args.run_dirs]
+    if len(labels) != len(args.run_dirs):
+        _fail(f"--labels gives {len(labels)} labels for {len(args.run_dirs)} run directories; give one per RUN_DIR")
+    if len(set(labels)) < len(labels):
+        _fail(f"the labels {', '.join(labels)} repeat; name the runs apart with --labels")
+    if args.out.suffix.lower() != ".png":
+        _fail(f"--out {args.out}: must end in .png")
+    if args.out.is_dir() or not args.out.parent.is_dir():
+        _fail(f"--out {args.out}: must be a file in an existing directory")
+    from hipi_jax import report
+    from hipi_jax.eval_cli import run_file
+
+    for run_dir in args.run_dirs:
+        if name := run_file(run_dir, args.out):
+            _fail(f"--out {args.out} is the run's own {name}; choose another file")
+    lines: dict[str, list[dict]] = {}
+    for run_dir, label in zip(args.run_dirs, labels, strict=True):
+        try:
+            lines |= curves(run_dir, label)
+        except ValueError as e:
+            _fail(str(e))
+    report.plot_curves(lines, args.out, title=args.title)
+    print(f"hipi-plot: wrote {args.out}: {len(lines)} curves, the mean over seeds shaded ± 1 std")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
