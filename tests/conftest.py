@@ -89,7 +89,7 @@ def final_fingerprint(out: Path) -> str:
 def run_env(tmp_path_factory):
     """Subprocess environment sharing a persistent compilation cache, so restarts compile once. jaxlib 0.9.2
     logs one C++ warning per program it loads from a cache ('Assume version compatibility'); the tests read
-    stderr as users see it without a cache, so C++ warnings are off (README: Installation)."""
+    stderr as users see it without a cache, so C++ warnings are off (README: Set-up)."""
     cache = tmp_path_factory.mktemp("jax_cache")
     return {
         **os.environ,

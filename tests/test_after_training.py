@@ -349,3 +349,14 @@ def test_hipi_plot_names_a_directory_that_holds_no_run(tmp_path, capsys):
     assert (
         err.startswith(f"hipi-plot: error: {tmp_path} is not a readable hipi-train run") and len(err.splitlines()) == 1
     )
+
+
+def test_the_readme_python_snippet_runs_as_printed(run_dir, capsys):
+    """The `load_policy` block of README "Using a trained policy", on a tiny point_goal run in its place."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    after = readme[readme.index("## Using a trained policy") :]
+    snippet = after[after.index("```python\n") + len("```python\n") :]
+    snippet = snippet[: snippet.index("```")]
+    assert 'load_policy("runs/point_goal")' in snippet
+    exec(snippet.replace("runs/point_goal", str(run_dir)), {})
+    assert capsys.readouterr().out.startswith("Policy(env='point_goal', env_steps=")
