@@ -1,6 +1,6 @@
 """Load a trained policy, act with it, and evaluate it on new tasks (no training program is built).
 
-python examples/evaluate_policy.py runs/example-nav2d
+python examples/evaluate_policy.py runs/example-point_goal
 """
 
 from __future__ import annotations

@@ -267,7 +267,7 @@ def test_example_train_then_evaluate(tmp_path, capsys):
     assert (out / "metrics.csv").is_file() and policy.steps(out) == [64, 96]
     result = run_example("evaluate_policy", [str(out), "--episodes", "3"])
     assert set(result) == {"return", "success"} and 0.0 <= result["success"] <= 1.0
-    assert "nav2d policy at 96 env steps" in capsys.readouterr().out
+    assert "point_goal policy at 96 env steps" in capsys.readouterr().out
 
 
 def test_example_custom_env_trains_and_evaluates_with_import(tmp_path, capsys):
