@@ -9,7 +9,7 @@ STEPS ?=
 OUT ?= runs/$(ENV)$(if $(RELABEL),-$(RELABEL))-$(shell date +%Y%m%d-%H%M%S)
 ARGS ?=
 
-.PHONY: install train eval bc test test-envs lint format bc-experiment figures peers bench bench-quick jax-versions clean
+.PHONY: install train eval bc test test-envs docs docs-serve lint format bc-experiment figures peers bench bench-quick jax-versions clean
 
 # metaworld ships the Sawyer model files of sawyer_reach*; --no-deps: it pins an old mujoco, and its code is not imported
 $(BIN)/.installed: pyproject.toml
@@ -43,13 +43,21 @@ TEST_WORKERS ?= 2
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest -q $(if $(filter-out 1,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist worksteal)
 
+## the documentation site (mkdocs.yml: README, docs/*.md, API reference from the docstrings) into site/
+docs: $(BIN)/.installed
+	$(BIN)/mkdocs build --strict --site-dir site
+
+## the same site served at http://127.0.0.1:8000, rebuilt on every edit
+docs-serve: $(BIN)/.installed
+	$(BIN)/mkdocs serve
+
 ## training smoke tests of every MJX env (slow: minutes of compilation on a CPU)
 test-envs: $(BIN)/.installed
 	$(BIN)/python -m pytest -q -m slow
 
 lint: $(BIN)/.installed
-	$(BIN)/ruff check src tests experiments benchmarks
-	$(BIN)/ruff format --check src tests experiments benchmarks
+	$(BIN)/ruff check src tests experiments benchmarks docs/hooks.py
+	$(BIN)/ruff format --check src tests experiments benchmarks docs/hooks.py
 
 format: $(BIN)/.installed
 	$(BIN)/ruff format src tests experiments benchmarks

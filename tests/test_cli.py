@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from conftest import TINY_CONFIG
 
 import hipi_jax
@@ -136,6 +137,14 @@ def test_config_file_gives_the_options_flags_override_it_and_presets_fill_it(tmp
                        "--batch-size", "64"])]  # fmt: skip
 
 
+def test_a_yaml_config_file_reads_as_its_json_twin(tmp_path, trained):
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(TINY_CONFIG.to_dict()))
+    (tmp_path / "short.yml").write_text("env: walker_linear\nbatch_size: 64\nhidden: [32, 32]\n")
+    assert cli.main(["--config", str(tmp_path / "config.yaml"), "--out", str(tmp_path / "a")]) == 0
+    assert cli.main(["--config", str(tmp_path / "short.yml"), "--out", str(tmp_path / "b")]) == 0
+    assert trained == [TINY_CONFIG, config_of(["--env", "walker_linear", "--batch-size", "64", "--hidden", "32,32"])]
+
+
 @pytest.mark.parametrize(
     ("text", "fragments"),
     [
@@ -159,6 +168,18 @@ def test_a_bad_config_file_is_one_line(tmp_path, capsys, text, fragments):
         file.write_text(text)
     before = snapshot(tmp_path)
     assert_rejected(capsys, ["--config", str(file), "--out", str(tmp_path / "run")], *fragments)
+    assert snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [("env: [", "cannot read it"), ("- 1\n", "holds list"), ("learning_rate: one\n", 'learning_rate is "one"')],
+)
+@pytest.mark.usefixtures("no_training")
+def test_a_bad_yaml_config_file_is_one_line(tmp_path, capsys, text, fragment):
+    (tmp_path / "config.yml").write_text(text)
+    before = snapshot(tmp_path)
+    assert_rejected(capsys, ["--config", str(tmp_path / "config.yml"), "--out", str(tmp_path / "run")], fragment)
     assert snapshot(tmp_path) == before
 
 

@@ -14,6 +14,8 @@ import sys
 import warnings
 from pathlib import Path
 
+import yaml
+
 from hipi_jax import __version__, envs, signals
 from hipi_jax.config import ENV_PRESETS, START_MODES, TrainConfig
 from hipi_jax.errors import first_line, no_backend, os_error
@@ -71,8 +73,8 @@ def parser() -> argparse.ArgumentParser:
         type=Path,
         default=argparse.SUPPRESS,
         metavar="FILE",
-        help="a JSON object of options named as in a run's config.json (a run's config.json reruns it); the flags "
-        "given override it, and the env's preset fills the rest",
+        help="a JSON object (or a YAML mapping, in a .yaml or .yml file) of options named as in a run's "
+        "config.json (a run's config.json reruns it); the flags given override it, and the env's preset fills the rest",
     )
     fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
     for title, names in GROUPS.items():
@@ -199,10 +201,12 @@ def saved_options(out: Path) -> dict | None:
 
 
 def file_options(path: Path) -> dict:
-    """The options in a `--config` JSON file, each of its field's type; bad input exits 2 with one line."""
+    """The options in a `--config` file (YAML where it ends in .yaml or .yml, JSON otherwise), each of its
+    field's type; bad input exits 2 with one line."""
+    parse = yaml.safe_load if path.suffix.lower() in (".yaml", ".yml") else json.loads
     try:
-        options = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        options = parse(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, yaml.YAMLError) as e:
         _fail(f"--config {path}: cannot read it ({first_line(e)})")
     if not isinstance(options, dict):
         _fail(f"--config {path} holds {type(options).__name__}, not an object of options")
