@@ -11,15 +11,18 @@ import json
 import sys
 from pathlib import Path
 
+import hypothesis.extra.numpy as hnp
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from conftest import TINY_CONFIG
+from hypothesis import given
+from hypothesis import strategies as st
 from test_cli import TINY, snapshot
 
 import hipi_jax
-from hipi_jax import checkpoint, cli, envs, eval_cli, load_policy, plot_cli, policy, report, training
+from hipi_jax import checkpoint, cli, envs, eval_cli, load_policy, plot_cli, policy, report, stats, training
 
 pytestmark = pytest.mark.usefixtures("fast_compilation")
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -193,6 +196,20 @@ def test_success_interval_is_wilson_and_one_episode_has_none():
     assert eval_cli.interval(np.array([3.0]))["ci95"] is None
 
 
+def test_iqm_by_hand_and_its_bootstrap_interval():
+    assert stats.iqm([1, 2, 3, 4, 100]) == 3.0  # ⌊5/4⌋ = 1 entry trimmed from each end
+    assert stats.iqm([4.0, 1.0, 3.0]) == pytest.approx(8 / 3)  # below 4 entries: the mean
+    assert stats.iqm_ci([0.7]) is None and stats.iqm_ci([0.5, 0.5, 0.5]) == (0.5, 0.5)
+    lo, hi = stats.iqm_ci([1, 2, 3, 4, 100])
+    assert 1.0 <= lo < 3.0 < hi <= 100.0 and stats.iqm_ci([1, 2, 3, 4, 100]) == (lo, hi)  # deterministic
+
+
+@given(hnp.arrays(np.float64, st.integers(1, 6).map(lambda k: 4 * k), elements=st.floats(-1e6, 1e6)))
+def test_iqm_is_the_mean_of_the_sorted_middle_half(x):
+    n = len(x)
+    assert stats.iqm(x) == pytest.approx(np.sort(x)[n // 4 : 3 * n // 4].mean(), rel=1e-9, abs=1e-6)
+
+
 def test_hipi_eval_draws_point_goal_paths(run_dir, tmp_path):
     png = tmp_path / "paths.png"
     assert eval_cli.main([str(run_dir), "--episodes", "3", "--out", str(tmp_path / "e.json"), "--video", str(png)]) == 0
@@ -313,7 +330,14 @@ def test_hipi_plot_draws_several_runs_on_one_figure(run_dir, tmp_path, capsys):
         (other / name).write_bytes((run_dir / name).read_bytes())
     png = tmp_path / "both.png"
     assert plot_cli.main([str(run_dir), str(other), "--labels", "a,b", "--out", str(png)]) == 0
-    assert "2 curves" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "2 curves" in out and "interquartile mean (IQM) over seeds with its 95% percentile-bootstrap" in out
+    table = out.splitlines()[-3:]
+    assert table[0].split("  ")[0] == "curve" and "success: IQM [95% CI]" in table[0]
+    final = [r for r in report.read_jsonl(run_dir / "metrics.jsonl") if "eval_success" in r][-1]
+    iqm, (lo, hi) = stats.iqm(final["eval_success"]), stats.iqm_ci(final["eval_success"])
+    assert table[1].startswith("a: inverse_rl (2 seeds)") and table[1].endswith(f"{iqm:.3f} [{lo:.3f}, {hi:.3f}]")
+    assert table[2].startswith("b: inverse_rl (2 seeds)")
     assert png.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
     lines = plot_cli.curves(run_dir, "a")
     assert list(lines) == ["a: inverse_rl (2 seeds)"] and lines["a: inverse_rl (2 seeds)"] == report.read_jsonl(

@@ -2,8 +2,9 @@
 
 Each run directory (or each sweep value of one) is a line: the mean over its seeds, shaded ± 1 std,
 of eval_return, eval_success and every relabeling diagnostic the runs record (`report.plot_curves`,
-the panels of a run's own curves.png). Reads only config.json and metrics.jsonl. Bad input prints one
-line and exits with code 2 before anything is written.
+the panels of a run's own curves.png), then a table of each line's last evaluation: the interquartile
+mean over seeds with its 95% bootstrap interval (`stats.iqm_ci`, SciPy). Reads only config.json and
+metrics.jsonl. Bad input prints one line and exits with code 2 before anything is written.
 """
 
 from __future__ import annotations
@@ -51,6 +52,24 @@ def curves(run_dir: Path, label: str) -> dict[str, list[dict]]:
     return {f"{label}: {value}": recs for value, recs in split_runs(records, config).items()}
 
 
+def final_table(lines: dict[str, list[dict]]) -> str:
+    """Each curve's last evaluation: env steps, seeds, and for return and success the IQM over seeds with
+    its 95% percentile-bootstrap interval over seeds (— below 2 seeds)."""
+    from hipi_jax.stats import iqm, iqm_ci
+
+    def cell(values) -> str:
+        ci = iqm_ci(values)
+        return f"{iqm(values):.3f} " + (f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "—")
+
+    rows = [("curve", "env steps", "seeds", "return: IQM [95% CI]", "success: IQM [95% CI]")]
+    for label, records in lines.items():
+        last = [r for r in records if "eval_return" in r][-1]
+        rows.append((label, f"{last['env_steps']:,}", str(len(last["eval_return"])), cell(last["eval_return"]),
+                     cell(last["eval_success"])))  # fmt: skip
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     labels = args.labels.split(",") if args.labels is not None else [d.resolve().name for d in args.run_dirs]
@@ -76,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
             _fail(str(e))
     report.plot_curves(lines, args.out, title=args.title)
     print(f"hipi-plot: wrote {args.out}: {len(lines)} curves, the mean over seeds shaded ± 1 std")
+    print("last evaluation, interquartile mean (IQM) over seeds with its 95% percentile-bootstrap interval over seeds:")
+    print(final_table(lines))
     return 0
 
 
