@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from test_cli import TINY, snapshot
 
 import hipi_jax
-from hipi_jax import checkpoint, cli, envs, eval_cli, load_policy, plot_cli, policy, report, stats, training
+from hipi_jax import checkpoint, cli, envs, eval_cli, load_policy, plot_cli, policy, render, report, stats, training
 
 pytestmark = pytest.mark.usefixtures("fast_compilation")
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -115,6 +115,7 @@ def test_hipi_eval_writes_eval_json_and_prints_a_table(run_dir, tmp_path, capsys
     assert eval_cli.main([str(run_dir), "--episodes", "6", "--seed", "3", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "point_goal, run 0, policy at 58 env steps: 6 episodes" in printed and "success" in printed
+    assert "95% interval" in printed and "(over episodes: percentile bootstrap; success: Wilson)" in printed
     result = json.loads(out.read_text())
     assert result["episodes"] == 6 and result["env_steps"] == 58 and result["deterministic"]
     assert result["run"] == {"run": 0, "seed_index": 0} and "per_task" not in result  # prior draws
@@ -194,6 +195,23 @@ def test_success_interval_is_wilson_and_one_episode_has_none():
         [0.2992980, 0.7007020]  # 10 of 20, Wilson (1927)
     )
     assert eval_cli.interval(np.array([3.0]))["ci95"] is None
+
+
+def test_a_failed_video_is_one_line_cut_at_a_word(run_dir, tmp_path, capsys, monkeypatch):
+    message = "MuJoCo could not create an OpenGL context: " + "libEGL warning: no driver found " * 20
+
+    def fail(*args, **kwargs):
+        raise RuntimeError(message)
+
+    monkeypatch.setattr(render, "render_episodes", fail)
+    video = tmp_path / "v.mp4"
+    assert (
+        eval_cli.main([str(run_dir), "--episodes", "1", "--video", str(video), "--out", str(tmp_path / "e.json")]) == 1
+    )
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.endswith(" ...") and not video.exists()
+    assert err[: -len(" ...")].split()[-1] in message.split()  # cut after a whole word
+    assert err.startswith(f"hipi-eval: error: rendering {video} failed: RuntimeError: MuJoCo could not")
 
 
 def test_iqm_by_hand_and_its_bootstrap_interval():

@@ -296,7 +296,8 @@ def train(args) -> int:
                 return 1
             results[m] = bc.summarize(out)
             report.append_jsonl(args.out / "metrics.jsonl", {"method": m, **{k: v.tolist() for k, v in out.items()}})
-            print(f"hipi-bc:   eval_return {results[m]['eval_return_mean']:.2f} ± {results[m]['eval_return_std']:.2f}")
+            print(f"hipi-bc:   eval_return {results[m]['eval_return_mean']:.2f} ± {results[m]['eval_return_std']:.2f} "
+                  f"(mean ± std over {args.seeds} seed(s))")  # fmt: skip
     report.write_json(args.out / "results.json", {"env": data.env, "methods": results})
     signals.leaving(f"{args.out / 'results.json'} was written, bc.png was not")
     report.plot_bars({data.env: results}, args.out / "bc.png")

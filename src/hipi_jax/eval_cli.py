@@ -276,7 +276,7 @@ def _main(args) -> int:
         try:
             render.render_episodes(env, jax.device_get(episodes), args.video, max_episodes=args.video_episodes)
         except (OSError, RuntimeError, ValueError) as e:
-            print(f"hipi-eval: error: rendering {args.video} failed: {str(e).splitlines()[0][:200]}", file=sys.stderr)
+            print(f"hipi-eval: error: rendering {args.video} failed: {first_line(e)}", file=sys.stderr)
             return 1
         print(f"hipi-eval: wrote {args.video}")
     print(f"hipi-eval: wrote {out}")
@@ -289,7 +289,7 @@ def table(result: dict) -> str:
     lines = [
         f"hipi-eval: {result['env']}, run {result['run']['run']}, policy at {result['env_steps']:,} env steps: "
         f"{result['episodes']} episodes ({result['tasks']} tasks, {mode}, seed {result['seed']})",
-        f"  {'':8} {'mean':>10} {'95% interval':>22}",
+        f"  {'':8} {'mean':>10} {'95% interval':>22}  (over episodes: percentile bootstrap; success: Wilson)",
     ]
     for key in ("return", "success", "length"):
         if key in result:

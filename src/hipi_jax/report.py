@@ -266,7 +266,8 @@ def plot_curves(curves: dict[str, list[dict]], path: Path, title: str = "") -> N
 
 
 def plot_bars(results: dict[str, dict[str, dict]], path: Path, key: str = "eval_return", title: str = "") -> None:
-    """One panel per group (e.g. env), one bar per method: mean ± std over seeds of `key`."""
+    """One panel per group (e.g. env), one point per method: the mean over seeds of `key` with an error
+    bar of ± 1 std over seeds (points, not bars from 0: returns are often negative)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -277,10 +278,12 @@ def plot_bars(results: dict[str, dict[str, dict]], path: Path, key: str = "eval_
         names = list(methods)
         means = [methods[m][f"{key}_mean"] for m in names]
         stds = [methods[m][f"{key}_std"] for m in names]
-        ax.bar(range(len(names)), means, yerr=stds, capsize=4, color=[f"C{i}" for i in range(len(names))])
+        for i, (mean, std) in enumerate(zip(means, stds, strict=True)):
+            ax.errorbar(i, mean, yerr=std, fmt="o", capsize=4, color=f"C{i}")
         ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
+        ax.set_xlim(-0.5, len(names) - 0.5)
         ax.set_title(group)
-        ax.set_ylabel(key.replace("_", " "))
+        ax.set_ylabel(f"{key.replace('_', ' ')}: mean ± 1 std over seeds")
         ax.grid(axis="y", alpha=0.3)
     if title:
         fig.suptitle(title)
