@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from test_bc import random_dataset
 
-from hipi_jax import dataset, report
+from hipi_jax import dataset, report, stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "experiments"))
 
@@ -201,9 +201,33 @@ def test_bootstrap_interval_and_paired_verdict_by_hand():
     assert d["mean"] == pytest.approx(1.0 / 3.0) and d["ci"][0] > 0
     assert strategy_curves.paired(a, curve((0.1, 0.3))) is None  # other seeds: no paired verdict
     results = {"e": {"A": {**a, "area_eval_success_mean": 0.6}, "B": {**b, "area_eval_success_mean": 0.27}}}
-    assert "`A` faster than `B`: +0.333" in strategy_curves.verdicts(results)
+    assert d["t_ci"] == pytest.approx((1 / 3 - 4.302653 * 0.057735 / 3**0.5, 1 / 3 + 4.302653 * 0.057735 / 3**0.5))
+    assert d["p"] == pytest.approx(0.0098, abs=1e-4)  # t = 10 on 2 degrees of freedom
+    line = "`A` faster than `B`: +0.333, bootstrap [+0.300, +0.400], t [+0.190, +0.477], Holm p = 0.0098"
+    assert line in strategy_curves.verdicts(results)
     results["e"]["B"] = {**a, "area_eval_success_mean": 0.6}
     assert "not distinguishable" in strategy_curves.verdicts(results)
+
+
+def test_holm_and_t_intervals_by_hand():
+    assert stats.holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])  # ×3, ×1→0.06, ×2, ×4
+    assert stats.holm([0.5]) == pytest.approx([0.5]) and stats.holm([0.4, 0.3]) == pytest.approx([0.6, 0.6])
+    assert stats.t_ci([1, 2, 3, 4, 5]) == pytest.approx(
+        (3 - 2.776445 * 1.581139 / 5**0.5, 3 + 2.776445 * 1.581139 / 5**0.5)
+    )
+    assert stats.t_ci([1.0]) is None and stats.t_test_p([0.2, 0.2]) == 0.0 and stats.t_test_p([0.0, 0.0]) == 1.0
+
+
+def test_a_verdict_the_bootstrap_alone_supports_is_not_faster_after_holm():
+    """Three pairs of 3 seeds whose differences (0.01, 0.1, 0.2) keep every bootstrap interval above 0
+    but leave a paired t-test near p = 0.2: not faster, and the line says what the bootstrap says."""
+    curve = lambda *areas: {"env_steps": [1], "eval_success": [[x] for x in areas]}  # noqa: E731
+    strategies = {"A": curve(0.31, 0.4, 0.5), "B": curve(0.3, 0.3, 0.3), "C": curve(0.0, 0.0, 0.0)}
+    for e in strategies.values():
+        e["area_eval_success_mean"] = float(np.mean(e["eval_success"]))
+    text = strategy_curves.verdicts({"e": strategies})
+    assert "`A` not distinguishable from `B`" in text and "(the bootstrap interval alone: faster)" in text
+    assert "`B` faster than `C`" in text and "3 pairs" in text
 
 
 @pytest.fixture

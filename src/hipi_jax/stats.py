@@ -63,3 +63,34 @@ def iqm_ci(x, seed: int = 0, resamples: int = BOOTSTRAP) -> tuple[float, float] 
         method="percentile", rng=np.random.default_rng(seed), vectorized=True,
     )  # fmt: skip
     return float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
+def t_ci(x) -> tuple[float, float] | None:
+    """95% Student-t interval of the mean of `x` [n]: mean ± t₀.₉₇₅,ₙ₋₁ · s/√n (s with ddof = 1), wider
+    than the percentile bootstrap at a handful of seeds. None for fewer than 2 entries."""
+    x = np.asarray(x, float)
+    if len(x) < 2:
+        return None
+    half = scipy.stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x))
+    return float(x.mean() - half), float(x.mean() + half)
+
+
+def t_test_p(x) -> float:
+    """Two-sided p-value of the one-sample t-test of mean(x) = 0 (paired differences); 0 when every
+    entry is the same non-zero value, 1 when every entry is 0. Needs 2 or more entries."""
+    x = np.asarray(x, float)
+    if np.all(x == x[0]):
+        return 0.0 if x[0] != 0 else 1.0
+    return float(scipy.stats.ttest_1samp(x, 0.0).pvalue)
+
+
+def holm(p_values) -> np.ndarray:
+    """Holm's step-down adjusted p-values of a family of m tests (Holm 1979): the i-th smallest p
+    becomes max over j <= i of min(1, (m − j + 1) · p_(j)); reject where the adjusted p < α. Controls
+    the family-wise error rate at α under any dependence between the tests."""
+    p = np.asarray(p_values, float)
+    order = np.argsort(p, kind="stable")
+    scaled = np.minimum(1.0, (len(p) - np.arange(len(p))) * p[order])
+    adjusted = np.empty_like(p)
+    adjusted[order] = np.maximum.accumulate(scaled)
+    return adjusted
