@@ -582,6 +582,65 @@ def test_released_her_pairs_copies_with_themselves(strategy, copies):
     np.testing.assert_array_equal(np.asarray(batch.done), expected + 1.0)
 
 
+def _big_sample(b: int = 4000) -> Sample:
+    tile = lambda x: np.tile(x, (b // 4, 1))  # noqa: E731
+    return make_sample(tile(FEATURES), tile(TASKS), tile(FINAL), tile(FUTURE), tile(OBS_FEATURES))
+
+
+def test_random_released_hands_out_goals_achieved_by_the_batch_states():
+    """The released `random` under candidate_task_type="states": φ(s_j) of a uniform j, a Bernoulli
+    mask, rewards and done on φ(s)."""
+    sample = _big_sample()
+    batch, _ = rl.relabel(jax.random.key(3), sample, spec("random_released"), GOAL, 0.5)
+    task, tr = np.asarray(batch.task), sample.transition
+    relabeled = ~np.all(task == np.asarray(tr.task), axis=1)  # no φ(s_j) equals a commanded task here
+    assert abs(relabeled.mean() - 0.5) < 0.03 and relabeled.sum() != 2000  # Bernoulli, not an exact count
+    handed = {tuple(row) for row in task[relabeled]}
+    assert handed == {tuple(row) for row in OBS_FEATURES}  # every batch state's goal, and only those
+    np.testing.assert_array_equal(np.asarray(batch.reward), _np_goal_reward(np.asarray(tr.obs_features), task))
+    np.testing.assert_array_equal(np.asarray(batch.next_obs), np.asarray(tr.next_obs))
+
+
+def test_future_ablations_each_take_one_factor_of_future_released():
+    """`future` plus one factor of the released HER: its goals U[i, T), self-pairs, rewards on φ(s), or
+    a ⅘ relabeled share; everything else stays correct `future`'s."""
+    sample = _big_sample()
+    tr = sample.transition
+    obs, next_obs, commanded = (np.asarray(x) for x in (tr.obs, tr.next_obs, tr.task))
+    half = np.arange(4000) < 2000  # correct future relabels exactly the first round(f · B) rows
+    on_next, on_state = np.asarray(tr.features), np.asarray(tr.obs_features)
+
+    def run(strategy):
+        batch, m = rl.relabel(jax.random.key(5), sample, spec(strategy), GOAL, 0.5)
+        return np.asarray(batch.task), np.asarray(batch.next_obs), np.asarray(batch.reward), m
+
+    future = np.asarray(sample.future_features)
+    task, pairs, reward, _ = run("future_rest_goals")
+    np.testing.assert_array_equal(task, np.where(half[:, None], np.asarray(sample.released_future_features), commanded))
+    np.testing.assert_array_equal(pairs, next_obs)
+    np.testing.assert_array_equal(reward, _np_goal_reward(on_next, task))
+
+    task, pairs, reward, m = run("future_self_pairs")
+    np.testing.assert_array_equal(task, np.where(half[:, None], future, commanded))
+    self_pair = np.all(pairs == obs, axis=1)
+    np.testing.assert_array_equal(self_pair, ~np.all(pairs == next_obs, axis=1))
+    assert abs(self_pair[half].mean() - 0.8) < 0.03 and abs(self_pair[~half].mean() - 0.8) < 0.03  # independent
+    assert float(m["self_pairs"]) == pytest.approx(self_pair.mean(), rel=1e-6)
+    np.testing.assert_array_equal(reward, _np_goal_reward(on_next, task))  # rewards stay on φ(s')
+
+    task, pairs, reward, _ = run("future_on_state")
+    np.testing.assert_array_equal(task, np.where(half[:, None], future, commanded))
+    np.testing.assert_array_equal(pairs, next_obs)
+    np.testing.assert_array_equal(reward, _np_goal_reward(on_state, task))
+
+    task, pairs, reward, _ = run("future_share45")
+    relabeled = np.all(task == future, axis=1) & ~np.all(future == commanded, axis=1)
+    assert abs(relabeled.mean() - 0.8) < 0.03
+    np.testing.assert_array_equal(task[~relabeled], commanded[~relabeled])
+    np.testing.assert_array_equal(pairs, next_obs)
+    np.testing.assert_array_equal(reward, _np_goal_reward(on_next, task))
+
+
 # ---------------------------------------------------------------- the spec and candidates
 
 

@@ -166,10 +166,16 @@ def test_every_strategy_trains_with_finite_metrics(config):
     changed = np.asarray(records[-1]["relabel_changed"])
     if config.relabel == "none":
         np.testing.assert_array_equal(changed, 0.0)
-    elif config.relabel in ("random", "final", "future"):
+    elif config.relabel in ("random", "final", "future", "future_rest_goals", "future_self_pairs", "future_on_state"):
         # exactly round(0.5 x 8) = 4 samples per batch take a (continuous, hence new) task
         np.testing.assert_allclose(changed, 0.5, atol=1e-6)
-    elif config.relabel in ("final_released", "future_released", "inverse_rl_released"):  # random shares
+    elif config.relabel in (
+        "final_released",
+        "future_released",
+        "inverse_rl_released",
+        "random_released",
+        "future_share45",
+    ):  # random shares
         assert np.all(changed > 0.0) and np.all(changed < 1.0)
     else:  # inverse RL, advantage and air may pick a sample's own task
         assert np.all(changed > 0.0) and np.all(changed <= 0.5 + 1e-6)

@@ -59,7 +59,9 @@ class TrainConfig:
         "scoring the commanded tasks but handing out goals achieved by the batch's states); see docs/results.md. "
         "advantage and air are Generalized Hindsight's relabelers (Li et al. 2020): each sample's whole episode is "
         "scored under the candidates by its discounted return minus the critic's V(s_0, psi) (advantage) or by its "
-        "percentile rank among the batch's episodes (air, approximate IRL), and it takes one of its --top-k best",
+        "percentile rank among the batch's episodes (air, approximate IRL), and it takes one of its --top-k best. "
+        "future_rest_goals, future_self_pairs, future_on_state and future_share45 are future with one factor of "
+        "future_released each (goals U[i, T); s' = s for 4/5 of samples; rewards on s; 4/5 relabeled)",
     )
     relabel_fraction: float = _field(
         0.5, "fraction of each replay batch that is relabeled, in [0, 1] (App. D); the released HER ignores it"

@@ -20,6 +20,8 @@ paper's Fig. 5; they are not the algorithms of the paper (docs/results.md has th
   another copy of the same step, so s' = s (½ of all samples for `last`, ⅘ for `future`); the
   code's pairs that straddle two episodes (an episode's last copy with the next one's first item)
   are not emulated: the last copy keeps its true s';
+- `random_released` (the same default): sample i is handed φ(s_j) of a uniformly drawn batch sample
+  j, with a Bernoulli(relabel_fraction) mask, as the released inverse RL hands out its draws;
 - `inverse_rl_released` (its default `candidate_task_type="states"`): the posterior is computed over
   the batch's commanded tasks ψ_j with the one-step backup values, but sample i is handed the goal
   achieved by sample j's state, φ(s_j); a Bernoulli(relabel_fraction) mask picks who takes it.
@@ -358,6 +360,35 @@ def _inverse_rl_released(spec, key, sample, family, fraction, values_fn) -> Prop
     return Proposal(task=task, relabeled=relabeled, info=info)
 
 
+def _random_released(spec, key, sample, family, fraction, values_fn) -> Proposal:
+    k_pick, k_mask = jax.random.split(key)
+    tr = sample.transition
+    pick = jax.random.randint(k_pick, tr.task.shape[:1], 0, tr.task.shape[0])  # uniform over the batch
+    task = family.achieved_task(tr.obs_features[pick], tr.task)  # candidate_task_type="states": φ(s_j)
+    return Proposal(task=task, relabeled=jax.random.bernoulli(k_mask, fraction, pick.shape))
+
+
+def _future_with(rest_goals: bool = False, self_pairs: bool = False, share: float | None = None) -> Callable:
+    """Correct `future` with one factor of `future_released` (issue #35's ablation): goals φ(s_j),
+    j ~ U[i, T) (`rest_goals`); s' = s for a Bernoulli(⅘) share of the samples, drawn independently of
+    who is relabeled (`self_pairs`); a Bernoulli(`share`) relabeled share instead of relabel_fraction.
+    The fourth factor, rewards on φ(s), is `Rule.rewards_on_state`."""
+
+    def propose(spec, key, sample, family, fraction, values_fn) -> Proposal:
+        k_pair, k_share = jax.random.split(key)
+        tr = sample.transition
+        goal = sample.released_future_features if rest_goals else sample.future_features
+        n = tr.task.shape[:1]
+        relabeled = None if share is None else jax.random.bernoulli(k_share, share, n)
+        next_obs, info = None, {}
+        if self_pairs:
+            paired = jax.random.bernoulli(k_pair, 4 / 5, n)  # future_released's share: k / (k + 1), k = 4 copies
+            next_obs, info = jnp.where(paired[:, None], tr.obs, tr.next_obs), {"self_pairs": jnp.mean(paired)}
+        return Proposal(task=family.achieved_task(goal, tr.task), relabeled=relabeled, next_obs=next_obs, info=info)
+
+    return propose
+
+
 def _her_released(copies: int) -> Callable:
     def propose(spec, key, sample, family, fraction, values_fn) -> Proposal:
         tr = sample.transition
@@ -382,6 +413,12 @@ RULES: dict[str, Rule] = {
     "inverse_rl_released": Rule(
         _inverse_rl_released, value_estimator="backup", needs_goals=True, rewards_on_state=True
     ),
+    "random_released": Rule(_random_released, needs_goals=True, rewards_on_state=True),
+    # `future` with one factor of `future_released` at a time (docs/results.md, the HER ablation)
+    "future_rest_goals": Rule(_future_with(rest_goals=True), needs_goals=True),
+    "future_self_pairs": Rule(_future_with(self_pairs=True), needs_goals=True),
+    "future_on_state": Rule(_future, needs_goals=True, rewards_on_state=True),
+    "future_share45": Rule(_future_with(share=0.8), needs_goals=True),
     "advantage": Rule(_generalized_hindsight(True), value_estimator="state_value", trajectory_level=True),
     "air": Rule(_generalized_hindsight(False), trajectory_level=True),
 }
