@@ -65,7 +65,7 @@ def test_relabel_on_a_known_dataset_and_the_fig8_bias():
     returns = bc.trajectory_returns(family, data, candidates)
     np.testing.assert_array_equal(np.asarray(returns), [[0.0, -3.0], [-3.0, 0.0]])
     keys = jax.random.split(jax.random.key(0), 2000)
-    draws = jax.vmap(lambda k: bc.relabel(k, returns, candidates))(keys)  # [2000, 2, 2]
+    draws = jax.vmap(lambda k: bc.relabel(k, returns, candidates, bc.BCConfig().relabel_spec))(keys)  # [2000, 2, 2]
     own = np.asarray(draws[:, 0, 0] == 1).mean(), np.asarray(draws[:, 1, 1] == 1).mean()
     p_own = np.exp(3) / (1 + np.exp(3))  # q(own | τ) with log Z = log mean exp = the same for both columns
     np.testing.assert_allclose(own, [p_own, p_own], atol=0.03)

@@ -783,7 +783,7 @@ def test_bc_relabelers_pick_the_hand_computed_tasks(method, expected):
     from hipi_jax import bc
 
     candidates = jnp.arange(3.0)[:, None] * 10  # task j is the vector (10 j)
-    tasks = bc.relabel(jax.random.key(0), jnp.asarray(GH_RETURNS), candidates, method, top_k=1)
+    tasks = bc.relabel(jax.random.key(0), jnp.asarray(GH_RETURNS), candidates, bc.BCConfig(method=method).relabel_spec)
     np.testing.assert_array_equal(np.asarray(tasks)[:, 0], np.array(expected) * 10.0)
 
 
@@ -794,9 +794,9 @@ def test_advantage_and_air_differ_where_one_task_has_a_larger_scale():
     returns = jnp.asarray([[3.0, 0.0], [2.0, 100.0], [1.0, 90.0], [0.0, 95.0]])
     candidates = jnp.asarray([[0.0], [1.0]])
     # ranks: task 0 (1, 2/3, 1/3, 0), task 1 (0, 1, 1/3, 2/3); row 2 ties at 1/3 and takes task 0
-    air = bc.relabel(jax.random.key(0), returns, candidates, "air")[:, 0]
+    air = bc.relabel(jax.random.key(0), returns, candidates, spec("air"))[:, 0]
     # R - (1.5, 71.25): row 2 is (-0.5, 18.75)
-    advantage = bc.relabel(jax.random.key(0), returns, candidates, "advantage")[:, 0]
+    advantage = bc.relabel(jax.random.key(0), returns, candidates, spec("advantage"))[:, 0]
     np.testing.assert_array_equal(air, [0.0, 1.0, 0.0, 1.0])
     np.testing.assert_array_equal(advantage, [0.0, 1.0, 1.0, 1.0])
 
@@ -889,3 +889,22 @@ def test_generalized_hindsight_spec_checks():
         rl.RelabelSpec("air", top_k=33).check(family, 32)
     with pytest.raises(ValueError, match="needs each sample's episode"):
         rl.relabel(jax.random.key(0), make_sample([[0.0, 0.0]], [[1.0, 1.0]]), rl.RelabelSpec("air"), family)
+
+
+def test_no_module_but_relabel_branches_on_a_strategy_name():
+    """relabel.py owns the vocabulary: elsewhere a comparison never names a strategy (`==`, `in`, ...)."""
+    import ast
+    from pathlib import Path
+
+    src = Path(rl.__file__).parent
+    found = []
+    for path in sorted(src.rglob("*.py")):
+        if path.name == "relabel.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Compare):
+                operands = [node.left, *node.comparators]
+                operands += [e for o in operands if isinstance(o, ast.Tuple | ast.List | ast.Set) for e in o.elts]
+                names = [o.value for o in operands if isinstance(o, ast.Constant) and o.value in rl.STRATEGIES]
+                found += [f"{path.relative_to(src)}:{node.lineno} {names}" for _ in names[:1]]
+    assert not found, found

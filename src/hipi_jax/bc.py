@@ -27,14 +27,21 @@ from hipi_jax import envs
 from hipi_jax.agents.bc import BC
 from hipi_jax.dataset import Dataset
 from hipi_jax.episodes import chunked_rollout, rollout
-from hipi_jax.relabel import episode_returns, percentile_ranks, posterior_draw, top_k_draw
+from hipi_jax.relabel import RULES, RelabelSpec, episode_returns, relabel_trajectories
 from hipi_jax.tasks import TaskFamily
 from hipi_jax.types import Episode
 
 Array = jax.Array
 
-METHODS = ("hipi", "hipi_no_partition", "advantage", "air", "agnostic", "true_task")
-RELABELING_METHODS = METHODS[:4]  # the ones that score trajectories under candidate tasks
+# method -> its relabel strategy (relabel.py's vocabulary), or None for a dataset choice (no relabeling)
+METHODS = {
+    "hipi": "inverse_rl",
+    "hipi_no_partition": "inverse_rl_no_partition",
+    "advantage": "advantage",
+    "air": "air",
+    "agnostic": None,
+    "true_task": None,
+}
 METHOD_HELP = {
     "hipi": "tasks sampled from the inverse-RL posterior with log Z (Eq. 7)",
     "hipi_no_partition": "the same without log Z (the Fig. 8 ablation)",
@@ -85,6 +92,14 @@ class BCConfig:
             raise ValueError(f"invalid BC setting {bad[0]}={getattr(self, bad[0])!r}")
 
     @property
+    def relabel_spec(self) -> RelabelSpec | None:
+        """The method's relabeling as relabel.py's spec (`top_k` where the strategy keeps several), or None."""
+        strategy = METHODS[self.method]
+        if strategy is None:
+            return None
+        return RelabelSpec(strategy, top_k=self.top_k if RULES[strategy].trajectory_level else 1)
+
+    @property
     def learner(self) -> BC:
         names = ("hidden", "learning_rate", "batch_size", "max_epochs", "patience", "val_fraction", "action_clip")
         return BC(**{name: getattr(self, name) for name in names})
@@ -123,26 +138,16 @@ def num_candidates(config: BCConfig, family: TaskFamily) -> int:
 def check_top_k(config: BCConfig, family: TaskFamily) -> None:
     """A one-line ValueError when advantage / air would keep more tasks than there are candidates."""
     m = num_candidates(config, family)
-    if config.method in ("advantage", "air") and config.top_k > m:
+    if (spec := config.relabel_spec) is not None and spec.top_k > m:
         raise ValueError(f"top_k={config.top_k} exceeds the {m} candidate tasks; use 1 <= top_k <= {m}")
 
 
-def relabel(key: Array, returns: Array, candidates: Array, method: str = "hipi", top_k: int = 1) -> Array:
-    """One task per trajectory from the returns matrix [N, M] (trajectories × candidates): [N, task_dim].
-
-    hipi / hipi_no_partition: ψ̃_i ~ q(ψ | τ_i) (Eq. 7, with / without log Z). advantage: one of the
-    top_k tasks by R_ψ(τ_i) − V̂(ψ), with V̂(ψ) = the mean return under ψ over the dataset (the Monte
-    Carlo value of the data's behaviour; Generalized Hindsight uses SAC's critic, which BC lacks).
-    air: one of the top_k tasks by `percentile_ranks`."""
-    if method in ("hipi", "hipi_no_partition"):
-        return candidates[posterior_draw(key, returns, use_partition=method == "hipi")[0]]
-    if method == "advantage":
-        scores = returns - returns.mean(axis=0)
-    elif method == "air":
-        scores = percentile_ranks(returns)
-    else:
-        raise ValueError(f"relabel method {method!r} is not one of {', '.join(RELABELING_METHODS)}")
-    return candidates[top_k_draw(key, scores, top_k)]
+def relabel(key: Array, returns: Array, candidates: Array, spec: RelabelSpec) -> Array:
+    """One task per trajectory from the returns matrix [N, M] (trajectories × candidates): [N, task_dim],
+    by `relabel.relabel_trajectories`. The advantage's baseline V̂(ψ) is the mean return under ψ over the
+    dataset (the Monte Carlo value of the data's behaviour; Generalized Hindsight uses SAC's critic,
+    which BC lacks)."""
+    return candidates[relabel_trajectories(key, spec, returns, returns.mean(axis=0))]
 
 
 @struct.dataclass
@@ -169,12 +174,12 @@ def run_seed(config: BCConfig, data: Dataset, steps: Steps, key: Array) -> dict[
     env = envs.make(data.env)
     family = env.task_family
     k_cand, k_relabel, k_train, k_eval = jax.random.split(key, 4)
-    if config.method in RELABELING_METHODS:
+    if (spec := config.relabel_spec) is not None:
         candidates = candidate_tasks(family, k_cand, config.candidates)
         returns = trajectory_returns(family, data, candidates)
         lengths = data.mask.sum(axis=1).astype(jnp.float32)
         returns = returns.at[:, 0].add(config.reward_bias * lengths)  # Fig. 8: r_ψ1 + bias on every step
-        tasks = relabel(k_relabel, returns, candidates, config.method, config.top_k)
+        tasks = relabel(k_relabel, returns, candidates, spec)
         biased_share = jnp.mean(jnp.all(tasks == candidates[0], axis=-1))
     elif config.method == "true_task":
         tasks, biased_share = data.tasks, jnp.nan

@@ -215,6 +215,8 @@ class Rule:
     needs_goals: bool = False  # proposes achieved goals (goal families only)
     rewards_on_state: bool = False  # the released code's convention: r and done from φ(s), not φ(s')
     trajectory_level: bool = False  # scores each sample's whole episode (`Sample.episode`)
+    # how a whole trajectory picks its task from its returns (`relabel_trajectories`: HIPI-BC, advantage, air)
+    choose: Callable | None = None  # (key, spec, returns [N, M], baseline [N | 1, M] | None) -> index [N]
 
     @property
     def scores_candidates(self) -> bool:
@@ -326,27 +328,49 @@ def episode_returns(
     return jnp.sum(weight * reward, axis=1)
 
 
-def _generalized_hindsight(advantage: bool) -> Callable:
+def _choose_posterior(use_partition: bool) -> Callable:
+    def choose(key, spec, returns, baseline):  # Alg. 3: ψ̃_i ~ q(ψ | τ_i) (Eq. 7)
+        return posterior_draw(key, returns, use_partition=use_partition)[0]
+
+    return choose
+
+
+def _choose_advantage(key, spec, returns, baseline):  # Generalized Hindsight: top_k of R_ψ(τ) − V(ψ)
+    return top_k_draw(key, returns - baseline, spec.top_k)
+
+
+def _choose_air(key, spec, returns, baseline):  # Generalized Hindsight's AIR: top_k of the percentile ranks
+    return top_k_draw(key, percentile_ranks(returns), spec.top_k)
+
+
+def relabel_trajectories(key: Array, spec: RelabelSpec, returns: Array, baseline: Array | None = None) -> Array:
+    """Whole-trajectory relabeling, the one entry point of HIPI-BC (Alg. 3) and of HIPI-RL's `advantage`
+    and `air`: from the returns matrix [N, M] (trajectories × candidate tasks, `episode_returns`), one
+    candidate index per trajectory [N]. inverse_rl / inverse_rl_no_partition: a draw from q(ψ | τ)
+    (Eq. 7, with / without log Z); advantage: one of the `spec.top_k` best by R_ψ(τ) − `baseline` (a
+    value of each task: the critic's V(s_0, ψ) [N, M] in HIPI-RL, the data's mean return [M] in HIPI-BC);
+    air: one of the top_k best by `percentile_ranks`."""
+    if spec.rule.choose is None:
+        valid = ", ".join(name for name, rule in RULES.items() if rule.choose is not None)
+        raise ValueError(f"relabel={spec.strategy!r} does not relabel whole trajectories; valid: {valid}")
+    return spec.rule.choose(key, spec, returns, baseline)
+
+
+def _trajectory(spec, key, sample, family, fraction, values_fn) -> Proposal:
     """Generalized Hindsight (Li, Pinto, Abbeel 2020) at sample time: each sample's whole stored episode
-    is scored under the candidates, by the advantage R_ψ(τ) − V(s_0, ψ) (V = the critic at the policy's
-    mean action, via `values_fn`) or by AIR's percentile rank among the batch's episodes under ψ, and
-    the sample takes one of its top_k candidates. Every sample keeps its own (s, a, s'): no s→s pairs."""
-
-    def propose(spec, key, sample, family, fraction, values_fn) -> Proposal:
-        k_cand, k_values, k_pick = jax.random.split(key, 3)
-        candidates = candidate_tasks(k_cand, sample, family, spec)
-        returns = episode_returns(family, sample.episode, candidates, spec.gamma)  # [B, K]
-        if advantage:
-            tr, first = sample.transition, sample.episode.first_obs
-            state_values = values_fn(k_values, first, tr.action, tr.next_obs, candidates[None], returns, returns)
-            scores = returns - state_values
-        else:
-            scores = percentile_ranks(returns)
-        pick = top_k_draw(k_pick, scores, spec.top_k)
-        chosen = jnp.take_along_axis(returns, pick[:, None], axis=1)[:, 0]
-        return Proposal(task=candidates[pick], info={"episode_return_chosen": chosen.mean()})
-
-    return propose
+    is scored under the candidates and relabeled by `relabel_trajectories`; the advantage's baseline is
+    V(s_0, ψ) = the critic at the policy's mean action, via `values_fn`. Every sample keeps its own
+    (s, a, s'): no s→s pairs."""
+    k_cand, k_values, k_pick = jax.random.split(key, 3)
+    candidates = candidate_tasks(k_cand, sample, family, spec)
+    returns = episode_returns(family, sample.episode, candidates, spec.gamma)  # [B, K]
+    baseline = None
+    if spec.rule.value_estimator is not None:  # advantage
+        tr, first = sample.transition, sample.episode.first_obs
+        baseline = values_fn(k_values, first, tr.action, tr.next_obs, candidates[None], returns, returns)
+    pick = relabel_trajectories(k_pick, spec, returns, baseline)
+    chosen = jnp.take_along_axis(returns, pick[:, None], axis=1)[:, 0]
+    return Proposal(task=candidates[pick], info={"episode_return_chosen": chosen.mean()})
 
 
 def _inverse_rl_released(spec, key, sample, family, fraction, values_fn) -> Proposal:
@@ -406,8 +430,8 @@ RULES: dict[str, Rule] = {
     "random": Rule(_random),
     "final": Rule(_final, needs_goals=True),
     "future": Rule(_future, needs_goals=True),
-    "inverse_rl": Rule(_inverse_rl(True), value_estimator="critic"),
-    "inverse_rl_no_partition": Rule(_inverse_rl(False), value_estimator="critic"),
+    "inverse_rl": Rule(_inverse_rl(True), value_estimator="critic", choose=_choose_posterior(True)),
+    "inverse_rl_no_partition": Rule(_inverse_rl(False), value_estimator="critic", choose=_choose_posterior(False)),
     "final_released": Rule(_her_released(1), needs_goals=True, rewards_on_state=True),
     "future_released": Rule(_her_released(4), needs_goals=True, rewards_on_state=True),
     "inverse_rl_released": Rule(
@@ -419,8 +443,8 @@ RULES: dict[str, Rule] = {
     "future_self_pairs": Rule(_future_with(self_pairs=True), needs_goals=True),
     "future_on_state": Rule(_future, needs_goals=True, rewards_on_state=True),
     "future_share45": Rule(_future_with(share=0.8), needs_goals=True),
-    "advantage": Rule(_generalized_hindsight(True), value_estimator="state_value", trajectory_level=True),
-    "air": Rule(_generalized_hindsight(False), trajectory_level=True),
+    "advantage": Rule(_trajectory, value_estimator="state_value", trajectory_level=True, choose=_choose_advantage),
+    "air": Rule(_trajectory, trajectory_level=True, choose=_choose_air),
 }
 STRATEGIES = tuple(RULES)
 
