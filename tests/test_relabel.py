@@ -908,3 +908,8 @@ def test_no_module_but_relabel_branches_on_a_strategy_name():
                 names = [o.value for o in operands if isinstance(o, ast.Constant) and o.value in rl.STRATEGIES]
                 found += [f"{path.relative_to(src)}:{node.lineno} {names}" for _ in names[:1]]
     assert not found, found
+
+
+def test_relabel_trajectories_refuses_a_transition_level_strategy():
+    with pytest.raises(ValueError, match=r"relabel='future' does not relabel whole trajectories; valid: inverse_rl, "):
+        rl.relabel_trajectories(jax.random.key(0), spec("future"), jnp.zeros((3, 2)))
