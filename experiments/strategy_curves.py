@@ -358,7 +358,7 @@ def plot(results: dict, path: Path, title: str) -> None:
         ax.legend(fontsize=6, frameon=False)
         ax.set_xlabel("env steps per seed")
         ax.xaxis.set_major_formatter(lambda x, _: f"{x / 1e3:g}k")
-    fig.suptitle(f"{title} (mean ± std over seeds, each strategy at its best updates per env step)")
+    fig.suptitle(f"{title}\n(mean ± std over seeds, each strategy at its best updates per env step)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
