@@ -293,10 +293,6 @@ def _final(spec, key, sample, family, fraction, values_fn) -> Proposal:
     return Proposal(task=family.achieved_task(sample.final_features, sample.transition.task))
 
 
-def _future(spec, key, sample, family, fraction, values_fn) -> Proposal:
-    return Proposal(task=family.achieved_task(sample.future_features, sample.transition.task))
-
-
 def _inverse_rl(use_partition: bool) -> Callable:
     def propose(spec, key, sample, family, fraction, values_fn) -> Proposal:
         k_cand, k_values, k_pick, k_own = jax.random.split(key, 4)
@@ -393,7 +389,8 @@ def _random_released(spec, key, sample, family, fraction, values_fn) -> Proposal
 
 
 def _future_with(rest_goals: bool = False, self_pairs: bool = False, share: float | None = None) -> Callable:
-    """Correct `future` with one factor of `future_released` (issue #35's ablation): goals φ(s_j),
+    """HER's `future` (a goal of one of the next 4 states, App. C.1), or with one factor of
+    `future_released` (issue #35's ablation): goals φ(s_j),
     j ~ U[i, T) (`rest_goals`); s' = s for a Bernoulli(⅘) share of the samples, drawn independently of
     who is relabeled (`self_pairs`); a Bernoulli(`share`) relabeled share instead of relabel_fraction.
     The fourth factor, rewards on φ(s), is `Rule.rewards_on_state`."""
@@ -429,7 +426,7 @@ RULES: dict[str, Rule] = {
     "none": Rule(_none),
     "random": Rule(_random),
     "final": Rule(_final, needs_goals=True),
-    "future": Rule(_future, needs_goals=True),
+    "future": Rule(_future_with(), needs_goals=True),
     "inverse_rl": Rule(_inverse_rl(True), value_estimator="critic", choose=_choose_posterior(True)),
     "inverse_rl_no_partition": Rule(_inverse_rl(False), value_estimator="critic", choose=_choose_posterior(False)),
     "final_released": Rule(_her_released(1), needs_goals=True, rewards_on_state=True),
@@ -441,7 +438,7 @@ RULES: dict[str, Rule] = {
     # `future` with one factor of `future_released` at a time (docs/results.md, the HER ablation)
     "future_rest_goals": Rule(_future_with(rest_goals=True), needs_goals=True),
     "future_self_pairs": Rule(_future_with(self_pairs=True), needs_goals=True),
-    "future_on_state": Rule(_future, needs_goals=True, rewards_on_state=True),
+    "future_on_state": Rule(_future_with(), needs_goals=True, rewards_on_state=True),
     "future_share45": Rule(_future_with(share=0.8), needs_goals=True),
     "advantage": Rule(_trajectory, value_estimator="state_value", trajectory_level=True, choose=_choose_advantage),
     "air": Rule(_trajectory, trajectory_level=True, choose=_choose_air),
