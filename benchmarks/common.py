@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hipi_jax import training
+from hipi_jax import programs, runner
 from hipi_jax.config import TrainConfig
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,7 +46,7 @@ def run_hipi(epoch_steps: int, epochs: int, **overrides) -> dict:
             **overrides,
         }
     )
-    summary, _ = training.run(config, lambda record: None, progress=False)
+    summary, _ = runner.loop(programs.build(config), lambda record: None, progress=False)
     return {k: summary[k] for k in ("env_steps_per_s", "updates_per_s", "compile_s", "train_s")}
 
 

@@ -155,7 +155,7 @@ def main(argv=None) -> int:
                              hidden=tuple(int(h) for h in args.hidden.split(",")), buffer_size=100_000,
                              warmup_steps=2_000, eval_episodes=1)  # fmt: skip
         tr = training.build(config)
-        prog = training.programs(tr)
+        prog = programs.programs(tr)
         state = jax.tree.map(lambda x: x[0], prog.warmup(prog.init(training.run_keys(config))))
         iterations[strategy] = config.updates_per_iteration
         for name, stage in stages(tr, state).items():

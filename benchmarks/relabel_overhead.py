@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from hipi_jax import buffer, report, training
+from hipi_jax import buffer, programs, report, training
 from hipi_jax.config import TrainConfig
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,7 +57,7 @@ def update_program(config: TrainConfig) -> dict:
     """`SCAN` jitted updates of one seed from a buffer filled by the warm-up and, for inverse RL, the
     kernel alone (critic on B x K pairs, then the softmax draw) with XLA's FLOP count of one call."""
     tr = training.build(config)
-    prog = training.programs(tr)
+    prog = programs.programs(tr)
     state = prog.warmup(prog.init(training.run_keys(config)))
     body = lambda s, _: training.update(tr, s)
     updates = jax.jit(jax.vmap(lambda s: jax.lax.scan(body, s, None, length=SCAN)[0]), donate_argnums=0)

@@ -5,7 +5,7 @@
 
 Runs, through the installed CLIs as a user would: `hipi-train` on nav2d and on reacher_goal (2 seeds,
 small budgets, a checkpoint every chunk) and `hipi-bc collect` + `hipi-bc train` on point_goal. The
-digest of a run is the SHA-256 of its metrics.jsonl with the wall times dropped (`wall_s`) and of every
+digest of a run is the SHA-256 of its metrics.jsonl with the wall times dropped (`VARYING`) and of every
 array of its policies (hipi-train: policies/; hipi-bc: its results.json without timings and the
 methods' policies). `--against` exits 1 naming every digest that differs. Bitwise equality holds on
 one machine and JAX version (XLA's CPU code is deterministic there), not across them.
@@ -22,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-TIMINGS = {"wall_s", "compile_s", "train_s", "env_steps_per_s", "updates_per_s", "seconds", "wall_seconds"}
+# wall-clock figures, and hipi-bc's dataset path (it names the --out of this script)
+VARYING = {"wall_s", "compile_s", "train_s", "env_steps_per_s", "updates_per_s", "seconds", "wall_seconds", "data"}
 TRAIN = {
     "nav2d": "--env nav2d --env-steps 6000 --eval-every 2000 --seeds 2".split(),
     "reacher_goal": (
@@ -32,9 +33,9 @@ TRAIN = {
 
 
 def drop_timings(x):
-    """`x` (parsed JSON) without the keys of wall-clock figures, at any depth."""
+    """`x` (parsed JSON) without the keys of `VARYING`, at any depth."""
     if isinstance(x, dict):
-        return {k: drop_timings(v) for k, v in x.items() if k not in TIMINGS}
+        return {k: drop_timings(v) for k, v in x.items() if k not in VARYING}
     if isinstance(x, list):
         return [drop_timings(v) for v in x]
     return x

@@ -45,7 +45,7 @@ def main(argv=None) -> int:
     for s in counts:
         config = TrainConfig(env=args.env, relabel=args.relabel, seeds=s, eval_every=args.chunk_steps,
                              warmup_steps=1_000, env_steps=10**6)  # fmt: skip
-        prog = training.programs(training.build(config))
+        prog = programs.programs(training.build(config))
         state = prog.warmup(prog.init(training.run_keys(config)))
         t0 = time.perf_counter()
         chunk = prog.chunk.lower(state).compile()

@@ -109,7 +109,7 @@ def config_for(args, env: str, strategy: str, budget: dict, utd: float = 1.0) ->
 
 def main(argv, prog: str, doc: str, envs: str, strategies: str, budgets: dict, paper: dict, title: str) -> int:
     """A figure script's entry point: parse `argv`, pick the CPU or `--paper-scale` budgets, run."""
-    cli.setup_logging(prog)  # training.run reports its budget and buffer through logging
+    cli.setup_logging(prog)  # runner.loop reports its budget and buffer through logging
     p = parser(doc.split("\n\n")[0], envs, strategies, f"runs/{prog.split('_')[0]}")
     p.prog = prog
     args = p.parse_args(argv)

@@ -22,7 +22,20 @@ from hypothesis import strategies as st
 from test_cli import TINY, snapshot
 
 import hipi_jax
-from hipi_jax import checkpoint, cli, envs, eval_cli, load_policy, plot_cli, policy, render, report, stats, training
+from hipi_jax import (
+    checkpoint,
+    cli,
+    envs,
+    eval_cli,
+    load_policy,
+    plot_cli,
+    policy,
+    programs,
+    render,
+    report,
+    stats,
+    training,
+)
 
 pytestmark = pytest.mark.usefixtures("fast_compilation")
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -37,7 +50,7 @@ def run_dir(tmp_path_factory) -> Path:
 
 def final_state(out: Path):
     tr = training.build(TINY_CONFIG)
-    prog = training.programs(tr)
+    prog = programs.programs(tr)
     state, meta, _ = checkpoint.restore_latest(checkpoint.manager(out / "checkpoints", 2), prog.like)
     assert meta["chunks_done"] == TINY_CONFIG.num_chunks
     return tr, state

@@ -22,7 +22,7 @@ import yaml
 from conftest import TINY_CONFIG
 
 import hipi_jax
-from hipi_jax import cli, envs, report, runner, training
+from hipi_jax import cli, envs, programs, report, runner, training
 from hipi_jax.config import ENV_PRESETS, TrainConfig
 from hipi_jax.relabel import STRATEGIES
 
@@ -41,7 +41,7 @@ def no_training(monkeypatch):
     """Bad input must never reach training; if it does, fail at once instead of training."""
 
     def refuse(*args, **kwargs):
-        raise AssertionError("bad input reached training.run")
+        raise AssertionError("bad input reached runner.train")
 
     monkeypatch.setattr(training, "run", refuse)
 
@@ -408,7 +408,7 @@ def test_sweep_is_the_separate_runs_in_one_program(tmp_path, capsys):
     ]
     for i, gamma in enumerate((0.9, 0.99)):
         alone = []
-        training.run(dataclasses.replace(TINY_CONFIG, gamma=gamma), alone.append, progress=False)
+        runner.loop(programs.build(dataclasses.replace(TINY_CONFIG, gamma=gamma)), alone.append, progress=False)
         assert len(alone) == len(swept)
         for a, b in zip(alone, swept, strict=True):
             for key, value in a.items():

@@ -142,10 +142,10 @@ def test_strategy_curves_resumes_a_run_stopped_part_way(tmp_path, capsys, monkey
 def hanging_child(config: dict, run_dir: str, resume: bool, progress: bool, always: bool = False) -> None:
     """strategy_curves.train_child whose first attempt (or every one, `always`) hangs after 1 chunk,
     under a 10-second stall guard: the spawned child imports this module to run it."""
-    from hipi_jax import cli, runner, training
+    from hipi_jax import cli, runner
 
     if always or not resume:
-        calls, check = [0], training.check_finite
+        calls, check = [0], runner.check_finite
 
         def blocking(*args):
             calls[0] += 1
@@ -153,7 +153,7 @@ def hanging_child(config: dict, run_dir: str, resume: bool, progress: bool, alwa
                 threading.Event().wait()
             return check(*args)
 
-        training.check_finite = blocking
+        runner.check_finite = blocking
     cli.setup_logging("hipi-train")
     runner.train(strategy_curves.TrainConfig.from_dict(config), Path(run_dir), overwrite=not resume,
                  resume=resume, progress=False, stall_timeout=10)  # fmt: skip

@@ -234,10 +234,10 @@ def test_a_full_disk_during_an_append_tears_one_line_then_resume_is_exact(
 
 
 def test_too_much_memory_is_refused_before_anything_is_written(tmp_path, capsys, monkeypatch):
-    from hipi_jax import training
+    from hipi_jax import programs
 
     out = tmp_path / "run"
-    monkeypatch.setattr(training, "device_memory", lambda: 16 * 2**30)  # this CI machine's order, on any host
+    monkeypatch.setattr(programs, "device_memory", lambda: 16 * 2**30)  # this CI machine's order, on any host
     # inverse RL scores B x B (sample, task) pairs: B = 2**17 needs about 2**34 floats at once
     big = [
         "--batch-size",
@@ -258,10 +258,10 @@ def test_too_much_memory_is_refused_before_anything_is_written(tmp_path, capsys,
 
 
 def test_too_many_evaluation_episodes_are_refused_before_anything_is_written(tmp_path, capsys, monkeypatch):
-    from hipi_jax import training
+    from hipi_jax import programs
 
     out = tmp_path / "run"
-    monkeypatch.setattr(training, "device_memory", lambda: 16 * 2**30)
+    monkeypatch.setattr(programs, "device_memory", lambda: 16 * 2**30)
     with pytest.raises(SystemExit) as e:
         cli.main([*ARGS, "--eval-episodes", str(2 * 10**8), "--out", str(out)])
     assert e.value.code == 2
@@ -361,14 +361,14 @@ def test_atomic_writes_leave_the_old_file_whole_when_writing_fails(tmp_path):
 
 BLOCK_AFTER = """
 import sys, threading
-from hipi_jax import cli, training
-calls, check = [0], training.check_finite
+from hipi_jax import cli, runner
+calls, check = [0], runner.check_finite
 def blocking(*args):  # after the 4th chunk the main thread waits forever, as XLA's hung runtime does
     calls[0] += 1
     if calls[0] > 4:
         threading.Event().wait()
     return check(*args)
-training.check_finite = blocking
+runner.check_finite = blocking
 sys.exit(cli.main(sys.argv[1:]))
 """
 
@@ -430,14 +430,14 @@ def test_a_signal_while_hipi_train_compiles_stops_it_at_once_with_nothing_writte
 
 HOLD_IN_CHUNK_6 = """
 import sys, threading
-from hipi_jax import cli, signals, training
-calls, check = [0], training.check_finite
+from hipi_jax import cli, runner, signals
+calls, check = [0], runner.check_finite
 def holding(*args):  # chunk 6 never ends, as a long chunk would not for a while
     calls[0] += 1
     if calls[0] == 6:
         threading.Event().wait()
     return check(*args)
-training.check_finite = holding
+runner.check_finite = holding
 signals.exit_at_once("hipi-train")  # as the hipi-train command does
 sys.exit(cli.main(sys.argv[1:]))
 """

@@ -24,7 +24,7 @@ SWEEP = TrainConfig.preset(env="nav2d", seeds=2, sweep="relabel_fraction=0.2,0.8
 
 
 def make_records(runs: int, steps=(1000, 2000, 3000), offset: float = 0.0) -> list[dict]:
-    """Records as training.run makes them: the first without training metrics, float32-derived values."""
+    """Records as runner.loop makes them: the first without training metrics, float32-derived values."""
     records = []
     for i, step in enumerate(steps):
         rec = {

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from conftest import TINY_CONFIG
 
-from hipi_jax import envs, training
+from hipi_jax import envs, programs, runner
 from hipi_jax.envs import jaco, quadruped
 from hipi_jax.envs.base import auto_reset, reset_with_prior
 from hipi_jax.envs.mjx_suite import FINGER_RADIUS, ctrl_scale, reacher_discrete_targets
@@ -343,6 +343,6 @@ def test_trains_a_few_hundred_steps(name):
         buffer_size=4_000, eval_every=168,
     )  # fmt: skip
     records = []
-    summary, _ = training.run(config, records.append, progress=False)
+    summary, _ = runner.loop(programs.build(config), records.append, progress=False)
     assert summary["env_steps"] >= 400 and np.all(np.isfinite(summary["eval_return"]))
     assert all(np.isfinite(r["critic_loss"]).all() for r in records[1:])

@@ -11,7 +11,7 @@ import jax
 import numpy as np
 from conftest import TINY_CONFIG
 
-from hipi_jax import training
+from hipi_jax import programs, runner
 
 
 def test_seed_0_of_one_and_of_two_seeds():
@@ -19,7 +19,7 @@ def test_seed_0_of_one_and_of_two_seeds():
     runs = {}
     for seeds in (1, 2):
         records = []
-        training.run(dataclasses.replace(TINY_CONFIG, seeds=seeds), records.append, progress=False)
+        runner.loop(programs.build(dataclasses.replace(TINY_CONFIG, seeds=seeds)), records.append, progress=False)
         runs[seeds] = records
     one, two = runs[1], runs[2]
     assert len(one) == len(two) == TINY_CONFIG.num_chunks + 1

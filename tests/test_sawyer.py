@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from conftest import TINY_CONFIG
 
-from hipi_jax import envs, training
+from hipi_jax import envs, programs, runner
 from hipi_jax.config import TrainConfig
 from hipi_jax.envs import sawyer
 from hipi_jax.tasks import GoalMargin, GoalReach
@@ -284,6 +284,6 @@ def test_trains_a_few_hundred_steps():
         buffer_size=4_000, eval_every=168, grad_clip=TrainConfig.preset(name).grad_clip,
     )  # fmt: skip
     records = []
-    summary, _ = training.run(config, records.append, progress=False)
+    summary, _ = runner.loop(programs.build(config), records.append, progress=False)
     assert summary["env_steps"] >= 400 and np.all(np.isfinite(summary["eval_return"]))
     assert all(np.isfinite(r["critic_loss"]).all() for r in records[1:])

@@ -1,4 +1,4 @@
-"""Runs laid out over devices (`training.Placement`), checked against one device:
+"""Runs laid out over devices (`programs.Placement`), checked against one device:
 
 - 2 forced host devices, 2 seeds: the run axis is split over both devices;
 - 2 devices, 1 seed: the env axis of the env states and the replay buffer is split instead;
@@ -29,12 +29,12 @@ EXACT = ("env_steps", "updates", "eval_return", "eval_success")
 
 SCRIPT = """
 import json, sys, jax
-from hipi_jax import training
+from hipi_jax import programs, runner, training
 from hipi_jax.config import TrainConfig
 cfg = TrainConfig(**json.loads(sys.argv[1]))
 records = []
-_, state = training.run(cfg, records.append, progress=False)
-mesh = dict(training.Placement.of(cfg).mesh.shape)
+_, state = runner.loop(programs.build(cfg), records.append, progress=False)
+mesh = dict(programs.Placement.of(cfg).mesh.shape)
 env_devices = len(state.buffer.data.obs.sharding.device_set), state.buffer.data.obs.sharding.spec
 print(json.dumps({"mesh": mesh, "buffer": [env_devices[0], str(env_devices[1])], "records": records}))
 """

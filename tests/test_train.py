@@ -12,8 +12,10 @@ strategies and repeated runs, compile once.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import functools
+import logging
 
 import chex
 import jax
@@ -22,7 +24,7 @@ import numpy as np
 import pytest
 from conftest import TINY_CONFIG
 
-from hipi_jax import envs, training
+from hipi_jax import envs, errors, programs, runner, training
 from hipi_jax.config import TrainConfig
 from hipi_jax.envs.base import reset_with_prior
 from hipi_jax.relabel import STRATEGIES
@@ -47,10 +49,10 @@ _RUNS: dict[TrainConfig, tuple[list[dict], dict, training.TrainState]] = {}
 
 
 def run_once(config: TrainConfig) -> tuple[list[dict], dict, training.TrainState]:
-    """(records, summary, final state) of `training.run(config)`, computed once per module."""
+    """(records, summary, final state) of `runner.loop(programs.build(config))`, computed once per module."""
     if config not in _RUNS:
         records = []
-        summary, state = training.run(config, records.append, progress=False)
+        summary, state = runner.loop(programs.build(config), records.append, progress=False)
         _RUNS[config] = records, summary, state
     return _RUNS[config]
 
@@ -77,11 +79,11 @@ def compiled():
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(training, "chunk", counted_chunk)  # `programs` binds `chunk` when it is called
-        prog = training.programs(tr)
+        prog = programs.programs(tr)
     return tr, prog, traces
 
 
-def warm_state(prog: training.Programs, config: TrainConfig = BASE) -> training.TrainState:
+def warm_state(prog: programs.Programs, config: TrainConfig = BASE) -> training.TrainState:
     return prog.warmup(prog.init(training.seed_keys(config.seed, config.seeds)))
 
 
@@ -268,7 +270,7 @@ def test_seeds_differ_from_each_other():
 def test_same_config_same_seed_is_deterministic():
     records, _, state = run_once(BASE)
     again = []
-    _, state_again = training.run(BASE, again.append, progress=False)
+    _, state_again = runner.loop(programs.build(BASE), again.append, progress=False)
     assert without_wall(again) == without_wall(records)
     assert leaves_equal(state_again.agent, state.agent)
     assert leaves_equal(state_again.buffer, state.buffer)
@@ -288,8 +290,8 @@ def test_another_seed_gives_other_results():
 
 
 def test_check_finite_passes_finite_metrics():
-    training.check_finite({"critic_loss": np.array([1.0, 2.0]), "alpha": np.float32(0.5)}, env_steps=10)
-    training.check_finite({}, env_steps=0)
+    runner.check_finite({"critic_loss": np.array([1.0, 2.0]), "alpha": np.float32(0.5)}, env_steps=10)
+    runner.check_finite({}, env_steps=0)
 
 
 @pytest.mark.parametrize(
@@ -299,20 +301,20 @@ def test_check_finite_passes_finite_metrics():
 )  # fmt: skip
 def test_check_finite_names_quantity_run_and_step(bad, seed):
     metrics = {"critic_loss": np.ones_like(bad), "actor_loss": bad, "alpha": np.ones_like(bad)}
-    with pytest.raises(training.NonFiniteError, match=rf"non-finite actor_loss at env step 123 \(run index {seed}\)"):
-        training.check_finite(metrics, env_steps=123)
+    with pytest.raises(errors.NonFiniteError, match=rf"non-finite actor_loss at env step 123 \(run index {seed}\)"):
+        runner.check_finite(metrics, env_steps=123)
 
 
 def test_check_finite_error_is_a_runtime_error():
-    assert issubclass(training.NonFiniteError, RuntimeError)
+    assert issubclass(errors.NonFiniteError, RuntimeError)
 
 
 def test_run_stops_on_a_diverging_learning_rate():
     """lr = 1e30: the first Adam steps blow every parameter up, so the first chunk's losses are not finite."""
     config = dataclasses.replace(BASE, learning_rate=1e30)
     records = []
-    with pytest.raises(training.NonFiniteError, match=r"non-finite \w+ at env step 34 \(run index [01]\)"):
-        training.run(config, records.append, progress=False)
+    with pytest.raises(errors.NonFiniteError, match=r"non-finite \w+ at env step 34 \(run index [01]\)"):
+        runner.loop(programs.build(config), records.append, progress=False)
     assert len(records) == 1 and records[0]["env_steps"] == 10  # only the evaluation before training was logged
 
 
@@ -403,3 +405,36 @@ def test_starts_fresh_draws_a_new_start_and_reuse_the_first_one(starts):
     again = envs.auto_reset(tr.env, ended, jax.random.key(1))
     assert int(again.t) == 0 and not np.array_equal(again.task, first.task)
     assert np.array_equal(again.obs, first.obs) == (starts == "reuse")
+
+
+def compiled_names(fn) -> collections.Counter:
+    """How often each program is compiled while `fn()` runs (JAX's log of compilations, by name)."""
+    names: collections.Counter = collections.Counter()
+
+    class Count(logging.Handler):
+        def emit(self, record):
+            if (text := record.getMessage()).startswith("Compiling "):
+                names[text.split()[1]] += 1
+
+    handler, jax_log = Count(), logging.getLogger("jax")
+    jax_log.addHandler(handler)
+    try:
+        with jax.log_compiles(True):
+            fn()
+    finally:
+        jax_log.removeHandler(handler)
+    return names
+
+
+def test_every_program_of_a_run_is_compiled_once(tmp_path):
+    """`runner.train` builds and compiles the programs once (`programs.build`) and runs them: the state's
+    init, the warm-up, the chunk and the evaluation compile once each; a resumed run (a larger budget)
+    compiles the chunk and the evaluation once and no warm-up."""
+    ours = ("jit(init)", "jit(warmup)", "jit(chunk)", "jit(evaluate)")
+    out = tmp_path / "run"
+    fresh = compiled_names(lambda: runner.train(BASE, out, progress=False))
+    assert {name: fresh[name] for name in ours} == dict.fromkeys(ours, 1), fresh
+    longer = dataclasses.replace(BASE, env_steps=2 * BASE.env_steps)
+    resumed = compiled_names(lambda: runner.train(longer, out, resume=True, progress=False))
+    assert {name: resumed[name] for name in ours} == {"jit(init)": 0, "jit(warmup)": 0, "jit(chunk)": 1,
+                                                      "jit(evaluate)": 1}, resumed  # fmt: skip

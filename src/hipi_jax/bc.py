@@ -218,10 +218,11 @@ def run(config: BCConfig, data: Dataset, seed: int, seeds: int) -> dict[str, Arr
 def demonstrations(train_config, episodes: int, key: Array, log=lambda record: None, progress: bool = True):
     """Alg. 3's data: train multi-task SAC with `train_config`, then roll its stochastic policy (seed 0)
     out for `episodes` episodes on prior tasks. Returns (Dataset, the expert's training summary)."""
-    from hipi_jax import training
+    from hipi_jax import programs, runner
 
-    summary, state = training.run(train_config, log, progress)
-    tr = training.build(train_config)
+    built = programs.build(train_config)
+    summary, state = runner.loop(built, log, progress=progress)
+    tr = built.trainer
     actor = jax.tree.map(lambda x: x[0], state.agent.actor_params)
 
     def collect(params, key):
@@ -264,9 +265,9 @@ def scripted_demonstrations(
 
 
 def check_finite(out: dict, method: str) -> None:
-    """Raise training.NonFiniteError naming the first of the validation loss and the evaluation return that is
+    """Raise errors.NonFiniteError naming the first of the validation loss and the evaluation return that is
     NaN or inf (the clone diverged)."""
-    from hipi_jax.training import NonFiniteError
+    from hipi_jax.errors import NonFiniteError
 
     for name in ("best_val_loss", "eval_return"):
         bad = ~np.isfinite(np.asarray(out[name], np.float64))

@@ -174,7 +174,7 @@ def collect(args) -> int:
     from hipi_jax import bc, dataset, report
 
     print(f"hipi-bc: training the {args.env} expert ({config.env_steps} env steps), then {args.episodes} rollouts")
-    from hipi_jax.training import NonFiniteError
+    from hipi_jax.errors import NonFiniteError
 
     try:
         data, summary = bc.demonstrations(
@@ -255,7 +255,7 @@ def train(args) -> int:
     except ValueError as e:
         _fail(str(e))
     from hipi_jax import bc, dataset, report
-    from hipi_jax.training import NonFiniteError
+    from hipi_jax.errors import NonFiniteError
 
     try:
         data = dataset.load(args.data)

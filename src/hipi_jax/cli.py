@@ -18,7 +18,7 @@ import yaml
 
 from hipi_jax import __version__, envs, signals
 from hipi_jax.config import ENV_PRESETS, START_MODES, TrainConfig
-from hipi_jax.errors import first_line, no_backend, os_error
+from hipi_jax.errors import NonFiniteError, first_line, no_backend, os_error
 from hipi_jax.loggers import LOGGERS
 from hipi_jax.relabel import STRATEGIES, VALUE_ESTIMATORS
 
@@ -285,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
         _fail(problem)
     setup_logging()
 
-    from hipi_jax import runner, training  # heavy imports only once the input is valid
+    from hipi_jax import runner  # heavy imports only once the input is valid
 
     try:
         runner.train(
@@ -294,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
         )  # fmt: skip
     except ValueError as e:  # bad input found before anything was written
         _fail(str(e))
-    except training.NonFiniteError as e:
+    except NonFiniteError as e:
         print(f"hipi-train: error: {e}", file=sys.stderr)
         return 1
     except OSError as e:  # a full or read-only disk at run time; complete checkpoints and files stay as they were

@@ -5,6 +5,10 @@ from __future__ import annotations
 import errno
 
 
+class NonFiniteError(RuntimeError):
+    """Training produced a NaN or inf; the message names the quantity, run and env step (or method)."""
+
+
 def first_line(e: BaseException, limit: int = 200) -> str:
     """`Type: first line of the message`, cut at a word boundary to about `limit` characters."""
     text = str(e).strip().splitlines()[0] if str(e).strip() else ""

@@ -1,5 +1,5 @@
 """Where a run's evaluation records go: `open_loggers(names, out, config)` -> a `Logger` with `log(record)` and
-`close()`. A record is one evaluation of training.run: env_steps, updates, wall_s and per-run lists (run r = sweep
+`close()`. A record is one evaluation of runner.loop: env_steps, updates, wall_s and per-run lists (run r = sweep
 value r // seeds, seed index r % seeds).
 
 Loggers (names):

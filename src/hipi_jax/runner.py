@@ -3,7 +3,7 @@
 The run directory (docs/architecture.md "Run directory"): config.json, metrics.jsonl, metrics.csv,
 summary.json, curves.png, checkpoints/ (Orbax, the whole training state) and policies/ (the actor
 alone, `hipi_jax.load_policy`). Bad input raises ValueError before anything is created or
-overwritten; a NaN or inf stops training with `training.NonFiniteError`. Messages go through the
+overwritten; a NaN or inf stops training with `errors.NonFiniteError`. Messages go through the
 `hipi_jax` logger (`logging`), not print.
 """
 
@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import shutil
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -158,6 +159,27 @@ def policy_meta(config: TrainConfig, env) -> dict:
     }
 
 
+@dataclasses.dataclass(frozen=True)
+class RunOptions:
+    """How `train` runs and writes a config (the options of hipi-train beside the config's own)."""
+
+    overwrite: bool = False
+    resume: bool = False
+    ckpt_every: int = 1
+    keep: int = 2
+    progress: bool = True
+    loggers: tuple[str, ...] = ()
+    stall_timeout: float | None = 0
+
+    def __post_init__(self):
+        if self.ckpt_every < 0:
+            raise ValueError(f"--ckpt-every {self.ckpt_every} must be >= 0")
+        if self.keep < 1:
+            raise ValueError(f"--keep {self.keep} must be >= 1")
+        if self.stall_timeout is not None and not self.stall_timeout >= 0:
+            raise ValueError(f"--stall-timeout {self.stall_timeout} must be >= 0 seconds (0 = off)")
+
+
 def train(
     config: TrainConfig,
     out: str | Path | None = None,
@@ -180,14 +202,9 @@ def train(
     import jax
 
     from hipi_jax import loggers as loggers_lib
-    from hipi_jax import signals, training
+    from hipi_jax import programs, signals
 
-    if ckpt_every < 0:
-        raise ValueError(f"--ckpt-every {ckpt_every} must be >= 0")
-    if keep < 1:
-        raise ValueError(f"--keep {keep} must be >= 1")
-    if stall_timeout is not None and not stall_timeout >= 0:
-        raise ValueError(f"--stall-timeout {stall_timeout} must be >= 0 seconds (0 = off)")
+    options = RunOptions(overwrite, resume, ckpt_every, keep, progress, tuple(loggers), stall_timeout)
     out = Path(out) if out is not None else Path("runs") / f"{config.env}-{config.relabel}-s{config.seed}"
     if resume:
         check_resume(out, config)
@@ -196,164 +213,306 @@ def train(
     loggers_lib.check(loggers)  # a missing package is bad input too
     resumable = f"continue with hipi-train --resume --out {out} and the same options"
     signals.leaving(resumable if resume else "nothing was saved; rerun the same command")
-    tr = training.build(config)
-    prog = training.programs(tr)
-    have = training.device_memory()
-    state = training.state_bytes_per_device(prog.like)
-    if state > have:  # refuse before compiling, allocating or writing anything
-        raise ValueError(memory_message(config, prog, state, have, "the training state"))
     log.info("compiling the training programs for %s (and checking their memory) ...", config.env)
-    compiled = training.compile_programs(prog, warmup=not resume)
-    if (need := compiled.peak_bytes(state)) > have:
-        raise ValueError(memory_message(config, prog, need, have, "training (XLA's memory analysis)"))
+    built = programs.build(config, warmup=not resume)  # refuses a run the device's memory cannot hold
     lead = jax.process_index() == 0  # the one process that writes the run's files (checkpoints: all)
     lock = lock_run_dir(out) if lead else None  # before anything in `out` is changed
     try:
-        meta = policy_meta(config, tr.env)
-        return _train(
-            config, out, meta, prog, compiled, lead, resume, ckpt_every, keep, progress, loggers, stall_timeout
-        )
+        return _Run(built, out, options, lead).train()
     finally:
         if lock is not None:
             os.close(lock)  # the kernel also releases it if the process dies
 
 
-def memory_message(config: TrainConfig, prog, need: int, have: int, what: str) -> str:
-    """The refusal of a run that needs `need` bytes per device where a device has `have`."""
-    import jax
+class _Run:
+    """One `train` call once its input is checked and its run directory locked: the host side around
+    `loop` (the run directory, checkpoints, loggers, signals, the stall guard)."""
 
-    buffer = sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(prog.like.buffer))
-    return (
-        f"{what} needs {need / 2**30:.2f} GiB per device (replay buffers: {buffer / 2**30:.2f} GiB in all for "
-        f"buffer_size={config.buffer_size} x {config.runs} run(s)) but a {jax.devices()[0].platform} device has "
-        f"{have / 2**30:.2f} GiB; lower --batch-size, --num-envs, --buffer-size, --eval-episodes, --seeds or the sweep"
-    )
+    def __init__(self, built, out: Path, options: RunOptions, lead: bool):
+        import jax
 
+        from hipi_jax import signals, stall
 
-def _train(config, out, meta, prog, compiled, lead, resume, ckpt_every, keep, progress, loggers, stall_timeout) -> dict:
-    """`train` once the input is checked and the run directory locked."""
-    import jax
+        self.built, self.config, self.out, self.options, self.lead = built, built.config, out, options, lead
+        self.barrier = _barrier if jax.process_count() > 1 else lambda name: None
+        self.meta = policy_meta(self.config, built.trainer.env)
+        self.mgr, self.logs, self.interrupted = None, None, None
+        self.env_steps = 0  # of the newest record
+        self.guard = stall.StallGuard(self.stalled, options.stall_timeout)
+        self.stop = signals.StopSignals() if jax.process_count() == 1 else contextlib.nullcontext(None)
 
-    from hipi_jax import checkpoint, errors, policy, report, signals, stall, training
-    from hipi_jax import loggers as loggers_lib
+    def train(self) -> dict:
+        from hipi_jax import loggers as loggers_lib
+        from hipi_jax import report
 
-    barrier = _barrier if jax.process_count() > 1 else lambda name: None
-    barrier("options checked")
-    metrics_path = out / "metrics.jsonl"
-    start, resume_step = None, None
-    if resume:
-        mgr = checkpoint.manager(out / "checkpoints", keep)
+        config, out = self.config, self.out
+        self.barrier("options checked")
+        if self.options.resume:
+            start = self.restore()
+            if start is None:  # stopped between its final checkpoint and its last files
+                return _finish(config, out, self.meta, self.finished_state, self.lead)
+        else:
+            start = self.clear()
+        if self.lead:
+            report.write_json(out / "config.json", config.to_dict())
+            # metrics.jsonl and metrics.csv, then --logger's choices; only process 0 logs
+            resume_step = self.env_steps if start is not None else None
+            self.logs = loggers_lib.open_loggers(("jsonl", "csv", *self.options.loggers), out, config, resume_step)
+        sweep = f", sweep {config.sweep}" if config.sweep else ""
+        log.info("%s / %s, %d seed(s)%s, writing %s", config.env, config.relabel, config.seeds, sweep, out)
+        progress = self.options.progress and self.lead
+        try:
+            with self.stop, self.guard:
+                summary, _ = loop(self.built, self.record, start=start, progress=progress, after_chunk=self.after)
+        except BaseException:
+            self.close(failed=True)
+            raise
+        if self.interrupted is not None:
+            self.close(failed=True)
+            raise self.interrupted
+        self.close(failed=False)
+        if config.sweep_axis is not None:
+            summary["runs"] = config.run_table()
+        if self.lead:
+            report.write_json(out / "summary.json", summary)
+        log.info("done in %.0f s; final eval_return per run %s", summary["wall_s"], summary["eval_return"])
+        return summary
+
+    def restore(self) -> tuple | None:
+        """(state, chunks done) of the newest usable checkpoint (unusable ones moved aside), or None when
+        it is the final one (`finished_state`); ValueError when there is none or nothing is left to train."""
+        from hipi_jax import checkpoint, programs
+
+        config, out = self.config, self.out
+        self.mgr = checkpoint.manager(out / "checkpoints", self.options.keep)
         check = lambda saved: check_same(saved, config, "the newest checkpoint")  # noqa: E731
-        restored = checkpoint.restore_latest(mgr, prog.like, check)
+        restored = checkpoint.restore_latest(self.mgr, self.built.programs.like, check)
         if restored is None:
             raise ValueError(f"--resume: no usable checkpoint in {out / 'checkpoints'}")
         state, saved, unusable = restored
-        if lead and (aside := checkpoint.move_aside(mgr, unusable)) is not None:
+        if self.lead and (aside := checkpoint.move_aside(self.mgr, unusable)) is not None:
             log.warning("moved the unusable checkpoint(s) %s to %s", ", ".join(map(str, unusable)), aside)
-        barrier("unusable checkpoints moved")
-        mgr.reload()
+        self.barrier("unusable checkpoints moved")
+        self.mgr.reload()
         done = saved["chunks_done"]
         if done == config.num_chunks and not (out / "summary.json").exists():  # stopped before its last files
-            return _finish(config, out, meta, state, lead)
+            self.finished_state = state
+            return None
         if done >= config.num_chunks:
             raise ValueError(f"--resume: the run in {out} already did its {done} chunks; raise --env-steps to train on")
-        barrier("checkpoint restored")
-        resume_step = int(training.to_host(state.env_steps)[0])  # the loggers drop what came after it
-        start = (state, done)
-        log.info("resuming %s after chunk %d (%d env steps)", out, done, resume_step)
-    else:
+        self.barrier("checkpoint restored")
+        self.env_steps = int(programs.to_host(state.env_steps)[0])  # the loggers drop what came after it
+        log.info("resuming %s after chunk %d (%d env steps)", out, done, self.env_steps)
+        return state, done
+
+    def clear(self) -> None:
+        """Start afresh: the run directory's files of an earlier run removed, a checkpoint manager opened."""
+        from hipi_jax import checkpoint, signals
+
         signals.leaving(
             "no checkpoint was written yet; rerun the same command"
-            if ckpt_every
+            if self.options.ckpt_every
             else "no checkpoints are written with --ckpt-every 0; rerun the same command"
         )
-        if lead:
+        if self.lead:
             for name in RUN_FILES + STALE_FILES:
-                (out / name).unlink(missing_ok=True)
+                (self.out / name).unlink(missing_ok=True)
             for name in RUN_DIRS:
-                shutil.rmtree(out / name, ignore_errors=True)
-        barrier("run directory cleared")
-        mgr = checkpoint.manager(out / "checkpoints", keep) if ckpt_every else None
-    if lead:
-        report.write_json(out / "config.json", config.to_dict())
-    # metrics.jsonl and metrics.csv, then --logger's choices; only process 0 logs
-    logs = loggers_lib.open_loggers(("jsonl", "csv", *loggers), out, config, resume_step) if lead else None
+                shutil.rmtree(self.out / name, ignore_errors=True)
+        self.barrier("run directory cleared")
+        if self.options.ckpt_every:
+            self.mgr = checkpoint.manager(self.out / "checkpoints", self.options.keep)
 
-    progress_at = {"env_steps": resume_step or 0}
+    def record(self, rec: dict) -> None:
+        self.env_steps = rec["env_steps"]
+        if self.logs is not None:
+            self.logs.log(rec)
 
-    def on_record(rec: dict) -> None:
-        progress_at["env_steps"] = rec["env_steps"]
-        if logs is not None:
-            logs.log(rec)
+    def stalled(self, waited: float) -> str:
+        from hipi_jax import signals
 
-    def stalled(waited: float) -> str:
         return (
-            f"hipi-train: error: no progress for {waited:.0f} s after env step {progress_at['env_steps']} (the "
-            f"longest chunk so far took {max(guard.gaps, default=0):.0f} s; --stall-timeout): the program is hung, "
-            f"as XLA's CPU runtime can be (docs/reliability.md), and was stopped; {signals.leaves()}"
+            f"hipi-train: error: no progress for {waited:.0f} s after env step {self.env_steps} (the longest chunk "
+            f"so far took {max(self.guard.gaps, default=0):.0f} s; --stall-timeout): the program is hung, as XLA's "
+            f"CPU runtime can be (docs/reliability.md), and was stopped; {signals.leaves()}"
         )
 
-    guard = stall.StallGuard(stalled, stall_timeout)
+    def after(self, done: int, state) -> bool:
+        """After chunk `done`: the stall guard's beat, a checkpoint and policy when due; True (stop the loop)
+        when a signal asked to stop before the last chunk."""
+        from hipi_jax import checkpoint, policy, programs, signals
 
-    stop = signals.StopSignals() if jax.process_count() == 1 else contextlib.nullcontext(None)
-
-    def on_chunk(done: int, state) -> None:
-        last = done == config.num_chunks
-        stopping = getattr(stop, "signum", None) is not None
-        guard.beat()
-        if ckpt_every and mgr is not None and (done % ckpt_every == 0 or last or stopping):
-            checkpoint.save(mgr, done, state, config.to_dict())
-            signals.leaving(f"continue with hipi-train --resume --out {out} and the same options")
-            guard.beat()
+        every, last = self.options.ckpt_every, done == self.config.num_chunks
+        stopping = getattr(self.stop, "signum", None) is not None
+        self.guard.beat()
+        if every and self.mgr is not None and (done % every == 0 or last or stopping):
+            checkpoint.save(self.mgr, done, state, self.config.to_dict())
+            signals.leaving(f"continue with hipi-train --resume --out {self.out} and the same options")
+            self.guard.beat()
         elif not (last or stopping):
-            return
+            return False
         # a policy beside every checkpoint and always at the end; to_host is a collective across processes
-        steps, actor = int(training.to_host(state.env_steps)[0]), training.to_host(state.agent.actor_params)
-        if lead:
-            policy.save(out, actor, steps, meta)
+        steps, actor = int(programs.to_host(state.env_steps)[0]), programs.to_host(state.agent.actor_params)
+        if self.lead:
+            policy.save(self.out, actor, steps, self.meta)
         if stopping and not last:
-            raise Interrupted(stop.signum, steps, resumable=bool(ckpt_every))
+            self.interrupted = Interrupted(self.stop.signum, steps, resumable=bool(every))
+            return True
+        return False
 
-    sweep = f", sweep {config.sweep}" if config.sweep else ""
-    log.info("%s / %s, %d seed(s)%s, writing %s", config.env, config.relabel, config.seeds, sweep, out)
-
-    def close(failed: bool) -> None:
+    def close(self, failed: bool) -> None:
         """Close the loggers and plot the curves; after a failure, a failure here is one warning line."""
+        from hipi_jax import errors, report
+
+        metrics = self.out / "metrics.jsonl"
         try:
-            if logs is not None:
-                logs.close()
-            if lead and metrics_path.exists():
-                records = report.read_jsonl(metrics_path)
-                report.plot_curves(split_runs(records, config), out / "curves.png", title=config.env)
+            if self.logs is not None:
+                self.logs.close()
+            if self.lead and metrics.exists():
+                records = report.read_jsonl(metrics)
+                report.plot_curves(split_runs(records, self.config), self.out / "curves.png", title=self.config.env)
         except Exception as e:
             if not failed:
                 raise
             log.warning("also failed to close the logs or plot the curves (%s)", errors.first_line(e))
 
-    try:
-        with stop, guard:
-            summary, _ = training.run(
-                config, on_record, progress=progress and lead, start=start, on_chunk=on_chunk, compiled=compiled
-            )
-    except BaseException:
-        close(failed=True)
-        raise
-    close(failed=False)
-    if config.sweep_axis is not None:
-        summary["runs"] = config.run_table()
-    if lead:
-        report.write_json(out / "summary.json", summary)
-    log.info("done in %.0f s; final eval_return per run %s", summary["wall_s"], summary["eval_return"])
+
+def loop(built, log_record, *, start: tuple | None = None, progress: bool = True, after_chunk=None) -> tuple:
+    """The host loop of a built run (`programs.build`): warm-up and a first evaluation record (unless
+    resuming from `start` = (state, chunks done)), then every remaining chunk, its metrics checked for
+    NaN or inf (`check_finite`) and its evaluation record passed to `log_record` (per-run lists, run r =
+    value r // seeds, seed index r % seeds). `after_chunk(chunks_done, state)` runs after each chunk;
+    True stops the loop there. Returns the summary and the final (run-batched) state."""
+    import jax
+    from tqdm.auto import tqdm
+
+    from hipi_jax import training
+
+    config, place, compiled = built.config, built.placement, built.compiled
+    done = 0 if start is None else start[1]
+    if done >= config.num_chunks:
+        raise ValueError(f"the run has done {done} of {config.num_chunks} chunks: nothing left to train")
+    if start is None and compiled.warmup is None:
+        raise ValueError("a fresh run needs the warm-up program: programs.build(config, warmup=True)")
+    t_start = time.perf_counter()
+    if start is None:
+        state = built.programs.init(place.put_runs(training.run_keys(config)))
+    else:
+        state = jax.device_put(start[0], jax.tree.map(lambda x: x.sharding, built.programs.like))
+    _log_layout(config, state, place)
+    per_chunk = config.iterations_per_chunk * config.num_envs
+    warmup_steps = config.warmup_iterations * config.num_envs
+    bar = tqdm(total=config.total_env_steps, initial=warmup_steps + done * per_chunk if start is not None else 0,
+               unit="step", disable=not progress, desc=f"{config.env}/{config.relabel}")  # fmt: skip
+    if start is None:
+        state = jax.block_until_ready(compiled.warmup(state))
+        bar.update(warmup_steps)
+        log_record(_record(built, state, 0, {}, t_start))
+    train_s, chunks_run, rec = 0.0, 0, None
+    for i in range(done, config.num_chunks):
+        t0 = time.perf_counter()
+        state, metrics = compiled.chunk(state)
+        metrics = _to_host(metrics)
+        train_s += time.perf_counter() - t0
+        chunks_run += 1
+        check_finite(metrics, int(_to_host(state.env_steps)[0]))
+        rec = _record(built, state, i + 1, metrics, t_start)
+        log_record(rec)
+        stop = after_chunk is not None and after_chunk(i + 1, state)
+        bar.update(per_chunk)
+        bar.set_postfix(_shown(rec))
+        if stop:
+            break
+    bar.close()
+    return _summary(built, rec, t_start, train_s, chunks_run), state
+
+
+def _to_host(tree):
+    from hipi_jax import programs
+
+    return programs.to_host(tree)
+
+
+def _log_layout(config: TrainConfig, state, place) -> None:
+    import jax
+
+    from hipi_jax import buffer
+
+    mesh = dict(place.mesh.shape)
+    log.info(
+        "replay buffer: %d run(s) x %d envs x %d steps = %.1f MiB on %d %s device(s) (%d for runs x %d for envs)",
+        config.runs, config.num_envs, config.capacity_per_env, buffer.nbytes(state.buffer) / 2**20, place.devices,
+        jax.devices()[0].platform, mesh["runs"], mesh["envs"],
+    )  # fmt: skip
+    log.info("budget: %s", config.budget_text)
+
+
+def _record(built, state, log_index: int, train_metrics: dict, t_start: float) -> dict:
+    """The evaluation record at log point `log_index` (0: after the warm-up)."""
+    from hipi_jax import training
+
+    config, place = built.config, built.placement
+    keys = training.per_run(config, training.eval_keys(config.seed, config.seeds, log_index))
+    ev = _to_host(built.compiled.evaluate(state.agent.actor_params, place.put_runs(keys)))
+    counts = _to_host({"env_steps": state.env_steps, "updates": state.updates})
+    rec = {
+        "env_steps": int(counts["env_steps"][0]),
+        "updates": int(counts["updates"][0]),
+        "wall_s": round(time.perf_counter() - t_start, 3),
+        "eval_return": ev["eval_return"].tolist(),
+    }
+    if built.trainer.env.task_family.has_success:
+        rec["eval_success"] = ev["eval_success"].tolist()
+    rec.update({k: v.tolist() for k, v in train_metrics.items()})
+    return rec
+
+
+def _shown(rec: dict) -> dict:
+    import numpy as np
+
+    shown = {"return": f"{np.mean(rec['eval_return']):.1f}"}
+    if "eval_success" in rec:
+        shown["success"] = f"{np.mean(rec['eval_success']):.2f}"
+    return shown
+
+
+def _summary(built, rec: dict, t_start: float, train_s: float, chunks_run: int) -> dict:
+    """The run's final figures and the throughput of its compiled chunks (all runs together, warm-up and
+    evaluation excluded)."""
+    config = built.config
+    per_chunk = config.iterations_per_chunk * config.num_envs
+    updates = config.iterations_per_chunk * config.updates_per_iteration
+    summary = {k: v for k, v in rec.items() if k in ("env_steps", "updates", "eval_return", "eval_success")}
+    summary.update(
+        wall_s=round(time.perf_counter() - t_start, 3),
+        compile_s=round(built.compiled.seconds, 3),
+        train_s=round(train_s, 3),
+        env_steps_per_s=round(config.runs * chunks_run * per_chunk / train_s, 1),
+        updates_per_s=round(config.runs * chunks_run * updates / train_s, 1),
+    )
     return summary
+
+
+def check_finite(metrics: dict, env_steps: int) -> None:
+    """Raise errors.NonFiniteError for the first metric (host arrays, one value per run) that is NaN or inf."""
+    import numpy as np
+
+    from hipi_jax.errors import NonFiniteError
+
+    for name, values in metrics.items():
+        finite = np.isfinite(np.asarray(values))
+        if not finite.all():
+            run = int(np.argmin(finite.reshape(-1)))
+            raise NonFiniteError(f"non-finite {name} at env step {env_steps} (run index {run}); training stopped")
 
 
 def _finish(config: TrainConfig, out: Path, meta: dict, state, lead: bool) -> dict:
     """Write the last files of a run stopped between its final checkpoint and them (the final policy,
     curves.png, summary.json) from that checkpoint and metrics.jsonl; the summary's timings are the
     records' (`wall_s`), the throughput figures of the lost process are not known."""
-    from hipi_jax import policy, report, training
+    from hipi_jax import policy, programs, report
 
-    steps, actor = int(training.to_host(state.env_steps)[0]), training.to_host(state.agent.actor_params)
+    steps, actor = int(programs.to_host(state.env_steps)[0]), programs.to_host(state.agent.actor_params)
     path = out / "metrics.jsonl"
     records = report.read_jsonl(path) if path.exists() else []
     if not records or not isinstance(records[-1], dict) or records[-1].get("env_steps") != steps:

@@ -1,27 +1,21 @@
 """The fused training loop (Alg. 2): collect → insert → U × (sample → relabel → SAC update).
 
-`init`, `collect`, `update`, `iteration` and `evaluate` are pure functions of one `TrainState`;
-`Programs` holds their jitted forms, vmapped over the run axis (seeds x sweep values): a chunk of K
-iterations is one `lax.scan` inside one `jax.jit` with the state donated. `Placement` lays the run
-axis, and the env axis of env states and replay buffers, over a device mesh. `run` is the thin host
-loop between chunks (evaluation, logging, progress bar); nothing on the host runs per step.
+`init`, `collect`, `update`, `iteration`, `chunk`, `warmup` and `evaluate` are pure functions of one
+`TrainState`: device functions only. programs.py turns them into jitted programs vmapped over the run
+axis (seeds x sweep values): a chunk of K iterations is one `lax.scan` inside one `jax.jit` with the
+state donated. The host loop between chunks (evaluation records, checkpoints, signals) is the
+runner's; nothing on the host runs per step.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import logging
-import math
-import os
-import time
-from collections.abc import Callable
 from functools import partial
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import struct
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from hipi_jax import buffer as replay
 from hipi_jax import envs
@@ -33,7 +27,6 @@ from hipi_jax.relabel import relabel
 from hipi_jax.types import Transition
 
 Array = jax.Array
-logger = logging.getLogger("hipi_jax")
 
 
 @struct.dataclass
@@ -192,60 +185,6 @@ def evaluate(tr: Trainer, actor_params, key: Array) -> dict[str, Array]:
     return {"eval_return": episodes.returns.mean(), "eval_success": episodes.success.astype(jnp.float32).mean()}
 
 
-@dataclasses.dataclass(frozen=True)
-class Placement:
-    """Where a run's arrays live: a 2-D device mesh ("runs", "envs"). The run axis (seeds x sweep
-    values) is split over "runs"; the env axis of the env states and the replay buffer over "envs",
-    which is what is left of the devices when the runs are fewer. Everything else (parameters,
-    optimizer states, keys, counters) follows its run. One device gives a 1 x 1 mesh."""
-
-    mesh: Mesh
-
-    @classmethod
-    def of(cls, config: TrainConfig, devices: list | None = None) -> Placement:
-        devices = jax.devices() if devices is None else devices
-        runs = math.gcd(config.runs, len(devices))
-        env_split = math.gcd(config.num_envs, len(devices) // runs)
-        used = runs * env_split
-        if used < len(devices) and jax.process_count() > 1:
-            raise ValueError(
-                f"runs={config.runs} (seeds x sweep values) and num_envs={config.num_envs} split over {used} of "
-                f"the {len(devices)} devices of {jax.process_count()} processes; a multi-process run must use "
-                "them all (make runs x num_envs divisible by the device count)"
-            )
-        return cls(Mesh(np.asarray(devices[:used]).reshape(runs, env_split), ("runs", "envs")))
-
-    @property
-    def runs(self) -> NamedSharding:
-        """Leading run axis split, the rest whole."""
-        return NamedSharding(self.mesh, PartitionSpec("runs"))
-
-    def put_runs(self, x) -> Array:
-        """A host array with a leading run axis (the same on every process), split over the runs."""
-        x = np.asarray(x)
-        return jax.make_array_from_callback(x.shape, self.runs, lambda index: x[index])
-
-    def state(self, state: TrainState) -> TrainState:
-        """The sharding of every leaf of a run-batched (possibly abstract) `TrainState`."""
-        env_split = NamedSharding(self.mesh, PartitionSpec("runs", "envs"))
-        by_run = lambda tree: jax.tree.map(lambda _: self.runs, tree)
-        by_env = lambda tree: jax.tree.map(lambda x: env_split if x.ndim >= 2 else self.runs, tree)
-        return by_run(state).replace(buffer=by_env(state.buffer), env_state=by_env(state.env_state))
-
-    @property
-    def devices(self) -> int:
-        return self.mesh.devices.size
-
-
-def compiler_options(env: envs.Env) -> dict:
-    """XLA options of the training programs: the env's, and on the CPU copy insertion by region
-    analysis. Without it XLA copies whole replay-buffer columns on every iteration, because one loop
-    body both writes the buffer (insert) and reads it (sample): 1.3x the chunk time on reacher_goal
-    (`benchmarks/vs_brax.py`)."""
-    options = {"xla_cpu_copy_insertion_use_region_analysis": True} if jax.default_backend() == "cpu" else {}
-    return {**options, **(env.compiler_options() or {})}
-
-
 def per_run(config: TrainConfig, per_seed: Array) -> Array:
     """Run r gets row r % seeds of a per-seed array: every sweep value sees the same seeds."""
     return jnp.tile(per_seed, (config.runs // config.seeds,) + (1,) * (per_seed.ndim - 1))
@@ -253,41 +192,6 @@ def per_run(config: TrainConfig, per_seed: Array) -> Array:
 
 def run_keys(config: TrainConfig) -> Array:
     return per_run(config, seed_keys(config.seed, config.seeds))
-
-
-@dataclasses.dataclass(frozen=True)
-class Programs:
-    """The jitted programs of a run, each vmapped over the leading run axis; `init(keys)` builds the
-    state already placed, the others keep it where it is. `like` is the state's abstract tree
-    (`jax.ShapeDtypeStruct` leaves with their shardings), e.g. to restore a checkpoint onto."""
-
-    init: Callable
-    warmup: Callable
-    chunk: Callable
-    evaluate: Callable
-    like: TrainState
-
-
-def programs(tr: Trainer, placement: Placement | None = None) -> Programs:
-    """Compile-ready programs for `tr.config.runs` runs laid out by `placement` (default: all devices)."""
-    place = placement or Placement.of(tr.config)
-    jit = partial(jax.jit, compiler_options=compiler_options(tr.env))
-    hyper = run_hyper(tr.config)
-    init_runs = jax.vmap(partial(init, tr))
-    abstract = jax.eval_shape(init_runs, run_keys(tr.config), hyper)
-    state_sh = place.state(abstract)
-    return Programs(
-        init=jit(lambda keys: init_runs(keys, hyper), in_shardings=place.runs, out_shardings=state_sh),
-        warmup=jit(jax.vmap(partial(warmup, tr)), donate_argnums=0, in_shardings=(state_sh,), out_shardings=state_sh),
-        chunk=jit(
-            jax.vmap(partial(chunk, tr)),
-            donate_argnums=0,
-            in_shardings=(state_sh,),
-            out_shardings=(state_sh, place.runs),
-        ),
-        evaluate=jit(jax.vmap(partial(evaluate, tr)), in_shardings=place.runs, out_shardings=place.runs),
-        like=jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), abstract, state_sh),
-    )
 
 
 def seed_keys(seed: int, num_seeds: int) -> Array:
@@ -300,174 +204,3 @@ def eval_keys(seed: int, num_seeds: int, log_index: int) -> Array:
     base = jax.random.fold_in(jax.random.PRNGKey(seed), 2**31 - 1)
     keys = jax.vmap(partial(jax.random.fold_in, base))(jnp.arange(num_seeds))
     return jax.vmap(partial(jax.random.fold_in, data=log_index))(keys)
-
-
-@dataclasses.dataclass(frozen=True)
-class Compiled:
-    """The ahead-of-time compiled chunk, warm-up (None when resuming) and evaluation of `Programs`, and
-    the seconds compiling took."""
-
-    chunk: Callable
-    warmup: Callable | None
-    evaluate: Callable
-    seconds: float
-
-    def peak_bytes(self, state_bytes: int = 0) -> int:
-        """Bytes one device needs at once to run them, from XLA's own memory analysis of the compiled
-        programs: arguments (the state) + outputs - donated aliases + temporaries, the largest program's;
-        the evaluation runs beside the training state (`state_bytes`)."""
-
-        def peak(fn) -> int:
-            m = fn.memory_analysis()
-            if m is None:  # a backend without the analysis
-                return 0
-            return m.argument_size_in_bytes + m.output_size_in_bytes - m.alias_size_in_bytes + m.temp_size_in_bytes
-
-        training = max(peak(fn) for fn in (self.chunk, self.warmup) if fn is not None)
-        return max(training, state_bytes + peak(self.evaluate))
-
-
-def compile_programs(prog: Programs, warmup: bool = True) -> Compiled:
-    """Compile the chunk, the evaluation (and the warm-up) for the state `prog.like`, before any state
-    exists."""
-    t0 = time.perf_counter()
-    chunk_fn = prog.chunk.lower(prog.like).compile()
-    warmup_fn = prog.warmup.lower(prog.like).compile() if warmup else None
-    keys = prog.like.key  # [runs] keys placed as the runs are: the evaluation keys' shape and sharding
-    evaluate_fn = prog.evaluate.lower(prog.like.agent.actor_params, keys).compile()
-    return Compiled(chunk_fn, warmup_fn, evaluate_fn, time.perf_counter() - t0)
-
-
-def state_bytes_per_device(like: TrainState) -> int:
-    """Bytes of the training state on each device, from its abstract tree (nothing is allocated)."""
-    return sum(math.prod(x.sharding.shard_shape(x.shape)) * x.dtype.itemsize for x in jax.tree.leaves(like))
-
-
-def device_memory() -> int:
-    """Memory of one local device: the allocator's limit on an accelerator, or on the CPU the host's
-    physical memory shared by its devices."""
-    stats = jax.local_devices()[0].memory_stats() or {}
-    if "bytes_limit" in stats:
-        return int(stats["bytes_limit"])
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // jax.local_device_count()
-
-
-def to_host(tree):
-    """Numpy copies of (possibly multi-process) global arrays: every process gets the whole value."""
-    if jax.process_count() > 1:
-        from jax.experimental import multihost_utils
-
-        return multihost_utils.process_allgather(tree, tiled=True)
-    return jax.device_get(tree)
-
-
-class NonFiniteError(RuntimeError):
-    """Training produced a NaN or inf; the message names the quantity, run and env step."""
-
-
-def check_finite(metrics: dict, env_steps: int) -> None:
-    """Raise NonFiniteError for the first metric (host arrays, one value per run) that is NaN or inf."""
-    for name, values in metrics.items():
-        finite = np.isfinite(np.asarray(values))
-        if not finite.all():
-            run = int(np.argmin(finite.reshape(-1)))
-            raise NonFiniteError(f"non-finite {name} at env step {env_steps} (run index {run}); training stopped")
-
-
-def run(
-    config: TrainConfig,
-    log: Callable[[dict], None],
-    progress: bool = True,
-    start: tuple[TrainState, int] | None = None,
-    on_chunk: Callable[[int, TrainState], None] | None = None,
-    compiled: Compiled | None = None,
-) -> tuple[dict, TrainState]:
-    """Train `config.runs` runs (seeds x sweep values); `log(record)` receives one record per evaluation
-    (per-run lists, run r = value r // seeds, seed index r % seeds).
-    `start` = (state, chunks done) resumes a run (warm-up and the first record are not repeated);
-    `on_chunk(chunks_done, state)` runs after every chunk (e.g. to checkpoint); `compiled` are the
-    programs already compiled for this config (`compile_programs`), else they are compiled here.
-    Returns the summary and the final (seed-batched) state."""
-    from tqdm.auto import tqdm
-
-    tr = build(config)
-    place = Placement.of(config)
-    prog = programs(tr, place)
-    has_success = tr.env.task_family.has_success
-    t_start = time.perf_counter()
-    if start is None:
-        state, done = prog.init(place.put_runs(run_keys(config))), 0
-    else:
-        state, done = jax.device_put(start[0], jax.tree.map(lambda x: x.sharding, prog.like)), start[1]
-    buffer_mib = replay.nbytes(state.buffer) / 2**20
-    mesh = dict(place.mesh.shape)
-    logger.info(
-        "replay buffer: %d run(s) x %d envs x %d steps = %.1f MiB on %d %s device(s) (%d for runs x %d for envs)",
-        config.runs, config.num_envs, config.capacity_per_env, buffer_mib, place.devices, jax.devices()[0].platform,
-        mesh["runs"], mesh["envs"],
-    )  # fmt: skip
-    logger.info("budget: %s", config.budget_text)
-    compiled = compiled or compile_programs(prog, warmup=start is None)
-    chunk_fn, warm, compile_s = compiled.chunk, compiled.warmup, compiled.seconds
-    per_chunk = config.iterations_per_chunk * config.num_envs
-    warmup_steps = config.warmup_iterations * config.num_envs
-    bar = tqdm(
-        total=config.total_env_steps,
-        initial=warmup_steps + done * per_chunk if start is not None else 0,
-        unit="step",
-        disable=not progress,
-        desc=f"{config.env}/{config.relabel}",
-    )
-    if start is None:
-        state = jax.block_until_ready(warm(state))
-        bar.update(warmup_steps)
-
-    def record(log_index: int, train_metrics: dict) -> dict:
-        keys = per_run(config, eval_keys(config.seed, config.seeds, log_index))
-        ev = to_host(compiled.evaluate(state.agent.actor_params, place.put_runs(keys)))
-        counts = to_host({"env_steps": state.env_steps, "updates": state.updates})
-        rec = {
-            "env_steps": int(counts["env_steps"][0]),
-            "updates": int(counts["updates"][0]),
-            "wall_s": round(time.perf_counter() - t_start, 3),
-            "eval_return": ev["eval_return"].tolist(),
-        }
-        if has_success:
-            rec["eval_success"] = ev["eval_success"].tolist()
-        rec.update({k: v.tolist() for k, v in train_metrics.items()})
-        return rec
-
-    if start is None:
-        log(record(0, {}))
-    train_s = 0.0
-    if done >= config.num_chunks:
-        raise ValueError(f"the run has done {done} of {config.num_chunks} chunks: nothing left to train")
-    for i in range(done, config.num_chunks):
-        t0 = time.perf_counter()
-        state, metrics = chunk_fn(state)
-        metrics = to_host(metrics)
-        train_s += time.perf_counter() - t0
-        check_finite(metrics, int(to_host(state.env_steps)[0]))
-        rec = record(i + 1, metrics)
-        log(rec)
-        if on_chunk is not None:
-            on_chunk(i + 1, state)
-        bar.update(per_chunk)
-        shown = {"return": f"{np.mean(rec['eval_return']):.1f}"}
-        if has_success:
-            shown["success"] = f"{np.mean(rec['eval_success']):.2f}"
-        bar.set_postfix(shown)
-    bar.close()
-    chunks_run = config.num_chunks - done
-    summary = {k: v for k, v in rec.items() if k in ("env_steps", "updates", "eval_return", "eval_success")}
-    summary.update(
-        wall_s=round(time.perf_counter() - t_start, 3),
-        compile_s=round(compile_s, 3),
-        train_s=round(train_s, 3),
-        # throughput of the compiled chunks, all runs together, warm-up and evaluation excluded
-        env_steps_per_s=round(config.runs * chunks_run * per_chunk / train_s, 1),
-        updates_per_s=round(
-            config.runs * chunks_run * config.iterations_per_chunk * config.updates_per_iteration / train_s, 1
-        ),
-    )
-    return summary, state
