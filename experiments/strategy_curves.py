@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hipi_jax import cli, envs, report, runner, signals, stall
+from hipi_jax import console, envs, report, rundir, runner, signals, stall
 from hipi_jax.config import TrainConfig
 from hipi_jax.relabel import RelabelSpec
 from hipi_jax.stats import bootstrap_ci, holm, t_ci, t_test_p
@@ -109,7 +109,7 @@ def config_for(args, env: str, strategy: str, budget: dict, utd: float = 1.0) ->
 
 def main(argv, prog: str, doc: str, envs: str, strategies: str, budgets: dict, paper: dict, title: str) -> int:
     """A figure script's entry point: parse `argv`, pick the CPU or `--paper-scale` budgets, run."""
-    cli.setup_logging(prog)  # runner.loop reports its budget and buffer through logging
+    console.setup_logging(prog)  # runner.loop reports its budget and buffer through logging
     p = parser(doc.split("\n\n")[0], envs, strategies, f"runs/{prog.split('_')[0]}")
     p.prog = prog
     args = p.parse_args(argv)
@@ -129,11 +129,11 @@ def run(args, budgets: dict, title: str) -> int:
             continue
         run_dir = args.out / env / strategy / f"utd{utd:g}"
         saved = run_dir / "config.json"
-        same = saved.exists() and not runner.differing_options(json.loads(saved.read_text()), config)
+        same = saved.exists() and not rundir.differing_options(json.loads(saved.read_text()), config)
         if same and (run_dir / "summary.json").exists():
             print(f"{env}/{strategy}/utd{utd:g}: complete in {run_dir}, not run again")
             continue
-        resume = same and runner.has_checkpoint(run_dir)  # stopped part-way: continue from its checkpoint
+        resume = same and rundir.has_checkpoint(run_dir)  # stopped part-way: continue from its checkpoint
         print(f"{env}/{strategy}/utd{utd:g}: {'resuming' if resume else 'training'} in {run_dir}", flush=True)
         if args.in_process:
             summary = runner.train(config, run_dir, overwrite=not resume, resume=resume, progress=not args.no_progress)
@@ -153,7 +153,7 @@ def run(args, budgets: dict, title: str) -> int:
         if missing := [s for s, path in paths.items() if not path.exists()]:  # recorded only: no diagnostics
             print(f"{env}: {env}_diagnostics.png not redrawn, no metrics.jsonl for {', '.join(missing)}")
             continue
-        runs = {s: report.read_jsonl(path) for s, path in paths.items()}
+        runs = {s: rundir.read_jsonl(path) for s, path in paths.items()}
         report.plot_curves(
             runs, args.out / f"{env}_diagnostics.png", f"{env}: each strategy at its best updates/env step"
         )
@@ -164,7 +164,7 @@ def run(args, budgets: dict, title: str) -> int:
 def train_child(config: dict, run_dir: str, resume: bool, progress: bool) -> None:
     """One run in a child process: `runner.train` under its stall guard (a hang exits with EXIT_STALLED)."""
     signals.exit_at_once("hipi-train")  # Ctrl-C while compiling: at once (the first one in training: at a chunk)
-    cli.setup_logging("hipi-train")
+    console.setup_logging("hipi-train")
     config = TrainConfig.from_dict(config)
     try:
         runner.train(config, Path(run_dir), overwrite=not resume, resume=resume, progress=progress, stall_timeout=None)
@@ -197,7 +197,7 @@ def train_piece(config, run_dir: Path, resume: bool, progress: bool, target: Cal
         if child.exitcode != stall.EXIT_STALLED or attempt == 2:
             print(f"{run_dir}: training failed (exit {child.exitcode}); rerun the script to resume", file=sys.stderr)
             sys.exit(child.exitcode if child.exitcode and child.exitcode > 0 else 1)
-        resume = runner.has_checkpoint(run_dir)
+        resume = rundir.has_checkpoint(run_dir)
         print(f"{run_dir}: hung and stopped; {'resuming' if resume else 'training afresh'} once", flush=True)
     raise AssertionError("unreachable")
 
@@ -209,7 +209,7 @@ def score_key(entry: dict) -> str:
 def _entry(run_dir: Path) -> dict:
     """One run's curves and figures: per-seed curves, final and area (the curve's mean: learning speed),
     each as mean, std and 95% bootstrap interval over seeds."""
-    records = report.read_jsonl(run_dir / "metrics.jsonl")
+    records = rundir.read_jsonl(run_dir / "metrics.jsonl")
     entry = {"env_steps": [r["env_steps"] for r in records]}
     for key in ("eval_return", "eval_success"):
         if key in records[0]:

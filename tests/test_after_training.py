@@ -32,7 +32,7 @@ from hipi_jax import (
     policy,
     programs,
     render,
-    report,
+    rundir,
     stats,
     training,
 )
@@ -90,7 +90,8 @@ def test_policy_is_jittable_and_vmappable_and_loads_without_a_training_program(r
     def refuse(*args, **kwargs):
         raise AssertionError("load_policy built a training program")
 
-    monkeypatch.setattr(training, "programs", refuse)
+    monkeypatch.setattr(programs, "programs", refuse)
+    monkeypatch.setattr(programs, "build", refuse)
     monkeypatch.setattr(training, "build", refuse)
     pi = load_policy(run_dir, step=34)
     assert pi.env_steps == 34 and pi.config["env"] == "point_goal" and pi.run == {"run": 0, "seed_index": 0}
@@ -251,7 +252,7 @@ def test_hipi_eval_draws_point_goal_paths(run_dir, tmp_path):
 
 
 def test_metrics_csv_is_one_tidy_row_per_run_per_evaluation(run_dir):
-    records = report.read_jsonl(run_dir / "metrics.jsonl")
+    records = rundir.read_jsonl(run_dir / "metrics.jsonl")
     with open(run_dir / "metrics.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == len(records) * TINY_CONFIG.runs
@@ -265,7 +266,7 @@ def test_metrics_csv_is_one_tidy_row_per_run_per_evaluation(run_dir):
 
 def test_metrics_jsonl_has_no_float32_noise(run_dir):
     text = (run_dir / "metrics.jsonl").read_text()
-    for value in report.read_jsonl(run_dir / "metrics.jsonl")[-1]["critic_loss"]:
+    for value in rundir.read_jsonl(run_dir / "metrics.jsonl")[-1]["critic_loss"]:
         assert repr(value) == str(np.float32(value))  # the shortest decimal of the float32
     assert "000000" not in text.replace("0.000000", "")
 
@@ -274,7 +275,7 @@ def test_tensorboard_event_files_hold_the_metrics(run_dir):
     from test_loggers import scalars as read_scalars
 
     f32 = lambda x: float(np.float32(x))
-    records = report.read_jsonl(run_dir / "metrics.jsonl")
+    records = rundir.read_jsonl(run_dir / "metrics.jsonl")
     for run, label in enumerate(("seed0", "seed1")):
         scalars = read_scalars(run_dir / "tensorboard" / label)
         assert [s for s, _ in scalars["eval_return"]] == [r["env_steps"] for r in records]
@@ -365,13 +366,13 @@ def test_hipi_plot_draws_several_runs_on_one_figure(run_dir, tmp_path, capsys):
     assert "2 curves" in out and "interquartile mean (IQM) over seeds with its 95% percentile-bootstrap" in out
     table = out.splitlines()[-3:]
     assert table[0].split("  ")[0] == "curve" and "success: IQM [95% CI]" in table[0]
-    final = [r for r in report.read_jsonl(run_dir / "metrics.jsonl") if "eval_success" in r][-1]
+    final = [r for r in rundir.read_jsonl(run_dir / "metrics.jsonl") if "eval_success" in r][-1]
     iqm, (lo, hi) = stats.iqm(final["eval_success"]), stats.iqm_ci(final["eval_success"])
     assert table[1].startswith("a: inverse_rl (2 seeds)") and table[1].endswith(f"{iqm:.3f} [{lo:.3f}, {hi:.3f}]")
     assert table[2].startswith("b: inverse_rl (2 seeds)")
     assert png.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
     lines = plot_cli.curves(run_dir, "a")
-    assert list(lines) == ["a: inverse_rl (2 seeds)"] and lines["a: inverse_rl (2 seeds)"] == report.read_jsonl(
+    assert list(lines) == ["a: inverse_rl (2 seeds)"] and lines["a: inverse_rl (2 seeds)"] == rundir.read_jsonl(
         run_dir / "metrics.jsonl"
     )
 

@@ -22,7 +22,7 @@ import yaml
 from conftest import TINY_CONFIG
 
 import hipi_jax
-from hipi_jax import cli, envs, programs, report, runner, training
+from hipi_jax import cli, envs, programs, report, rundir, runner
 from hipi_jax.config import ENV_PRESETS, TrainConfig
 from hipi_jax.relabel import STRATEGIES
 
@@ -41,9 +41,10 @@ def no_training(monkeypatch):
     """Bad input must never reach training; if it does, fail at once instead of training."""
 
     def refuse(*args, **kwargs):
-        raise AssertionError("bad input reached runner.train")
+        raise AssertionError("bad input reached compiling or training")
 
-    monkeypatch.setattr(training, "run", refuse)
+    monkeypatch.setattr(programs, "compile_programs", refuse)  # the state's memory check comes before it
+    monkeypatch.setattr(runner, "loop", refuse)
 
 
 def snapshot(root: Path) -> dict[str, bytes | None]:
@@ -317,7 +318,7 @@ def test_out_under_a_read_only_directory_is_refused(tmp_path, capsys):
 
 
 def check_run_dir(out: Path, config: TrainConfig) -> None:
-    assert {p.name for p in out.iterdir()} >= set(runner.RUN_FILES) | {"checkpoints", "policies"}
+    assert {p.name for p in out.iterdir()} >= set(rundir.RUN_FILES) | {"checkpoints", "policies"}
     stored = json.loads((out / "config.json").read_text())
     assert stored == json.loads(json.dumps(config.to_dict()))
     assert TrainConfig.from_dict(stored) == config  # JSON stores the tuple as a list
@@ -425,7 +426,23 @@ def test_diverging_run_exits_1_and_keeps_what_it_wrote(tmp_path, capsys):
     err = capsys.readouterr().err
     assert re.search(r"^hipi-train: error: non-finite \w+ at env step 34 \(run index [01]\)", err, re.M), err
     assert "Traceback" not in err
-    assert {p.name for p in out.iterdir()} == {*runner.RUN_FILES, runner.LOCK, "checkpoints"} - {"summary.json"}
+    assert {p.name for p in out.iterdir()} == {*rundir.RUN_FILES, rundir.LOCK, "checkpoints"} - {"summary.json"}
     assert not list((out / "checkpoints").iterdir())  # the non-finite state is never checkpointed
     assert [json.loads(line)["env_steps"] for line in (out / "metrics.jsonl").read_text().splitlines()] == [10]
     assert (out / "curves.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_a_config_json_of_hipi_jax_0_2_0_still_resumes(tmp_path):
+    """config.json as hipi-jax 0.2.0 wrote it (tests/data/config_0.2.0.json, a flat object of the flags,
+    no version field) fills the options of `--resume` and matches the config it gives: a change of the
+    config's layout must keep reading it (docs/architecture.md, "What a run leaves behind")."""
+    old = Path(__file__).parent / "data" / "config_0.2.0.json"
+    (tmp_path / "config.json").write_text(old.read_text())
+    saved = cli.saved_options(tmp_path)
+    assert saved == json.loads(old.read_text())
+    config = TrainConfig.from_dict(saved)
+    assert (config.env, config.seeds, config.hidden, config.env_steps) == ("nav2d", 2, (32, 32), 6000)
+    assert rundir.differing_options(saved, config) == []
+    rundir.check_same(saved, dataclasses.replace(config, env_steps=12000), "config.json")  # a raised budget
+    with pytest.raises(ValueError, match="gamma: saved 0.99, given 0.9"):
+        rundir.check_same(saved, dataclasses.replace(config, gamma=0.9), "config.json")

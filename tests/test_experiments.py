@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from test_bc import random_dataset
 
-from hipi_jax import dataset, report, stats
+from hipi_jax import console, dataset, report, rundir, stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "experiments"))
 
@@ -142,7 +142,7 @@ def test_strategy_curves_resumes_a_run_stopped_part_way(tmp_path, capsys, monkey
 def hanging_child(config: dict, run_dir: str, resume: bool, progress: bool, always: bool = False) -> None:
     """strategy_curves.train_child whose first attempt (or every one, `always`) hangs after 1 chunk,
     under a 10-second stall guard: the spawned child imports this module to run it."""
-    from hipi_jax import cli, runner
+    from hipi_jax import runner
 
     if always or not resume:
         calls, check = [0], runner.check_finite
@@ -154,7 +154,7 @@ def hanging_child(config: dict, run_dir: str, resume: bool, progress: bool, alwa
             return check(*args)
 
         runner.check_finite = blocking
-    cli.setup_logging("hipi-train")
+    console.setup_logging("hipi-train")
     runner.train(strategy_curves.TrainConfig.from_dict(config), Path(run_dir), overwrite=not resume,
                  resume=resume, progress=False, stall_timeout=10)  # fmt: skip
 
@@ -182,7 +182,7 @@ def test_a_hung_piece_is_stopped_and_resumed_once_in_a_fresh_process(tmp_path, c
     assert f"{run_dir}: hung and stopped; resuming once" in out
     assert re.search(r"no progress for \d+ s after env step \d+ ", err)
     assert summary["eval_return"] == expected["eval_return"]
-    strip = lambda path: [{k: v for k, v in r.items() if k != "wall_s"} for r in report.read_jsonl(path)]  # noqa: E731
+    strip = lambda path: [{k: v for k, v in r.items() if k != "wall_s"} for r in rundir.read_jsonl(path)]  # noqa: E731
     assert strip(run_dir / "metrics.jsonl") == strip(reference / "metrics.jsonl")
     with pytest.raises(SystemExit) as e:  # a second stall is not retried
         strategy_curves.train_piece(config, tmp_path / "again", False, False, target=always_hanging_child)

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from conftest import ARGS, final_fingerprint, finished, records, train
 
-from hipi_jax import bc_cli, cli, dataset, load_policy, policy, report
+from hipi_jax import bc_cli, cli, dataset, load_policy, policy, report, rundir
 
 
 def one_error_line(err: str, prog: str = "hipi-train") -> str:
@@ -106,10 +106,9 @@ def test_a_torn_last_metrics_line_is_dropped_on_resume(tmp_path, run_env, refere
 
 
 def test_a_second_process_on_the_same_out_is_refused(tmp_path, capsys):
-    from hipi_jax import runner
 
     out = tmp_path / "run"
-    fd = runner.lock_run_dir(out)  # as a running hipi-train holds it
+    fd = rundir.lock_run_dir(out)  # as a running hipi-train holds it
     try:
         before = sorted(p.name for p in out.iterdir())
         with pytest.raises(SystemExit) as exc:
@@ -352,7 +351,7 @@ def test_bc_collect_names_its_own_options(tmp_path, capsys):
 def test_atomic_writes_leave_the_old_file_whole_when_writing_fails(tmp_path):
     path = tmp_path / "config.json"
     report.write_json(path, {"a": 1})
-    with pytest.raises(RuntimeError), report.atomic_open(path) as f:
+    with pytest.raises(RuntimeError), rundir.atomic_open(path) as f:
         f.write('{"a": ')
         raise RuntimeError("the disk filled up")
     assert json.loads(path.read_text()) == {"a": 1}
@@ -492,7 +491,7 @@ def test_a_signal_while_hipi_bc_trains_leaves_nothing_that_blocks_the_rerun(tmp_
     assert rerun.returncode == 0, rerun.stderr
     results = json.loads((out / "results.json").read_text())
     assert set(results["methods"]) == {"hipi", "agnostic"}
-    assert len(report.read_jsonl(out / "metrics.jsonl")) == 2  # the stopped run's records are not kept
+    assert len(rundir.read_jsonl(out / "metrics.jsonl")) == 2  # the stopped run's records are not kept
 
 
 @pytest.mark.skipif(any(d.platform == "gpu" for d in __import__("jax").devices()), reason="this machine has a GPU")

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from tensorboardX.proto.event_pb2 import Event, SessionLog
 
-from hipi_jax import loggers, report
+from hipi_jax import loggers, report, rundir
 from hipi_jax.config import TrainConfig
 
 f32 = lambda x: float(np.float32(x))
@@ -221,17 +221,17 @@ def test_jsonl_csv_loggers_resume(tmp_path):
         assert not (tmp_path / "metrics.csv").exists()
         for rec in records:
             log.log(rec)
-    assert report.read_jsonl(tmp_path / "metrics.jsonl") == [report.short_floats(r) for r in records]
+    assert rundir.read_jsonl(tmp_path / "metrics.jsonl") == [report.short_floats(r) for r in records]
     assert (tmp_path / "metrics.csv").read_text() == report.csv_text(records, PLAIN)
 
     redo = make_records(PLAIN.runs, steps=(1000, 2000, 3000, 4000), offset=9.0)[2:]
     with loggers.open_loggers(["csv", "jsonl"], tmp_path, PLAIN, resume_step=2000) as log:
-        kept = report.read_jsonl(tmp_path / "metrics.jsonl")
+        kept = rundir.read_jsonl(tmp_path / "metrics.jsonl")
         assert [r["env_steps"] for r in kept] == [1000, 2000]
         assert (tmp_path / "metrics.csv").read_text() == report.csv_text(kept, PLAIN)
         for rec in redo:
             log.log(rec)
-    final = report.read_jsonl(tmp_path / "metrics.jsonl")
+    final = rundir.read_jsonl(tmp_path / "metrics.jsonl")
     assert final == [report.short_floats(r) for r in records[:2] + redo]
     header, rows = read_csv(tmp_path / "metrics.csv")
     assert [int(row["env_steps"]) for row in rows] == [1000, 1000, 2000, 2000, 3000, 3000, 4000, 4000]

@@ -15,35 +15,28 @@ import dataclasses
 import json
 import math
 import sys
+from functools import partial
 from pathlib import Path
 
-from hipi_jax import __version__, envs, signals, stall
+from hipi_jax import __version__, console, envs, signals, stall
 from hipi_jax.bc import METHOD_HELP, METHODS, BCConfig
-from hipi_jax.cli import setup_logging
 from hipi_jax.errors import no_backend, os_error, out_of_range
-from hipi_jax.runner import check_writable
+from hipi_jax.rundir import check_writable
 
 TRAIN_FILES = ("config.json", "results.json", "metrics.jsonl", "bc.png")
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):
-        self.exit(2, f"hipi-bc: error: {message}\n")
-
-
-def _fail(message: str) -> None:
-    print(f"hipi-bc: error: {message}", file=sys.stderr)
-    sys.exit(2)
+_fail = partial(console.fail, "hipi-bc")
 
 
 def parser() -> argparse.ArgumentParser:
-    p = _Parser(
+    p = console.OneLineParser(
         prog="hipi-bc",
         description="HIPI-BC (Alg. 3): relabel demonstrations with inverse RL, then clone. First 'collect' a "
         "dataset from a trained expert (or bring your own, schema in the README), then 'train' the cloners.",
     )
     p.add_argument("--version", action="version", version=f"hipi-jax {__version__}")
-    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="{collect,train}")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=console.OneLineParser, metavar="{collect,train}")
     c = sub.add_parser(
         "collect",
         help="train a multi-task SAC expert and write its rollouts as a dataset",
@@ -308,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if argv is None:  # the command itself (not a call from Python): Ctrl-C ends it at once, with one line
         signals.exit_at_once("hipi-bc")
-    setup_logging("hipi-bc")  # the expert's training logs through the hipi_jax logger
+    console.setup_logging("hipi-bc")  # the expert's training logs through the hipi_jax logger
     if problem := no_backend():
         _fail(problem)
     try:

@@ -9,25 +9,17 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import logging
 import sys
-import warnings
+from functools import partial
 from pathlib import Path
 
 import yaml
 
-from hipi_jax import __version__, envs, signals
+from hipi_jax import __version__, console, envs, signals
 from hipi_jax.config import ENV_PRESETS, START_MODES, TrainConfig
 from hipi_jax.errors import NonFiniteError, first_line, no_backend, os_error
 from hipi_jax.loggers import LOGGERS
 from hipi_jax.relabel import STRATEGIES, VALUE_ESTIMATORS
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """argparse whose errors are one line and exit 2 (argparse would also print the usage)."""
-
-    def error(self, message: str):  # one line, exit 2 (argparse would also print the usage)
-        self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 def _widths(text: str) -> tuple[int, ...]:
@@ -61,7 +53,7 @@ CHOICES = {
 
 
 def parser() -> argparse.ArgumentParser:
-    p = OneLineParser(
+    p = console.OneLineParser(
         prog="hipi-train",
         description="Train multi-task SAC with hindsight relabeling (HIPI-RL, Alg. 2) on one env; "
         "all seeds run as one vmapped, jitted program. Writes a run directory: config.json, metrics.jsonl, "
@@ -236,25 +228,7 @@ def logged_to(out: Path) -> tuple[str, ...]:
     return tuple(name for name in LOGGERS if (out / name).is_dir())
 
 
-def _fail(message: str) -> None:
-    print(f"hipi-train: error: {message}", file=sys.stderr)
-    sys.exit(2)
-
-
-def setup_logging(prog: str = "hipi-train") -> None:
-    """The `hipi_jax` logger's messages on stdout, prefixed with the command's name."""
-    handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(logging.Formatter(f"{prog}: %(message)s"))
-    logger = logging.getLogger("hipi_jax")
-    logger.handlers[:] = [handler]
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
-    # A compilation-cache entry that cannot be written (a full disk) costs only the next run's compile; the
-    # run's own writes report the disk in one line, so JAX's warning would only be a second, misleading one.
-    warnings.filterwarnings("ignore", message="Error writing persistent compilation cache entry", category=UserWarning)
-    # A save that fails mid-write (EFBIG, ENOSPC) leaves Orbax's pending fragment writes unawaited; Python
-    # warns about them at exit, after the one-line error that already says the checkpoint was not written.
-    warnings.filterwarnings("ignore", message=r"coroutine .* was never awaited", category=RuntimeWarning)
+_fail = partial(console.fail, "hipi-train")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -283,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
         loggers = logged_to(out)
     if problem := no_backend():
         _fail(problem)
-    setup_logging()
+    console.setup_logging("hipi-train")
 
     from hipi_jax import runner  # heavy imports only once the input is valid
 

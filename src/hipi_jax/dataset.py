@@ -23,7 +23,7 @@ import jax
 import numpy as np
 from flax import struct
 
-from hipi_jax import envs, report
+from hipi_jax import envs, rundir
 
 Array = jax.Array
 
@@ -52,7 +52,7 @@ def save(path: Path, data: Dataset) -> None:
     arrays = {k: np.asarray(getattr(data, k)) for k in ("obs", "actions", "features", "mask")}
     if data.tasks is not None:
         arrays["tasks"] = np.asarray(data.tasks)
-    with report.atomic_open(path, "wb") as f:  # a full disk never leaves a partial dataset behind
+    with rundir.atomic_open(path, "wb") as f:  # a full disk never leaves a partial dataset behind
         np.savez_compressed(f, env=np.asarray(data.env), **arrays)
 
 

@@ -13,21 +13,23 @@ import argparse
 import json
 import sys
 import warnings
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
-from hipi_jax import signals
+from hipi_jax import console, rundir, signals
 from hipi_jax.errors import first_line, no_backend, os_error, out_of_range
+
+DEFAULT_OUT = " (the default is RUN_DIR/eval.json)"
 
 TASK_SOURCES = ("prior", "discrete")
 
 
 def parser() -> argparse.ArgumentParser:
     from hipi_jax import __version__
-    from hipi_jax.cli import OneLineParser
 
-    p = OneLineParser(
+    p = console.OneLineParser(
         prog="hipi-eval",
         description="Evaluate a policy saved by hipi-train: whole episodes with the deterministic policy (tanh of "
         "the mean, as training evaluates), written to eval.json with 95% intervals over episodes.",
@@ -73,9 +75,7 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def _fail(message: str) -> None:
-    print(f"hipi-eval: error: {message}", file=sys.stderr)
-    sys.exit(2)
+_fail = partial(console.fail, "hipi-eval")
 
 
 def read_tasks(source: str, family) -> np.ndarray | None:
@@ -195,18 +195,6 @@ def import_module(module: str) -> str | None:
     return None
 
 
-def run_file(run_dir: Path, path: Path) -> str | None:
-    """What `path` is to the run in `run_dir` when it is one of the run's own files (config.json, the
-    metrics, curves.png, ... or anything under checkpoints/ or policies/), else None."""
-    from hipi_jax.runner import LOCK, RUN_DIRS, RUN_FILES
-
-    run, target = run_dir.resolve(), path.resolve()
-    if target.parent == run and target.name in (*RUN_FILES, LOCK):
-        return target.name
-    inside = next((d for d in RUN_DIRS if target.is_relative_to(run / d)), None)
-    return f"{inside}/ (a file under it)" if inside else None
-
-
 def _main(args) -> int:
     if problem := out_of_range(args, ("episodes", "video_episodes", "run_index", "step")):
         _fail(problem)
@@ -242,10 +230,8 @@ def _main(args) -> int:
         _fail(str(e))
     out = args.out or args.run_dir / "eval.json"
     for path, flag in ((out, "--out"), (args.video, "--video")):
-        if path is not None and (path.is_dir() or not path.parent.is_dir()):
-            _fail(f"{flag} {path}: must be a file in an existing directory")
-        if path is not None and (name := run_file(args.run_dir, path)):
-            _fail(f"{flag} {path} is the run's own {name}; choose another file (the default is RUN_DIR/eval.json)")
+        if path is not None and (problem := rundir.output_file(flag, path, [args.run_dir], DEFAULT_OUT)):
+            _fail(problem)
 
     import jax
 
@@ -269,7 +255,7 @@ def _main(args) -> int:
     } | summarize(commanded, returns, success, length)
     if tasks is not None:
         result["per_task"] = per_task(commanded, returns, success, length)
-    report.write_text(out, report.dumps(result, indent=1) + "\n")
+    rundir.write_text(out, report.dumps(result, indent=1) + "\n")
     signals.leaving(f"{out} was written" + (f", {args.video} was not" if args.video is not None else ""))
     print(table(result))
     if args.video is not None:

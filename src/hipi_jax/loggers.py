@@ -36,7 +36,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Protocol
 
-from hipi_jax import report
+from hipi_jax import report, rundir
 
 if TYPE_CHECKING:
     from hipi_jax.config import TrainConfig
@@ -143,7 +143,7 @@ def _history(out: Path, resume_step: int | None) -> list[dict]:
     path = out / METRICS_JSONL
     if resume_step is None:
         return []
-    records = report.read_jsonl(path) if path.exists() else []
+    records = rundir.read_jsonl(path) if path.exists() else []
     for number, r in enumerate(records, start=1):
         if not isinstance(r, dict) or not isinstance(r.get("env_steps"), int):
             raise ValueError(f"--resume: record {number} of {path} is not a training record (no env_steps): {r!r}")

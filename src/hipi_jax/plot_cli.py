@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import json
 import sys
+from functools import partial
 from pathlib import Path
+
+from hipi_jax import console, rundir
 
 
 def parser():
     from hipi_jax import __version__
-    from hipi_jax.cli import OneLineParser
 
-    p = OneLineParser(
+    p = console.OneLineParser(
         prog="hipi-plot",
         description="Plot the learning curves of several hipi-train runs on one figure (mean over each run's seeds, "
         "shaded ± 1 std).",
@@ -31,20 +33,17 @@ def parser():
     return p
 
 
-def _fail(message: str) -> None:
-    print(f"hipi-plot: error: {message}", file=sys.stderr)
-    sys.exit(2)
+_fail = partial(console.fail, "hipi-plot")
 
 
 def curves(run_dir: Path, label: str) -> dict[str, list[dict]]:
     """label -> records for each sweep value of the run in `run_dir`; ValueError (one line) when unreadable."""
-    from hipi_jax import report
     from hipi_jax.config import TrainConfig
     from hipi_jax.runner import split_runs
 
     try:
         config = TrainConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
-        records = report.read_jsonl(run_dir / "metrics.jsonl")
+        records = rundir.read_jsonl(run_dir / "metrics.jsonl")
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, TypeError, ValueError) as e:
         raise ValueError(f"{run_dir} is not a readable hipi-train run ({type(e).__name__}: {e})") from None
     if not any("eval_return" in r for r in records):
@@ -79,14 +78,10 @@ def main(argv: list[str] | None = None) -> int:
         _fail(f"the labels {', '.join(labels)} repeat; name the runs apart with --labels")
     if args.out.suffix.lower() != ".png":
         _fail(f"--out {args.out}: must end in .png")
-    if args.out.is_dir() or not args.out.parent.is_dir():
-        _fail(f"--out {args.out}: must be a file in an existing directory")
     from hipi_jax import report
-    from hipi_jax.eval_cli import run_file
 
-    for run_dir in args.run_dirs:
-        if name := run_file(run_dir, args.out):
-            _fail(f"--out {args.out} is the run's own {name}; choose another file")
+    if problem := rundir.output_file("--out", args.out, args.run_dirs):
+        _fail(problem)
     lines: dict[str, list[dict]] = {}
     for run_dir, label in zip(args.run_dirs, labels, strict=True):
         try:

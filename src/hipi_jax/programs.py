@@ -10,6 +10,7 @@ benchmarks) takes the one `Built` object: nothing is rebuilt or compiled twice.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import os
 import time
@@ -25,6 +26,7 @@ from hipi_jax.config import TrainConfig
 from hipi_jax.training import Trainer, TrainState
 
 Array = jax.Array
+log = logging.getLogger("hipi_jax")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -191,6 +193,7 @@ def build(config: TrainConfig, *, warmup: bool = True) -> Built:
     state = state_bytes_per_device(prog.like)
     if state > have:
         raise ValueError(memory_message(config, prog, state, have, "the training state"))
+    log.info("compiling the training programs for %s (and checking their memory) ...", config.env)
     compiled = compile_programs(prog, warmup=warmup)
     if (need := compiled.peak_bytes(state)) > have:
         raise ValueError(memory_message(config, prog, need, have, "training (XLA's memory analysis)"))

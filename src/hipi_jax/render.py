@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from hipi_jax import report
+from hipi_jax import rundir
 from hipi_jax.envs.base import Env, goal_of
 
 SUFFIXES = {"mujoco": (".mp4", ".gif"), "plane": (".png", ".gif", ".mp4")}
@@ -108,7 +108,7 @@ def write_video(frames: np.ndarray, path: str | os.PathLike, fps: float) -> None
     if suffix == ".mp4":
         import imageio.v2 as imageio
 
-        with warnings.catch_warnings(), report.atomic_path(path) as tmp:
+        with warnings.catch_warnings(), rundir.atomic_path(path) as tmp:
             # JAX warns on any fork; imageio-ffmpeg's fork is followed by exec
             warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called", category=RuntimeWarning)
             writer = imageio.get_writer(tmp, format="FFMPEG", fps=fps, codec="libx264", quality=8, macro_block_size=2)
@@ -121,7 +121,7 @@ def write_video(frames: np.ndarray, path: str | os.PathLike, fps: float) -> None
         every = math.ceil(fps / MAX_GIF_FPS)
         images = [Image.fromarray(frame) for frame in frames[::every]]
         duration = round(1000.0 * every / fps)
-        with report.atomic_open(path, "wb") as f:
+        with rundir.atomic_open(path, "wb") as f:
             images[0].save(f, format="GIF", save_all=True, append_images=images[1:], duration=duration, loop=0)
     else:
         raise ValueError(f"{path}: the suffix must be .mp4 or .gif")
@@ -297,7 +297,7 @@ def _figure_rgb(fig) -> np.ndarray:
 def trajectory_png(env: Env, episodes, path: str | os.PathLike) -> None:
     """A static plot (.png) of the episodes of a plane env: map, paths, starts and goals, success coloured."""
     fig, _, _ = _plane_figure(env, *_plane_episodes(env, episodes))
-    with report.atomic_open(path, "wb") as f:
+    with rundir.atomic_open(path, "wb") as f:
         fig.savefig(f, format="png")
 
 

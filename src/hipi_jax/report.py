@@ -5,16 +5,16 @@ Floats that came from float32 are written as float32's shortest decimal (0.05, n
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+from hipi_jax.rundir import append_line, atomic_open, write_text
 
 if TYPE_CHECKING:
     from hipi_jax.config import TrainConfig
@@ -53,89 +53,9 @@ def dumps(obj, indent: int | None = None) -> str:
     return json.dumps(short_floats(obj), indent=indent)
 
 
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """A temporary path beside `path` (same directory and suffix) to write to; when the block ends
-    without error it is fsynced and renamed over `path`, else removed. So `path` is always either the
-    old file or the whole new one, never truncated, whatever fails (a full disk, a kill)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
-    try:
-        with naming(path, tmp):
-            yield tmp
-            fd = os.open(tmp, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    _fsync_dir(path.parent)
-
-
-@contextlib.contextmanager
-def naming(path: Path, *aliases: Path) -> Iterator[None]:
-    """Re-raise an OSError that names no file (a full disk on write or flush) or one of `aliases` (a
-    temporary name) as the same error naming `path`, so that its one-line message says which file."""
-    try:
-        yield
-    except OSError as e:
-        if e.errno is not None and (e.filename is None or Path(e.filename) in aliases):
-            raise OSError(e.errno, e.strerror, str(path)) from e
-        raise
-
-
-@contextlib.contextmanager
-def atomic_open(path: str | os.PathLike, mode: str = "w") -> Iterator:
-    """`open(path, mode)` whose content replaces `path` only once complete (see `atomic_path`)."""
-    with atomic_path(path) as tmp, open(tmp, mode) as f:
-        yield f
-
-
-def write_text(path: str | os.PathLike, text: str) -> None:
-    """Replace `path` with `text`, atomically."""
-    with atomic_open(path) as f:
-        f.write(text)
-
-
 def append_jsonl(path: Path, record: dict) -> None:
-    """Append one line in one write (O_APPEND), flushed to disk. A write cut short (a full disk) leaves
-    at most a torn last line, which `read_jsonl` drops."""
-    with naming(path), open(path, "a") as f:
-        f.write(dumps(record) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    """The records of a JSONL file. A torn last line (a process killed, or a disk full, mid-append: no
-    newline at its end) is dropped; any other undecodable line raises ValueError naming it."""
-    text = Path(path).read_text()
-    lines = text.split("\n")
-    if lines and lines[-1].strip():  # no newline after the last line: possibly torn
-        try:
-            json.loads(lines[-1])
-        except json.JSONDecodeError:
-            lines = lines[:-1]
-    records = []
-    for number, line in enumerate(lines, start=1):
-        if line.strip():
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}, line {number}: not JSON ({e.msg})") from None
-    return records
+    """Append `record` as one JSON line, fsynced (`rundir.append_line`)."""
+    append_line(path, dumps(record))
 
 
 def write_jsonl(path: Path, records: list[dict]) -> None:
@@ -188,7 +108,6 @@ def write_csv(path: Path, records: list[dict], config: TrainConfig) -> None:
 
 def write_benchmark(path: Path, args: dict, rows: list[dict]) -> None:
     """A benchmark's JSON: the command, machine, versions, arguments and its rows."""
-    import os
     import platform
     import sys
 

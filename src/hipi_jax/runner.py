@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import logging
 import os
 import shutil
@@ -19,14 +18,11 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from hipi_jax import rundir
 from hipi_jax.config import TrainConfig
+from hipi_jax.rundir import RUN_DIRS, RUN_FILES, STALE_FILES, check_out_dir, check_resume, check_same, lock_run_dir
 
 log = logging.getLogger("hipi_jax")
-
-RUN_FILES = ("config.json", "metrics.jsonl", "metrics.csv", "summary.json", "curves.png")
-STALE_FILES = ("eval.json",)  # written by hipi-eval about an earlier run
-RUN_DIRS = ("checkpoints", "checkpoints-unusable", "policies", "tensorboard", "wandb")
-LOCK = ".hipi-train.lock"
 
 
 class Interrupted(Exception):
@@ -36,114 +32,6 @@ class Interrupted(Exception):
         self.signum, self.env_steps, self.resumable = signum, env_steps, resumable
         how = "continue with --resume" if resumable else "no checkpoint was written (--ckpt-every 0)"
         super().__init__(f"interrupted at env step {env_steps}; {how}")
-
-
-def lock_run_dir(out: Path) -> int:
-    """Hold an exclusive OS lock on `out` for the life of this process (the kernel releases it on any exit,
-    SIGKILL included). Raises ValueError naming the holder's PID when another process holds it."""
-    import fcntl
-
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        fd = os.open(out / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as e:
-        raise ValueError(f"--out {out} cannot be created ({e.strerror})") from None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
-        os.close(fd)
-        raise ValueError(
-            f"--out {out} is in use by another hipi-train (pid {holder}); wait for it or choose another --out"
-        ) from None
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-    return fd
-
-
-def unwritable_dir(path: Path) -> Path | None:
-    """The directory that would refuse writing `path` (itself if a directory, else its nearest existing
-    ancestor; a read-only file system refuses too), or None when it can be written."""
-    parent = path if path.is_dir() else next(p for p in path.absolute().parents if p.exists())
-    return None if os.access(parent, os.W_OK | os.X_OK) else parent
-
-
-def check_writable(out: Path) -> None:
-    """Refuse an `out` that cannot be written: a name longer than the file system allows, or a directory
-    (or its nearest existing ancestor) without write access or on a read-only file system."""
-    limit = os.pathconf(next(p for p in out.absolute().parents if p.exists()), "PC_NAME_MAX")
-    for part in out.absolute().parts:  # before any stat of `out`, which fails on such a name
-        if (size := len(os.fsencode(part))) > limit:
-            raise ValueError(f"--out: the name {part[:32]}... is {size} bytes; this file system allows {limit}")
-    if (denied := unwritable_dir(out)) is not None:
-        raise ValueError(f"--out {out} is not writable ({denied} denies write access or is read-only)")
-
-
-def check_out_dir(out: Path, overwrite: bool, config: TrainConfig | None = None) -> None:
-    """Refuse an existing run directory without `overwrite` (unless it holds only the start of this same
-    `config`'s run, stopped before its first checkpoint), or one that cannot be created or written."""
-    check_writable(out)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} exists and is not a directory")
-    held = out.is_dir() and any(p.name != LOCK for p in out.iterdir())  # a lock alone: a run stopped at its start
-    if held and not overwrite and not (config and unsaved_start(out, config)):
-        raise ValueError(
-            f"--out {out} already holds files; pass --overwrite (Python: overwrite=True) to replace them or choose "
-            "another --out"
-        )
-
-
-def has_checkpoint(out: Path) -> bool:
-    """Whether `out/checkpoints` holds a step directory."""
-    ckpts = out / "checkpoints"
-    return ckpts.is_dir() and any(d.name.isdigit() for d in ckpts.iterdir())
-
-
-def unsaved_start(out: Path, config: TrainConfig) -> bool:
-    """Whether `out` holds a run of this same `config` stopped before its first checkpoint (no step
-    directory, no summary.json): rerunning the command then starts it afresh, without --overwrite."""
-    try:
-        saved = json.loads((out / "config.json").read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return False
-    if not isinstance(saved, dict) or differing_options(saved, config):
-        return False
-    return not (out / "summary.json").exists() and not has_checkpoint(out)
-
-
-def check_resume(out: Path, config: TrainConfig) -> None:
-    """Refuse resuming without a run in `out`, or with options that differ from its config.json beyond the
-    budget (`check_same` then compares them with the config saved in the checkpoint itself)."""
-    check_writable(out)
-    missing = [name for name, there in (("config.json", (out / "config.json").is_file()),
-                                        ("checkpoints/", (out / "checkpoints").is_dir())) if not there]  # fmt: skip
-    if missing:
-        raise ValueError(f"--resume: {out} holds no run to resume ({' and '.join(missing)} missing)")
-    try:
-        saved = json.loads((out / "config.json").read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(f"--resume: {out / 'config.json'} is unreadable ({e}); it is not changed") from None
-    check_same(saved, config, out / "config.json")
-
-
-def differing_options(saved: dict, config: TrainConfig, ignore: Sequence[str] = ()) -> list[str]:
-    """The options whose value in a `saved` config dict differs from `config`'s, beyond `ignore`; an
-    option added since the dict was saved counts as its default."""
-    added = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.name not in saved}
-    saved = json.loads(json.dumps({**added, **saved}))
-    given = json.loads(json.dumps(config.to_dict()))
-    return [k for k in dict.fromkeys([*given, *saved]) if k not in ignore and saved.get(k) != given.get(k)]
-
-
-def check_same(saved, config: TrainConfig, source: Path | str) -> None:
-    """Refuse (ValueError naming each differing option) when the `saved` config differs from `config`
-    beyond `env_steps`, the budget a resume may raise."""
-    if not isinstance(saved, dict):
-        raise ValueError(f"--resume: {source} holds {type(saved).__name__}, not a config object")
-    if differ := differing_options(saved, config, ignore=("env_steps",)):
-        given = config.to_dict()
-        changes = ", ".join(f"{k}: saved {saved.get(k)!r}, given {given.get(k)!r}" for k in differ)
-        raise ValueError(f"--resume: the options differ from those in {source} beyond --env-steps ({changes})")
 
 
 def policy_meta(config: TrainConfig, env) -> dict:
@@ -213,7 +101,6 @@ def train(
     loggers_lib.check(loggers)  # a missing package is bad input too
     resumable = f"continue with hipi-train --resume --out {out} and the same options"
     signals.leaving(resumable if resume else "nothing was saved; rerun the same command")
-    log.info("compiling the training programs for %s (and checking their memory) ...", config.env)
     built = programs.build(config, warmup=not resume)  # refuses a run the device's memory cannot hold
     lead = jax.process_index() == 0  # the one process that writes the run's files (checkpoints: all)
     lock = lock_run_dir(out) if lead else None  # before anything in `out` is changed
@@ -369,7 +256,7 @@ class _Run:
             if self.logs is not None:
                 self.logs.close()
             if self.lead and metrics.exists():
-                records = report.read_jsonl(metrics)
+                records = rundir.read_jsonl(metrics)
                 report.plot_curves(split_runs(records, self.config), self.out / "curves.png", title=self.config.env)
         except Exception as e:
             if not failed:
@@ -514,7 +401,7 @@ def _finish(config: TrainConfig, out: Path, meta: dict, state, lead: bool) -> di
 
     steps, actor = int(programs.to_host(state.env_steps)[0]), programs.to_host(state.agent.actor_params)
     path = out / "metrics.jsonl"
-    records = report.read_jsonl(path) if path.exists() else []
+    records = rundir.read_jsonl(path) if path.exists() else []
     if not records or not isinstance(records[-1], dict) or records[-1].get("env_steps") != steps:
         raise ValueError(f"--resume: {path} does not end at the final checkpoint's env step {steps}; the run's "
                          "last files (summary.json, curves.png) cannot be written from it")  # fmt: skip
