@@ -123,7 +123,7 @@ class _Run:
         self.built, self.config, self.out, self.options, self.lead = built, built.config, out, options, lead
         self.barrier = _barrier if jax.process_count() > 1 else lambda name: None
         self.meta = policy_meta(self.config, built.trainer.env)
-        self.mgr, self.logs, self.interrupted = None, None, None
+        self.mgr, self.logs, self.interrupted, self.finished_state = None, None, None, None
         self.env_steps = 0  # of the newest record
         self.guard = stall.StallGuard(self.stalled, options.stall_timeout)
         self.stop = signals.StopSignals() if jax.process_count() == 1 else contextlib.nullcontext(None)
