@@ -32,22 +32,22 @@ TRAIN = {
 }
 
 
-def drop_timings(x):
+def drop_varying(x):
     """`x` (parsed JSON) without the keys of `VARYING`, at any depth."""
     if isinstance(x, dict):
-        return {k: drop_timings(v) for k, v in x.items() if k not in VARYING}
+        return {k: drop_varying(v) for k, v in x.items() if k not in VARYING}
     if isinstance(x, list):
-        return [drop_timings(v) for v in x]
+        return [drop_varying(v) for v in x]
     return x
 
 
 def digest_json_lines(path: Path) -> str:
-    lines = [json.dumps(drop_timings(json.loads(line)), sort_keys=True) for line in path.read_text().splitlines()]
+    lines = [json.dumps(drop_varying(json.loads(line)), sort_keys=True) for line in path.read_text().splitlines()]
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
 def digest_arrays(root: Path) -> dict[str, str]:
-    """SHA-256 by relative path of every .npz (its arrays), .msgpack, .json and .jsonl (timings dropped)
+    """SHA-256 by relative path of every .npz (its arrays), .json and .jsonl (`VARYING` dropped)
     file under `root`."""
     out = {}
     for f in sorted(root.rglob("*")):
@@ -60,10 +60,8 @@ def digest_arrays(root: Path) -> dict[str, str]:
                 out[rel] = h.hexdigest()
         elif f.suffix == ".jsonl":
             out[rel] = digest_json_lines(f)
-        elif f.suffix == ".msgpack":
-            out[rel] = hashlib.sha256(f.read_bytes()).hexdigest()
         elif f.suffix == ".json":
-            text = json.dumps(drop_timings(json.loads(f.read_text())), sort_keys=True)
+            text = json.dumps(drop_varying(json.loads(f.read_text())), sort_keys=True)
             out[rel] = hashlib.sha256(text.encode()).hexdigest()
     return out
 
@@ -91,8 +89,7 @@ def main(argv=None) -> int:
          "--expert-steps", "8000", "--overwrite", "--no-progress"])  # fmt: skip
     run([hipi_bc, "train", "--data", str(bc / "demos.npz"), "--out", str(bc / "train"), "--seeds", "2",
          "--max-epochs", "3", "--eval-episodes", "10", "--overwrite"])  # fmt: skip
-    digests["bc_point_goal/demos.npz"] = digest_arrays(bc)["demos.npz"]
-    digests.update({f"bc_point_goal/train/{k}": v for k, v in digest_arrays(bc / "train").items()})
+    digests.update({f"bc_point_goal/{k}": v for k, v in digest_arrays(bc).items()})
     (args.out / "digests.json").write_text(json.dumps(digests, indent=1, sort_keys=True) + "\n")
     print(f"wrote {args.out / 'digests.json'} ({len(digests)} digests)")
     if args.against is None:

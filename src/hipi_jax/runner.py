@@ -123,7 +123,7 @@ class _Run:
         self.built, self.config, self.out, self.options, self.lead = built, built.config, out, options, lead
         self.barrier = _barrier if jax.process_count() > 1 else lambda name: None
         self.meta = policy_meta(self.config, built.trainer.env)
-        self.mgr, self.logs, self.interrupted, self.finished_state = None, None, None, None
+        self.mgr, self.logs, self.interrupted = None, None, None
         self.env_steps = 0  # of the newest record
         self.guard = stall.StallGuard(self.stalled, options.stall_timeout)
         self.stop = signals.StopSignals() if jax.process_count() == 1 else contextlib.nullcontext(None)
@@ -136,8 +136,8 @@ class _Run:
         self.barrier("options checked")
         if self.options.resume:
             start = self.restore()
-            if start is None:  # stopped between its final checkpoint and its last files
-                return _finish(config, out, self.meta, self.finished_state, self.lead)
+            if start[1] == config.num_chunks:  # stopped between its final checkpoint and its last files
+                return _finish(config, out, self.meta, start[0], self.lead)
         else:
             start = self.clear()
         if self.lead:
@@ -165,9 +165,9 @@ class _Run:
         log.info("done in %.0f s; final eval_return per run %s", summary["wall_s"], summary["eval_return"])
         return summary
 
-    def restore(self) -> tuple | None:
-        """(state, chunks done) of the newest usable checkpoint (unusable ones moved aside), or None when
-        it is the final one (`finished_state`); ValueError when there is none or nothing is left to train."""
+    def restore(self) -> tuple:
+        """(state, chunks done) of the newest usable checkpoint, unusable ones moved aside; ValueError when
+        there is none, or when the run is complete (its final checkpoint and summary.json written)."""
         from hipi_jax import checkpoint, programs
 
         config, out = self.config, self.out
@@ -183,8 +183,7 @@ class _Run:
         self.mgr.reload()
         done = saved["chunks_done"]
         if done == config.num_chunks and not (out / "summary.json").exists():  # stopped before its last files
-            self.finished_state = state
-            return None
+            return state, done
         if done >= config.num_chunks:
             raise ValueError(f"--resume: the run in {out} already did its {done} chunks; raise --env-steps to train on")
         self.barrier("checkpoint restored")
@@ -273,7 +272,7 @@ def loop(built, log_record, *, start: tuple | None = None, progress: bool = True
     import jax
     from tqdm.auto import tqdm
 
-    from hipi_jax import training
+    from hipi_jax import programs, training
 
     config, place, compiled = built.config, built.placement, built.compiled
     done = 0 if start is None else start[1]
@@ -294,16 +293,16 @@ def loop(built, log_record, *, start: tuple | None = None, progress: bool = True
     if start is None:
         state = jax.block_until_ready(compiled.warmup(state))
         bar.update(warmup_steps)
-        log_record(_record(built, state, 0, {}, t_start))
+        log_record(_record(built, state, 0, {}, t_start, _counts(state)))
     train_s, chunks_run, rec = 0.0, 0, None
     for i in range(done, config.num_chunks):
         t0 = time.perf_counter()
         state, metrics = compiled.chunk(state)
-        metrics = _to_host(metrics)
+        metrics, counts = programs.to_host(metrics), _counts(state)
         train_s += time.perf_counter() - t0
         chunks_run += 1
-        check_finite(metrics, int(_to_host(state.env_steps)[0]))
-        rec = _record(built, state, i + 1, metrics, t_start)
+        check_finite(metrics, counts["env_steps"])
+        rec = _record(built, state, i + 1, metrics, t_start, counts)
         log_record(rec)
         stop = after_chunk is not None and after_chunk(i + 1, state)
         bar.update(per_chunk)
@@ -314,10 +313,12 @@ def loop(built, log_record, *, start: tuple | None = None, progress: bool = True
     return _summary(built, rec, t_start, train_s, chunks_run), state
 
 
-def _to_host(tree):
+def _counts(state) -> dict[str, int]:
+    """The run's env steps and updates (the same in every run), on the host."""
     from hipi_jax import programs
 
-    return programs.to_host(tree)
+    counts = programs.to_host({"env_steps": state.env_steps, "updates": state.updates})
+    return {k: int(v[0]) for k, v in counts.items()}
 
 
 def _log_layout(config: TrainConfig, state, place) -> None:
@@ -334,17 +335,15 @@ def _log_layout(config: TrainConfig, state, place) -> None:
     log.info("budget: %s", config.budget_text)
 
 
-def _record(built, state, log_index: int, train_metrics: dict, t_start: float) -> dict:
-    """The evaluation record at log point `log_index` (0: after the warm-up)."""
-    from hipi_jax import training
+def _record(built, state, log_index: int, train_metrics: dict, t_start: float, counts: dict[str, int]) -> dict:
+    """The evaluation record at log point `log_index` (0: after the warm-up), at `counts` (`_counts`)."""
+    from hipi_jax import programs, training
 
     config, place = built.config, built.placement
     keys = training.per_run(config, training.eval_keys(config.seed, config.seeds, log_index))
-    ev = _to_host(built.compiled.evaluate(state.agent.actor_params, place.put_runs(keys)))
-    counts = _to_host({"env_steps": state.env_steps, "updates": state.updates})
+    ev = programs.to_host(built.compiled.evaluate(state.agent.actor_params, place.put_runs(keys)))
     rec = {
-        "env_steps": int(counts["env_steps"][0]),
-        "updates": int(counts["updates"][0]),
+        **counts,
         "wall_s": round(time.perf_counter() - t_start, 3),
         "eval_return": ev["eval_return"].tolist(),
     }
