@@ -99,9 +99,9 @@ def main(argv=None) -> int:
         strategy, hidden = case.split(":")
         for variant, changes in variants.items():
             with reverted(old, changes):
-                config = TrainConfig(env="reacher_goal", relabel=strategy, num_envs=16, batch_size=32,
-                                     hidden=tuple(int(h) for h in hidden.split(",")), buffer_size=100_000,
-                                     warmup_steps=2_000, eval_episodes=1)  # fmt: skip
+                config = TrainConfig.from_options(env="reacher_goal", relabel=strategy, num_envs=16, batch_size=32,
+                                                  hidden=tuple(int(h) for h in hidden.split(",")), buffer_size=100_000,
+                                                  warmup_steps=2_000, eval_episodes=1)  # fmt: skip
                 tr = training.build(config)
                 prog = programs.programs(tr)
                 state = jax.tree.map(lambda x: x[0], prog.warmup(prog.init(training.run_keys(config))))

@@ -32,7 +32,7 @@ def run_hipi(epoch_steps: int, epochs: int, **overrides) -> dict:
     """hipi-jax on reacher_goal (the Playground ReacherEasy physics): 16 envs, batch 32, (64, 64),
     replay 100k, 1k warm-up, then `overrides` (e.g. relabel); `epochs` chunks of `epoch_steps` env
     steps. Throughput of the compiled chunks (`summary.json`'s figures), compilation apart."""
-    config = TrainConfig(
+    config = TrainConfig.from_options(
         **{
             "env": "reacher_goal",
             "num_envs": 16,

@@ -77,10 +77,10 @@ def reads(f: Callable) -> Stage:
 def stages(tr: training.Trainer, state: training.TrainState) -> dict[str, Stage]:
     """Every stage of one training iteration (module docstring)."""
     cfg, family = tr.config, tr.env.task_family
-    spec = cfg.relabel_spec
+    spec = cfg.relabel
     agent = training.agent_of(tr, state.hyper)
     steps = tr.env.max_steps if spec.rule.trajectory_level else 0
-    sample = lambda s, k: buffer.sample(s.buffer, k, cfg.batch_size, steps)  # noqa: E731
+    sample = lambda s, k: buffer.sample(s.buffer, k, cfg.run.batch_size, steps)  # noqa: E731
     values = lambda s: agent.relabel_values(s.agent, spec.value_estimator) if spec.value_estimator else None  # noqa: E731
 
     def relabeled(s, k):
@@ -111,7 +111,7 @@ def stages(tr: training.Trainer, state: training.TrainState) -> dict[str, Stage]
     def target(s, k):
         a = s.agent
         return a.replace(
-            target_critic_params=optax.incremental_update(a.critic_params, a.target_critic_params, agent.tau)
+            target_critic_params=optax.incremental_update(a.critic_params, a.target_critic_params, agent.config.tau)
         )
 
     out = {
@@ -151,9 +151,10 @@ def main(argv=None) -> int:
     args = parse(argv)
     programs, rows, iterations = {}, {}, {}
     for strategy in args.relabel.split(","):
-        config = TrainConfig(env=args.env, relabel=strategy, num_envs=args.num_envs, batch_size=args.batch_size,
-                             hidden=tuple(int(h) for h in args.hidden.split(",")), buffer_size=100_000,
-                             warmup_steps=2_000, eval_episodes=1)  # fmt: skip
+        hidden = tuple(int(h) for h in args.hidden.split(","))
+        config = TrainConfig.from_options(env=args.env, relabel=strategy, num_envs=args.num_envs, hidden=hidden,
+                                          batch_size=args.batch_size, buffer_size=100_000, warmup_steps=2_000,
+                                          eval_episodes=1)  # fmt: skip
         tr = training.build(config)
         prog = programs.programs(tr)
         state = jax.tree.map(lambda x: x[0], prog.warmup(prog.init(training.run_keys(config))))

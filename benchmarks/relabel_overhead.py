@@ -62,9 +62,9 @@ def update_program(config: TrainConfig) -> dict:
     body = lambda s, _: training.update(tr, s)
     updates = jax.jit(jax.vmap(lambda s: jax.lax.scan(body, s, None, length=SCAN)[0]), donate_argnums=0)
     p = {"updates": updates, "state": updates(state), "times": [], "kernel_times": []}  # the first call compiles
-    if config.relabel != "none":
+    if config.relabel.strategy != "none":
         one = jax.tree.map(lambda x: x[0], p["state"])
-        spec = config.relabel_spec
+        spec = config.relabel
         agent = training.agent_of(tr, one.hyper)
         values = agent.relabel_values(one.agent, spec.value_estimator) if spec.value_estimator else None
         family = tr.env.task_family
@@ -74,7 +74,9 @@ def update_program(config: TrainConfig) -> dict:
 
         keys = jax.random.split(jax.random.key(0), SCAN)
         steps = tr.env.max_steps if spec.rule.trajectory_level else 0
-        samples = jax.vmap(lambda key: buffer.sample(one.buffer, key, config.batch_size, steps))(keys)  # one per call
+        samples = jax.vmap(lambda key: buffer.sample(one.buffer, key, config.run.batch_size, steps))(
+            keys
+        )  # one per call
         first = jax.tree.map(lambda x: x[0], samples)
         cost = jax.jit(kernel).lower(keys[0], first).compile().cost_analysis()
         p["flops"] = float((cost[0] if isinstance(cost, list) else cost)["flops"])
@@ -100,7 +102,7 @@ def main(argv=None) -> int:
     cases += [(widths[0], big, "inverse_rl", k) for k in map(int, args.candidates.split(",")) if k < big]
     programs = {}
     for hidden, batch, strategy, k in cases:
-        config = TrainConfig(
+        config = TrainConfig.from_options(
             env=args.env,
             relabel=strategy,
             batch_size=batch,

@@ -7,7 +7,8 @@ Runs, through the installed CLIs as a user would: `hipi-train` on nav2d and on r
 small budgets, a checkpoint every chunk) and `hipi-bc collect` + `hipi-bc train` on point_goal. The
 digest of a run is the SHA-256 of its metrics.jsonl with the wall times dropped (`VARYING`) and of every
 array of its policies (hipi-train: policies/; hipi-bc: its results.json without timings and the
-methods' policies). `--against` exits 1 naming every digest that differs. Bitwise equality holds on
+methods' policies), configs flattened to one layout (`flat`). `--against` exits 1 naming every
+digest that differs. Bitwise equality holds on
 one machine and JAX version (XLA's CPU code is deterministic there), not across them.
 """
 
@@ -33,11 +34,24 @@ TRAIN = {
 
 
 def drop_varying(x):
-    """`x` (parsed JSON) without the keys of `VARYING`, at any depth."""
+    """`x` (parsed JSON) without the keys of `VARYING`, at any depth, its configs in one layout (`flat`)."""
     if isinstance(x, dict):
-        return {k: drop_varying(v) for k, v in x.items() if k not in VARYING}
+        return {k: drop_varying(v) for k, v in flat(x).items() if k not in VARYING}
     if isinstance(x, list):
         return [drop_varying(v) for v in x]
+    return x
+
+
+def flat(x: dict) -> dict:
+    """0.3's config layouts as 0.2's flat objects of options, so that a layout change alone is no
+    difference: a TrainConfig's parts (`"version"`, `hipi_jax.config.flat_options`) and a BCConfig's
+    `learner` merged into it. Commits before 0.3 wrote the flat layout."""
+    if "version" in x and "run" in x:
+        from hipi_jax.config import flat_options
+
+        return flat_options(x)
+    if isinstance(x.get("learner"), dict) and "method" in x:
+        return {**{k: v for k, v in x.items() if k != "learner"}, **x["learner"]}
     return x
 
 

@@ -43,8 +43,8 @@ def main(argv=None) -> int:
     counts = sorted({1, *map(int, args.seeds.split(","))})
     programs = {}
     for s in counts:
-        config = TrainConfig(env=args.env, relabel=args.relabel, seeds=s, eval_every=args.chunk_steps,
-                             warmup_steps=1_000, env_steps=10**6)  # fmt: skip
+        config = TrainConfig.from_options(env=args.env, relabel=args.relabel, seeds=s, eval_every=args.chunk_steps,
+                                          warmup_steps=1_000, env_steps=10**6)  # fmt: skip
         prog = programs.programs(training.build(config))
         state = prog.warmup(prog.init(training.run_keys(config)))
         t0 = time.perf_counter()

@@ -43,7 +43,7 @@ class Line(envs.Env):
         return x, x, x
 
 
-envs.register("line", Line, overwrite=True)  # on import: TrainConfig(env="line") and hipi-eval --import accept it
+envs.register("line", Line, overwrite=True)  # on import: TrainConfig.preset("line") and hipi-eval --import accept it
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--hidden", default="32,32")
     args = p.parse_args(argv)
 
-    config = TrainConfig(
+    config = TrainConfig.from_options(
         env="line",
         relabel="inverse_rl",
         env_steps=args.env_steps,

@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> dict:
         hidden=tuple(int(w) for w in args.hidden.split(",")),
     )
     summary = train(config, out=args.out, overwrite=True, progress=False)
-    print(f"{config.env}: final success per seed {summary['eval_success']} after {summary['env_steps']} env steps")
+    print(f"{config.run.env}: final success per seed {summary['eval_success']} after {summary['env_steps']} env steps")
     return summary
 
 

@@ -126,7 +126,7 @@ def demonstrations(args, env: str) -> tuple[dataset.Dataset, dict, dict]:
         expert = {"scripted": True, "eval_return": [float(returns.mean())]}
     else:
         config = TrainConfig.from_dict(spec["expert_config"])
-        print(f"{env}: expert {config.env_steps} env steps, {spec['episodes']} trajectories", flush=True)
+        print(f"{env}: expert {config.run.env_steps} env steps, {spec['episodes']} trajectories", flush=True)
         key = jax.random.key(args.seed)
         data, expert = bc.demonstrations(config, spec["episodes"], key, progress=not args.no_progress)
     (args.out / env).mkdir(parents=True, exist_ok=True)
@@ -203,7 +203,7 @@ def main(argv=None) -> int:
     return sweep_domains(
         args,
         lambda spec: {
-            m: bc.BCConfig(method=m, eval_episodes=spec["eval_episodes"], **{**BC, **spec["bc"]}) for m in methods
+            m: bc.BCConfig.of(method=m, eval_episodes=spec["eval_episodes"], **{**BC, **spec["bc"]}) for m in methods
         },
         plot,
     )

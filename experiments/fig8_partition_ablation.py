@@ -24,7 +24,7 @@ def configs(spec: dict, bias: float) -> dict[str, bc.BCConfig]:
     out = {}
     for method in ("hipi", "hipi_no_partition"):
         for suffix, b in (("", 0.0), (" + bias", bias)):
-            out[method + suffix] = bc.BCConfig(
+            out[method + suffix] = bc.BCConfig.of(
                 method=method, eval_episodes=spec["eval_episodes"], reward_bias=b, **{**fig7_bc.BC, **spec["bc"]}
             )
     return out

@@ -18,7 +18,7 @@ from hipi_jax.render import headless_gl
 headless_gl()  # offscreen rendering (MUJOCO_GL=egl) on a headless machine; must run before mujoco is imported
 
 # The smallest run that exercises every part of the loop (2 seeds, 2 envs, 2 chunks).
-TINY_CONFIG = TrainConfig(
+TINY_CONFIG = TrainConfig.from_options(
     env="point_goal",
     relabel="inverse_rl",
     seeds=2,

@@ -81,7 +81,7 @@ def test_loaded_policy_acts_as_the_training_program_evaluates(run_dir, run):
     np.testing.assert_array_equal(pi.act(obs, task, key), tr.agent.act(params, key, obs, task))
     # the whole evaluation: the same episodes as the training program's `evaluate` for the same key
     expected = training.evaluate(tr, params, key)
-    episodes, _ = eval_cli.evaluate(pi, tr.env, key, TINY_CONFIG.eval_episodes, None, True)
+    episodes, _ = eval_cli.evaluate(pi, tr.env, key, TINY_CONFIG.evaluation.episodes, None, True)
     np.testing.assert_allclose(episodes.returns.mean(), expected["eval_return"], rtol=1e-6)
     np.testing.assert_allclose(episodes.success.mean(), expected["eval_success"])
 
@@ -94,7 +94,7 @@ def test_policy_is_jittable_and_vmappable_and_loads_without_a_training_program(r
     monkeypatch.setattr(programs, "build", refuse)
     monkeypatch.setattr(training, "build", refuse)
     pi = load_policy(run_dir, step=34)
-    assert pi.env_steps == 34 and pi.config["env"] == "point_goal" and pi.run == {"run": 0, "seed_index": 0}
+    assert pi.env_steps == 34 and pi.config["run"]["env"] == "point_goal" and pi.run == {"run": 0, "seed_index": 0}
     obs = jnp.zeros((5, 2))
     batch = jax.jit(jax.vmap(lambda p, o: p.act(o, jnp.zeros(2)), in_axes=(None, 0)))(pi, obs)
     chex_shape = batch.shape

@@ -20,7 +20,7 @@ from hipi_jax.tasks import Discrete, Linear
 
 pytestmark = pytest.mark.usefixtures("fast_compilation")
 
-TINY = bc.BCConfig(hidden=(16, 16), batch_size=32, max_epochs=5, eval_episodes=4, candidates=16)
+TINY = bc.BCConfig.of(hidden=(16, 16), batch_size=32, max_epochs=5, eval_episodes=4, candidates=16)
 
 
 def random_dataset(name: str = "point_goal", n: int = 12, seed: int = 0) -> dataset.Dataset:
@@ -99,12 +99,12 @@ def test_early_stopping_stops_when_validation_loss_rises():
     """Cloning pure-noise actions with a large step size: the validation loss cannot keep falling, so
     training stops before the epoch limit, right after `patience` rises in a row."""
     data = random_dataset(n=20)
-    config = dataclasses.replace(TINY, max_epochs=60, patience=2, learning_rate=3e-2, batch_size=16)
+    config = TINY.replace(max_epochs=60, patience=2, learning_rate=3e-2, batch_size=16)
     steps = bc.Steps.of(data)
     _, fit = jax.jit(config.learner.train)(steps.obs, steps.actions, steps.traj, data.tasks, jax.random.key(0))
     epochs = int(fit.epoch)
     curve = np.asarray(fit.val_curve)
-    assert 2 < epochs < config.max_epochs
+    assert 2 < epochs < config.learner.max_epochs
     assert np.all(np.isfinite(curve[:epochs])) and np.all(np.isnan(curve[epochs:]))
     assert curve[epochs - 1] > curve[epochs - 2] > curve[epochs - 3]  # the last `patience` epochs rose
     assert float(fit.best_val) == pytest.approx(curve[:epochs].min())
@@ -117,7 +117,7 @@ def test_action_clip_bounds_targets_and_actions_to_c_demonstration_stds():
     steps = bc.Steps.of(data)
     far = 0
     for clip in (0.0, 0.2):
-        learner = dataclasses.replace(TINY, max_epochs=5, action_clip=clip).learner
+        learner = TINY.replace(max_epochs=5, action_clip=clip).learner
         policy, _ = jax.jit(learner.train)(steps.obs, steps.actions, steps.traj, data.tasks, jax.random.key(0))
         y = np.asarray(learner.bound(policy.action_norm.normalize(steps.actions)))
         actions = np.asarray(jax.vmap(partial(learner.act, policy))(steps.obs, data.tasks[steps.traj]))
@@ -132,7 +132,7 @@ def test_action_clip_bounds_targets_and_actions_to_c_demonstration_stds():
 
 @pytest.mark.parametrize("method", bc.METHODS)
 def test_every_method_runs_vmapped_over_seeds(method):
-    out = bc.run(dataclasses.replace(TINY, method=method), random_dataset(), seed=0, seeds=2)
+    out = bc.run(TINY.replace(method=method), random_dataset(), seed=0, seeds=2)
     assert out["eval_return"].shape == (2,) and np.all(np.isfinite(out["eval_return"]))
     assert np.all(out["epochs"] >= 1)
 
@@ -152,11 +152,11 @@ def test_steps_keep_exactly_the_valid_steps():
 
 
 def test_demonstrations_train_an_expert_and_roll_it_out(tmp_path):
-    config = dataclasses.replace(TINY_CONFIG, seeds=1)
+    config = TINY_CONFIG.replace(seeds=1)
     data, summary = bc.demonstrations(config, 5, jax.random.key(0), progress=False)
-    env = envs.make(config.env)
+    env = envs.make(config.run.env)
     assert data.obs.shape == (5, env.max_steps, env.obs_dim) and data.tasks.shape == (5, env.task_family.task_dim)
-    assert summary["env_steps"] >= config.env_steps
+    assert summary["env_steps"] >= config.run.env_steps
     mask = np.asarray(data.mask)
     assert np.all(mask[:, 0]) and not np.any(mask[:, 1:] & ~mask[:, :-1])
     dataset.save(tmp_path / "d.npz", data)

@@ -9,7 +9,6 @@ shared with that module it costs no compilation when both files run together.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import re
@@ -23,7 +22,7 @@ from conftest import TINY_CONFIG
 
 import hipi_jax
 from hipi_jax import cli, envs, programs, report, rundir, runner
-from hipi_jax.config import ENV_PRESETS, TrainConfig
+from hipi_jax.config import ENV_PRESETS, HELP, OPTIONS, TrainConfig
 from hipi_jax.relabel import STRATEGIES
 
 TINY = ["--env", "point_goal", "--relabel", "inverse_rl", "--seeds", "2", "--env-steps", "40", "--warmup-steps", "9",
@@ -76,16 +75,16 @@ def test_help_lists_every_config_flag(capsys):
     assert exc.value.code == 0
     out = capsys.readouterr().out
     squeezed = "".join(out.split())  # help text is wrapped, possibly at hyphens
-    for f in dataclasses.fields(TrainConfig):
-        assert "--" + f.name.replace("_", "-") in out, f.name
-        assert "".join(f.metadata["help"].split())[:40].replace("%%", "%") in squeezed, f.name
+    for name in OPTIONS:
+        assert "--" + name.replace("_", "-") in out, name
+        assert "".join(HELP[name].split())[:40].replace("%%", "%") in squeezed, name
     for flag in ("--out", "--overwrite", "--no-progress"):
         assert flag in out
 
 
 def test_help_groups_every_option_once_and_lists_choices(capsys):
     grouped = [name for names in cli.GROUPS.values() for name in names]
-    assert sorted(grouped) == sorted(f.name for f in dataclasses.fields(TrainConfig))
+    assert sorted(grouped) == sorted(OPTIONS)
     with pytest.raises(SystemExit):
         cli.main(["--help"])
     out = capsys.readouterr().out
@@ -103,16 +102,16 @@ def test_version(capsys):
 
 def config_of(argv: list[str]) -> TrainConfig:
     args = vars(cli.parser().parse_args(argv))
-    return TrainConfig.preset(**{f.name: args[f.name] for f in dataclasses.fields(TrainConfig) if f.name in args})
+    return TrainConfig.preset(**{name: args[name] for name in OPTIONS if name in args})
 
 
 def test_no_flags_give_the_config_defaults_and_env_presets_fill_the_rest():
     assert config_of([]) == TrainConfig()
     walker = config_of(["--env", "walker_linear"])
-    assert walker.hidden == (64, 64) and walker.env_steps == ENV_PRESETS["walker_linear"]["env_steps"]
-    assert config_of(["--env", "walker_linear", "--hidden", "8,8"]).hidden == (8, 8)  # a flag beats the preset
-    assert walker.relabel == "inverse_rl" and config_of(["--env", "sawyer_reach"]).relabel == "future"
-    assert config_of(["--env", "sawyer_reach", "--relabel", "inverse_rl"]).relabel == "inverse_rl"
+    assert walker.sac.hidden == (64, 64) and walker.run.env_steps == ENV_PRESETS["walker_linear"]["env_steps"]
+    assert config_of(["--env", "walker_linear", "--hidden", "8,8"]).sac.hidden == (8, 8)  # a flag beats the preset
+    assert walker.relabel.strategy == "inverse_rl" and config_of(["--env", "sawyer_reach"]).relabel.strategy == "future"
+    assert config_of(["--env", "sawyer_reach", "--relabel", "inverse_rl"]).relabel.strategy == "inverse_rl"
 
 
 def test_tiny_flags_parse_to_the_tiny_config():
@@ -134,7 +133,7 @@ def test_config_file_gives_the_options_flags_override_it_and_presets_fill_it(tmp
     assert cli.main(["--config", str(file), "--seed", "3", "--out", str(tmp_path / "b")]) == 0
     file.write_text('{"env": "walker_linear", "batch_size": 64}')
     assert cli.main(["--config", str(file), "--out", str(tmp_path / "c")]) == 0
-    assert trained == [TINY_CONFIG, dataclasses.replace(TINY_CONFIG, seed=3), config_of(["--env", "walker_linear",
+    assert trained == [TINY_CONFIG, TINY_CONFIG.replace(seed=3), config_of(["--env", "walker_linear",
                        "--batch-size", "64"])]  # fmt: skip
 
 
@@ -330,10 +329,10 @@ def check_run_dir(out: Path, config: TrainConfig) -> None:
         for key in RECORD_KEYS:
             assert key in rec, key
         for key in ("eval_return", "eval_success"):
-            assert isinstance(rec[key], list) and len(rec[key]) == config.seeds
+            assert isinstance(rec[key], list) and len(rec[key]) == config.run.seeds
     assert [r["env_steps"] for r in records] == [10, 34, 58]
     assert [r["updates"] for r in records] == [0, 24, 48]
-    assert all(len(r["critic_loss"]) == config.seeds for r in records[1:])
+    assert all(len(r["critic_loss"]) == config.run.seeds for r in records[1:])
 
     summary = json.loads((out / "summary.json").read_text())
     assert summary["env_steps"] == 58 and summary["updates"] == 48
@@ -409,7 +408,7 @@ def test_sweep_is_the_separate_runs_in_one_program(tmp_path, capsys):
     ]
     for i, gamma in enumerate((0.9, 0.99)):
         alone = []
-        runner.loop(programs.build(dataclasses.replace(TINY_CONFIG, gamma=gamma)), alone.append, progress=False)
+        runner.loop(programs.build(TINY_CONFIG.replace(gamma=gamma)), alone.append, progress=False)
         assert len(alone) == len(swept)
         for a, b in zip(alone, swept, strict=True):
             for key, value in a.items():
@@ -441,8 +440,8 @@ def test_a_config_json_of_hipi_jax_0_2_0_still_resumes(tmp_path):
     saved = cli.saved_options(tmp_path)
     assert saved == json.loads(old.read_text())
     config = TrainConfig.from_dict(saved)
-    assert (config.env, config.seeds, config.hidden, config.env_steps) == ("nav2d", 2, (32, 32), 6000)
+    assert (config.run.env, config.run.seeds, config.sac.hidden, config.run.env_steps) == ("nav2d", 2, (32, 32), 6000)
     assert rundir.differing_options(saved, config) == []
-    rundir.check_same(saved, dataclasses.replace(config, env_steps=12000), "config.json")  # a raised budget
+    rundir.check_same(saved, config.replace(env_steps=12000), "config.json")  # a raised budget
     with pytest.raises(ValueError, match="gamma: saved 0.99, given 0.9"):
-        rundir.check_same(saved, dataclasses.replace(config, gamma=0.9), "config.json")
+        rundir.check_same(saved, config.replace(gamma=0.9), "config.json")

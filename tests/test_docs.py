@@ -3,6 +3,7 @@ is run by a named test as printed or says why it is not."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -72,4 +73,6 @@ def test_the_custom_relabeler_recipe_runs_as_printed(tmp_path, monkeypatch, caps
     exec(block_run_by("tests/test_docs.py::test_the_custom_relabeler_recipe_runs_as_printed"), {})
     success = [float(x) for x in re.findall(r"[\d.]+", capsys.readouterr().out.splitlines()[-1])]
     assert len(success) == 1 and 0.0 <= success[0] <= 1.0
-    assert '"relabel": "future_or_prior"' in (tmp_path / "runs/future-or-prior/config.json").read_text()
+    assert json.loads((tmp_path / "runs/future-or-prior/config.json").read_text())["relabel"]["strategy"] == (
+        "future_or_prior"
+    )

@@ -172,7 +172,7 @@ def child_env(tmp_path_factory, monkeypatch):
 
 
 def test_a_hung_piece_is_stopped_and_resumed_once_in_a_fresh_process(tmp_path, capfd, child_env):
-    config = strategy_curves.TrainConfig(**{**TINY, "env_steps": 90})  # 4 chunks
+    config = strategy_curves.TrainConfig.from_options(**{**TINY, "env_steps": 90})  # 4 chunks
     reference = tmp_path / "reference"
     expected = strategy_curves.train_piece(config, reference, False, False)
     run_dir = tmp_path / "run"
@@ -289,8 +289,8 @@ def test_strategy_at_candidates_sets_the_candidate_source(capsys):
     p = strategy_curves.parser("test", "nav2d", "inverse_rl@tasks+achieved,none", "runs/x")
     args = strategy_curves.check(p, p.parse_args([]), budgets)
     config = strategy_curves.config_for(args, "nav2d", "inverse_rl@tasks+achieved", {})
-    assert (config.relabel, config.candidates) == ("inverse_rl", "tasks+achieved")
-    assert strategy_curves.config_for(args, "nav2d", "none", {}).candidates == "tasks"
+    assert (config.relabel.strategy, config.relabel.candidates) == ("inverse_rl", "tasks+achieved")
+    assert strategy_curves.config_for(args, "nav2d", "none", {}).relabel.candidates == "tasks"
     with pytest.raises(SystemExit) as exc:
         strategy_curves.check(p, p.parse_args(["--strategies", "inverse_rl@goals"]), budgets)
     assert (

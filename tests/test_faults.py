@@ -56,7 +56,8 @@ def test_resume_with_a_different_config_is_refused(tmp_path, capsys, reference):
     out = tmp_path / "run"
     out.mkdir()
     (out / "checkpoints").mkdir()
-    saved = {**json.loads(json.dumps(cli.TrainConfig.preset("point_goal").to_dict())), "batch_size": 8}
+    saved = json.loads(json.dumps(cli.TrainConfig.preset("point_goal").to_dict()))
+    saved["run"]["batch_size"] = 8
     (out / "config.json").write_text(json.dumps(saved))
     before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
     with pytest.raises(SystemExit) as e:
@@ -145,7 +146,8 @@ def test_resume_compares_the_options_with_the_checkpoint_not_only_config_json(tm
     code, err = finished(train(out, "--env-steps", "120", env=run_env))
     assert code == 0, err
     saved = json.loads((out / "config.json").read_text())
-    (out / "config.json").write_text(json.dumps({**saved, "batch_size": 4}))  # edited by hand
+    saved["run"]["batch_size"] = 4
+    (out / "config.json").write_text(json.dumps(saved))  # edited by hand
     files = lambda: {p: p.read_bytes() for p in out.rglob("*") if p.is_file() and p.name != ".hipi-train.lock"}
     before = files()
     args = [*ARGS, "--batch-size", "4", "--out", str(out), "--resume"]
@@ -196,7 +198,7 @@ def test_a_full_disk_during_a_save_keeps_the_last_checkpoint_then_resume_is_exac
                         r"complete checkpoint is kept \(--resume\)", line), line  # fmt: skip
     steps = sorted(int(p.name) for p in (out / "checkpoints").iterdir() if p.name.isdigit())
     assert steps and steps[-1] < 10
-    assert json.loads((out / "config.json").read_text())["env"] == "point_goal"  # whole files only
+    assert json.loads((out / "config.json").read_text())["run"]["env"] == "point_goal"  # whole files only
     assert not list(out.glob(".*.tmp*"))
     assert not list((out / "checkpoints").glob("*.orbax-checkpoint-tmp*"))  # the failed step's half is removed
     code, err = finished(train(out, "--resume", env=run_env))
@@ -611,7 +613,8 @@ def test_a_run_stopped_before_its_first_checkpoint_reruns_with_the_same_command(
     config = json.loads((out / "config.json").read_text())
     (out / "summary.json").unlink()
     shutil.rmtree(out / "checkpoints")
-    (out / "config.json").write_text(json.dumps({**config, "batch_size": 4}))  # another run's start: protected
+    config["run"]["batch_size"] = 4
+    (out / "config.json").write_text(json.dumps(config))  # another run's start: protected
     code, err = finished(train(out, env=run_env))
     assert code == 2 and "already holds files" in one_error_line(err)
 

@@ -4,7 +4,6 @@ the features. Training smoke tests are marked `slow` (`make test-envs`)."""
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 from functools import partial
 
@@ -338,8 +337,8 @@ def test_quadruped_fast_physics_follows_mujoco_c_on_the_suite_physics():
 @pytest.mark.slow
 @pytest.mark.parametrize("name", MJX_ENVS)
 def test_trains_a_few_hundred_steps(name):
-    config = dataclasses.replace(
-        TINY_CONFIG, env=name, seeds=1, env_steps=400, warmup_steps=64, num_envs=8, batch_size=16, hidden=(16, 16),
+    config = TINY_CONFIG.replace(
+        env=name, seeds=1, env_steps=400, warmup_steps=64, num_envs=8, batch_size=16, hidden=(16, 16),
         buffer_size=4_000, eval_every=168,
     )  # fmt: skip
     records = []

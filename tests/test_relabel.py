@@ -853,7 +853,7 @@ def gh_sample() -> Sample:
 @pytest.mark.parametrize("strategy", ["advantage", "air"])
 def test_generalized_hindsight_picks_the_hand_computed_task(strategy):
     family = GoalReach(margin=0.5, low=[-10.0, -10.0], high=[10.0, 10.0])
-    spec = rl.RelabelSpec(strategy, prior_candidates=0, gamma=0.5)
+    spec = rl.RelabelSpec(strategy, prior_candidates=0)
     sample = gh_sample().replace(transition=gh_sample().transition.replace(
         task=jnp.asarray([[2.0, 0.0], [0.0, 0.0], [10.0, 0.0]])))  # fmt: skip
     # candidates = the batch's tasks (2, 0), (0, 0), (10, 0). Returns (gamma 0.5):
@@ -861,7 +861,7 @@ def test_generalized_hindsight_picks_the_hand_computed_task(strategy):
     #   episode 1 (x = -2..0): (2, 0) -1.75, (0, 0) -1.5, (10, 0) -1.75
     #   episode 2 (x = 48..50): -1.75 under all three
     values = {"advantage": lambda key, obs, *rest: jnp.broadcast_to(jnp.asarray([-1.0, 0.0, -1.75]), (3, 3))}
-    batch, metrics = rl.relabel(jax.random.key(0), sample, spec, family, 1.0, values.get(strategy))
+    batch, metrics = rl.relabel(jax.random.key(0), sample, spec, family, 1.0, values.get(strategy), gamma=0.5)
     if strategy == "advantage":
         # returns - V(psi) = [[-0.5, 0, 0], [-0.75, -1.5, 0], [-0.75, -1.75, 0]]: episode 0 ties (0, 0) and
         # (10, 0) and takes the lower index; the others take (10, 0)

@@ -5,8 +5,6 @@ updates its numbers agree with the 1-seed run up to float rounding."""
 
 from __future__ import annotations
 
-import dataclasses
-
 import jax
 import numpy as np
 from conftest import TINY_CONFIG
@@ -19,7 +17,7 @@ def test_seed_0_of_one_and_of_two_seeds():
     runs = {}
     for seeds in (1, 2):
         records = []
-        runner.loop(programs.build(dataclasses.replace(TINY_CONFIG, seeds=seeds)), records.append, progress=False)
+        runner.loop(programs.build(TINY_CONFIG.replace(seeds=seeds)), records.append, progress=False)
         runs[seeds] = records
     one, two = runs[1], runs[2]
     assert len(one) == len(two) == TINY_CONFIG.num_chunks + 1

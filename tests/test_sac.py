@@ -14,7 +14,7 @@ import numpy as np
 import optax
 import pytest
 
-from hipi_jax.agents.sac import SAC, soft_td_target
+from hipi_jax.agents.sac import SAC, SACConfig, soft_td_target
 from hipi_jax.networks import LOG_STD_MAX, LOG_STD_MIN, tanh_gaussian_sample
 from hipi_jax.types import Batch
 
@@ -72,7 +72,7 @@ pytestmark = pytest.mark.usefixtures("fast_compilation")  # conftest.py: tiny pr
 
 @pytest.fixture(scope="module")
 def sac() -> SAC:
-    return SAC(obs_dim=OBS_DIM, action_dim=ACTION_DIM, task_dim=TASK_DIM, hidden=(4,))
+    return SAC(obs_dim=OBS_DIM, action_dim=ACTION_DIM, task_dim=TASK_DIM, config=SACConfig(hidden=(4,)))
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +127,7 @@ def test_split_first_layer_equals_dense_on_concat(sac, state, batch):
 
 
 def test_deeper_critic_matches_numpy_mlp():
-    deep = SAC(obs_dim=3, action_dim=2, task_dim=1, hidden=(4, 3))
+    deep = SAC(obs_dim=3, action_dim=2, task_dim=1, config=SACConfig(hidden=(4, 3)))
     params = jax.jit(deep.critic.init)(jax.random.PRNGKey(3), jnp.zeros((1, 3)), jnp.zeros((1, 2)), jnp.zeros((1, 1)))
     assert set(params["params"]["q"]) == {"in_0", "in_1", "in_2", "hidden_0", "out"}
     rng = np.random.default_rng(1)
@@ -178,7 +178,7 @@ def np_critic_target(sac, state, batch, key, alpha) -> np.ndarray:
     next_action, next_log_prob = np_tanh_gaussian(key, mean, log_std)
     next_q = np_critic(state.target_critic_params, batch.next_obs, next_action, batch.task).min(0)
     r, d = np.asarray(batch.reward, np.float64), np.asarray(batch.done, np.float64)
-    return r + sac.gamma * (1 - d) * (next_q - alpha * next_log_prob)
+    return r + sac.config.gamma * (1 - d) * (next_q - alpha * next_log_prob)
 
 
 def test_critic_loss_hand_computed(sac, state, batch):
@@ -206,7 +206,7 @@ def test_critic_loss_gradient_on_output_bias(sac, state, batch):
 
 
 def test_alpha_loss_gradient_sign():
-    sac = SAC(obs_dim=OBS_DIM, action_dim=ACTION_DIM, task_dim=TASK_DIM, hidden=(4,))
+    sac = SAC(obs_dim=OBS_DIM, action_dim=ACTION_DIM, task_dim=TASK_DIM, config=SACConfig(hidden=(4,)))
     assert sac.target_entropy == -1.0
     grad_fn = jax.grad(sac.alpha_loss, has_aux=True)
     # d/d log α of −log α (H̄ − H) = H − H̄: positive (α goes down) when entropy is above target
@@ -229,7 +229,9 @@ def updated(sac, state, batch):
 def test_update_polyak_target_moves_by_tau(sac, state, updated):
     _, new, _ = updated
     expected = jax.tree.map(
-        lambda old, online: (1 - sac.tau) * old + sac.tau * online, state.target_critic_params, new.critic_params
+        lambda old, online: (1 - sac.config.tau) * old + sac.config.tau * online,
+        state.target_critic_params,
+        new.critic_params,
     )
     for got, want in zip(jax.tree.leaves(new.target_critic_params), jax.tree.leaves(expected), strict=True):
         np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-6, atol=1e-7)
@@ -255,7 +257,9 @@ def test_update_losses_alpha_and_order(sac, state, batch, updated):
     np.testing.assert_allclose(float(metrics["entropy"]), entropy, rtol=1e-5)
     direction = np.sign(entropy - sac.target_entropy)
     assert direction != 0
-    np.testing.assert_allclose(float(new.log_alpha), float(state.log_alpha) - sac.learning_rate * direction, rtol=1e-5)
+    np.testing.assert_allclose(
+        float(new.log_alpha), float(state.log_alpha) - sac.config.learning_rate * direction, rtol=1e-5
+    )
     np.testing.assert_allclose(float(metrics["alpha"]), float(np.exp(new.log_alpha)), rtol=1e-6)
 
 
@@ -273,9 +277,9 @@ def test_soft_q_matrix_every_pair(sac, state, batch):
             np.testing.assert_allclose(float(m[i, j]), float(q[0, 0]), rtol=1e-5, atol=1e-6)  # the first critic
 
 
-@pytest.mark.parametrize("bound", [None, (-10.0, 0.0)])
+@pytest.mark.parametrize("bound", ["", "-10,0"])
 def test_first_q_is_the_first_twin(sac, batch, bound):
-    agent = dataclasses.replace(sac, critic_bound=bound)
+    agent = dataclasses.replace(sac, config=dataclasses.replace(sac.config, critic_bound=bound))
     params = agent.init(jax.random.PRNGKey(3)).critic_params
     both = agent.critic.apply(params, batch.obs, batch.action, batch.task)
     first = agent.first_q(params, batch.obs, batch.action, batch.task)
@@ -295,11 +299,11 @@ def test_relabel_values_broadcast_per_sample_tasks(sac, state, batch):
 
 
 def test_critic_bound_squashes_into_the_interval(sac, batch):
-    bounded = dataclasses.replace(sac, critic_bound=(-10.0, 0.0))
+    bounded = dataclasses.replace(sac, config=dataclasses.replace(sac.config, critic_bound="-10,0"))
     params = bounded.init(jax.random.PRNGKey(0)).critic_params
     q = bounded.critic.apply(params, batch.obs, batch.action * 100.0, batch.task * 100.0)
     assert bool(jnp.all((q >= -10.0) & (q <= 0.0)))  # saturates at the ends in float32
-    raw = dataclasses.replace(bounded, critic_bound=None).critic.apply(params, batch.obs, batch.action, batch.task)
+    raw = dataclasses.replace(bounded, config=sac.config).critic.apply(params, batch.obs, batch.action, batch.task)
     np.testing.assert_allclose(
         np.asarray(bounded.critic.apply(params, batch.obs, batch.action, batch.task)),
         -10.0 + 10.0 * np.asarray(jax.nn.sigmoid(raw)),
@@ -329,7 +333,7 @@ def test_soft_backup_matrix_every_pair(sac, state, batch):
     a2, _ = np_tanh_gaussian(key, mean2, log_std2)
     nq = np_critic(state.critic_params, nobs, a2, tk)[0]  # the first critic, as the released code
     r, d = np.asarray(reward, np.float64), np.asarray(done, np.float64)
-    expected = r - log_pi + sac.gamma * (1 - d) * nq
+    expected = r - log_pi + sac.config.gamma * (1 - d) * nq
     np.testing.assert_allclose(np.asarray(m), expected, rtol=1e-4, atol=1e-4)
 
 
@@ -355,9 +359,9 @@ def _two_adam_steps(opt, g1, g2):
 
 def test_grad_clip_clips_global_norm_before_adam():
     g1, g2 = jnp.asarray([300.0, 400.0]), jnp.asarray([0.0, 0.5])  # ‖g1‖ = 500, ‖g2‖ < 1
-    clipped = SAC(OBS_DIM, ACTION_DIM, TASK_DIM, grad_clip=1.0)
-    plain = SAC(OBS_DIM, ACTION_DIM, TASK_DIM, grad_clip=0.0)
-    adam = optax.adam(clipped.learning_rate)
+    clipped = SAC(OBS_DIM, ACTION_DIM, TASK_DIM, SACConfig(grad_clip=1.0))
+    plain = SAC(OBS_DIM, ACTION_DIM, TASK_DIM, SACConfig(grad_clip=0.0))
+    adam = optax.adam(clipped.config.learning_rate)
     want_clipped = _two_adam_steps(adam, g1 / 500.0, g2)
     want_plain = _two_adam_steps(adam, g1, g2)
     got_clipped = _two_adam_steps(clipped.optimizer, g1, g2)

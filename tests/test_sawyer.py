@@ -5,7 +5,6 @@ compile MJX programs (a minute or more on a CPU) are marked slow (make test-envs
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 from functools import partial
 
@@ -146,8 +145,8 @@ def test_make_presets_and_task_priors(name):
     assert (env.obs_dim, env.action_dim, env.max_steps) == (27, 3, 150) and env.reuse_initial_state
     assert env.control_timestep() == pytest.approx(0.0125)
     config = TrainConfig.preset(name)
-    assert config.hidden == (64, 64) and config.grad_clip == 1.0
-    assert (config.env_steps, config.eval_every) == (100_000, 10_000)
+    assert config.sac.hidden == (64, 64) and config.sac.grad_clip == 1.0
+    assert (config.run.env_steps, config.evaluation.every) == (100_000, 10_000)
     family = env.task_family
     tasks = np.asarray(family.sample(jax.random.key(0), 1000))
     low, high = np.asarray(sawyer.GOAL_LOW), np.asarray(sawyer.GOAL_HIGH)
@@ -279,9 +278,9 @@ def test_trains_a_few_hundred_steps():
     """sawyer_reach_hard and sawyer_reach_margin differ from sawyer_reach only in the task family (6-7 min each on
     2 busy CPU cores; arm_reach_margin trains the margin family)."""
     name = "sawyer_reach"
-    config = dataclasses.replace(
-        TINY_CONFIG, env=name, seeds=1, env_steps=400, warmup_steps=64, num_envs=8, batch_size=16, hidden=(16, 16),
-        buffer_size=4_000, eval_every=168, grad_clip=TrainConfig.preset(name).grad_clip,
+    config = TINY_CONFIG.replace(
+        env=name, seeds=1, env_steps=400, warmup_steps=64, num_envs=8, batch_size=16, hidden=(16, 16),
+        buffer_size=4_000, eval_every=168, grad_clip=TrainConfig.preset(name).sac.grad_clip,
     )  # fmt: skip
     records = []
     summary, _ = runner.loop(programs.build(config), records.append, progress=False)

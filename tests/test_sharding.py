@@ -31,7 +31,7 @@ SCRIPT = """
 import json, sys, jax
 from hipi_jax import programs, runner, training
 from hipi_jax.config import TrainConfig
-cfg = TrainConfig(**json.loads(sys.argv[1]))
+cfg = TrainConfig.from_options(**json.loads(sys.argv[1]))
 records = []
 _, state = runner.loop(programs.build(cfg), records.append, progress=False)
 mesh = dict(programs.Placement.of(cfg).mesh.shape)

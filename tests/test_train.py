@@ -13,7 +13,6 @@ strategies and repeated runs, compile once.
 from __future__ import annotations
 
 import collections
-import dataclasses
 import functools
 import logging
 
@@ -84,7 +83,7 @@ def compiled():
 
 
 def warm_state(prog: programs.Programs, config: TrainConfig = BASE) -> training.TrainState:
-    return prog.warmup(prog.init(training.seed_keys(config.seed, config.seeds)))
+    return prog.warmup(prog.init(training.seed_keys(config.run.seed, config.run.seeds)))
 
 
 # ---- derived quantities and accounting --------------------------------------------------------------
@@ -103,7 +102,7 @@ def test_counters_follow_the_config_accounting():
     assert [r["env_steps"] for r in records] == EXPECTED_ENV_STEPS
     assert [r["updates"] for r in records] == EXPECTED_UPDATES
     # the same numbers from the derived properties
-    n = BASE.num_envs
+    n = BASE.run.num_envs
     assert [r["env_steps"] for r in records] == [
         (BASE.warmup_iterations + k * BASE.iterations_per_chunk) * n for k in range(BASE.num_chunks + 1)
     ]
@@ -124,7 +123,7 @@ def test_summary_throughput_is_trained_steps_over_train_time():
     train_s = summary["train_s"]  # rounded to 1 ms, so bracket the exact quotient
     assert train_s > 0
     for key, per_seed in (("env_steps_per_s", 48), ("updates_per_s", 48)):  # 2 chunks x 12 x (2 envs | 2 updates)
-        work = BASE.seeds * per_seed
+        work = BASE.run.seeds * per_seed
         low, high = work / (train_s + 5e-4), work / max(train_s - 5e-4, 1e-9)
         assert low - 0.05 <= summary[key] <= high + 0.05, (key, summary[key], train_s)
     assert summary["wall_s"] >= summary["train_s"]
@@ -132,9 +131,9 @@ def test_summary_throughput_is_trained_steps_over_train_time():
 
 # ---- every strategy end to end ---------------------------------------------------------------------
 
-STRATEGY_CONFIGS = [dataclasses.replace(BASE, relabel=s) for s in STRATEGIES] + [
-    dataclasses.replace(BASE, relabel="inverse_rl", relabel_values="backup"),
-    dataclasses.replace(BASE, relabel="inverse_rl", candidates="tasks+future"),
+STRATEGY_CONFIGS = [BASE.replace(relabel=s) for s in STRATEGIES] + [
+    BASE.replace(relabel="inverse_rl", relabel_values="backup"),
+    BASE.replace(relabel="inverse_rl", candidates="tasks+future"),
 ]
 
 
@@ -142,7 +141,9 @@ def _all_finite(value) -> bool:
     return bool(np.all(np.isfinite(np.asarray(value, dtype=float))))
 
 
-@pytest.mark.parametrize("config", STRATEGY_CONFIGS, ids=lambda c: f"{c.relabel}-{c.relabel_values}-{c.candidates}")
+@pytest.mark.parametrize(
+    "config", STRATEGY_CONFIGS, ids=lambda c: f"{c.relabel.strategy}-{c.relabel.values}-{c.relabel.candidates}"
+)
 def test_every_strategy_trains_with_finite_metrics(config):
     records, summary, state = run_once(config)
     assert len(records) == config.num_chunks + 1  # the initial evaluation, then one per chunk
@@ -152,7 +153,7 @@ def test_every_strategy_trains_with_finite_metrics(config):
             if key in PER_SEED_KEYS:
                 assert isinstance(value, int | float), (key, value)
             else:
-                assert isinstance(value, list) and len(value) == config.seeds, (key, value)
+                assert isinstance(value, list) and len(value) == config.run.seeds, (key, value)
             assert _all_finite(value), (key, value)
         assert all(0.0 <= s <= 1.0 for s in rec["eval_success"])
         assert all(-MAX_STEPS <= r <= 0 for r in rec["eval_return"])  # sparse reward in {-1, 0}
@@ -166,12 +167,19 @@ def test_every_strategy_trains_with_finite_metrics(config):
     assert all(_all_finite(x) for x in jax.tree.leaves(state.agent))
 
     changed = np.asarray(records[-1]["relabel_changed"])
-    if config.relabel == "none":
+    if config.relabel.strategy == "none":
         np.testing.assert_array_equal(changed, 0.0)
-    elif config.relabel in ("random", "final", "future", "future_rest_goals", "future_self_pairs", "future_on_state"):
+    elif config.relabel.strategy in (
+        "random",
+        "final",
+        "future",
+        "future_rest_goals",
+        "future_self_pairs",
+        "future_on_state",
+    ):
         # exactly round(0.5 x 8) = 4 samples per batch take a (continuous, hence new) task
         np.testing.assert_allclose(changed, 0.5, atol=1e-6)
-    elif config.relabel in (
+    elif config.relabel.strategy in (
         "final_released",
         "future_released",
         "inverse_rl_released",
@@ -181,9 +189,9 @@ def test_every_strategy_trains_with_finite_metrics(config):
         assert np.all(changed > 0.0) and np.all(changed < 1.0)
     else:  # inverse RL, advantage and air may pick a sample's own task
         assert np.all(changed > 0.0) and np.all(changed <= 0.5 + 1e-6)
-    if config.relabel_spec.rule.trajectory_level:
+    if config.relabel.rule.trajectory_level:
         assert "episode_return_chosen" in train_metrics
-    elif config.relabel_spec.value_estimator is not None:
+    elif config.relabel.value_estimator is not None:
         assert {"posterior_entropy", "soft_q_chosen", "soft_q_commanded"} <= train_metrics
     assert {"relabel_success", "relabel_kept"} <= train_metrics
 
@@ -204,21 +212,21 @@ def test_chunk_compiles_once_and_donates_its_state(compiled):
     chex.assert_trees_all_equal_shapes_and_dtypes(s3, fresh)
     chex.assert_trees_all_equal_shapes_and_dtypes(m2, m3)
     k = BASE.iterations_per_chunk
-    np.testing.assert_array_equal(s3.env_steps, np.asarray(fresh.env_steps) + 2 * k * BASE.num_envs)
+    np.testing.assert_array_equal(s3.env_steps, np.asarray(fresh.env_steps) + 2 * k * BASE.run.num_envs)
     np.testing.assert_array_equal(s3.updates, np.asarray(fresh.updates) + 2 * k * BASE.updates_per_iteration)
-    assert all(v.shape == (BASE.seeds,) for v in m3.values())
+    assert all(v.shape == (BASE.run.seeds,) for v in m3.values())
 
 
 def test_buffer_after_warmup_holds_warmup_iterations_per_env(compiled):
     _, prog, _ = compiled
     state = warm_state(prog)
-    w, n = BASE.warmup_iterations, BASE.num_envs
-    np.testing.assert_array_equal(state.buffer.size, [w] * BASE.seeds)
-    np.testing.assert_array_equal(state.buffer.cursor, [w] * BASE.seeds)
-    np.testing.assert_array_equal(state.env_steps, [w * n] * BASE.seeds)
-    np.testing.assert_array_equal(state.updates, [0] * BASE.seeds)
+    w, n = BASE.warmup_iterations, BASE.run.num_envs
+    np.testing.assert_array_equal(state.buffer.size, [w] * BASE.run.seeds)
+    np.testing.assert_array_equal(state.buffer.cursor, [w] * BASE.run.seeds)
+    np.testing.assert_array_equal(state.env_steps, [w * n] * BASE.run.seeds)
+    np.testing.assert_array_equal(state.updates, [0] * BASE.run.seeds)
     action = np.asarray(state.buffer.data.action)  # [seeds, num_envs, capacity, action_dim]
-    assert action.shape[:3] == (BASE.seeds, n, BASE.capacity_per_env)
+    assert action.shape[:3] == (BASE.run.seeds, n, BASE.capacity_per_env)
     stored, empty = action[:, :, :w], action[:, :, w:]
     assert np.all(np.abs(stored) <= 1.0) and np.all(np.any(stored != 0.0, axis=-1))  # uniform random actions
     np.testing.assert_array_equal(empty, 0.0)
@@ -244,7 +252,7 @@ def test_adding_seeds_leaves_seed_zero_unchanged():
     """Seed 0 of 1 run and of 2 runs agree up to float rounding: the vmapped seed axis may change how XLA
     orders a reduction (bitwise under jaxlib 0.10 with optimizations off, not under 0.9.2)."""
     records2, _, state2 = run_once(BASE)
-    records1, _, state1 = run_once(dataclasses.replace(BASE, seeds=1))
+    records1, _, state1 = run_once(BASE.replace(seeds=1))
     assert len(records1) == len(records2)
     for r1, r2 in zip(records1, records2, strict=True):
         assert set(r1) == set(r2)
@@ -263,7 +271,7 @@ def test_seeds_differ_from_each_other():
     final = records[-1]
     assert final["critic_loss"][0] != final["critic_loss"][1]
     assert final["actor_loss"][0] != final["actor_loss"][1]
-    params = [jax.tree.map(lambda x, i=i: x[i], state.agent.actor_params) for i in range(BASE.seeds)]
+    params = [jax.tree.map(lambda x, i=i: x[i], state.agent.actor_params) for i in range(BASE.run.seeds)]
     assert not leaves_equal(params[0], params[1])
 
 
@@ -278,7 +286,7 @@ def test_same_config_same_seed_is_deterministic():
 
 def test_another_seed_gives_other_results():
     records, _, state = run_once(BASE)
-    other, _, other_state = run_once(dataclasses.replace(BASE, seed=1))
+    other, _, other_state = run_once(BASE.replace(seed=1))
     assert without_wall(other) != without_wall(records)
     assert [r["env_steps"] for r in other] == EXPECTED_ENV_STEPS  # the accounting does not depend on the seed
     for key in ("critic_loss", "actor_loss"):
@@ -311,7 +319,7 @@ def test_check_finite_error_is_a_runtime_error():
 
 def test_run_stops_on_a_diverging_learning_rate():
     """lr = 1e30: the first Adam steps blow every parameter up, so the first chunk's losses are not finite."""
-    config = dataclasses.replace(BASE, learning_rate=1e30)
+    config = BASE.replace(learning_rate=1e30)
     records = []
     with pytest.raises(errors.NonFiniteError, match=r"non-finite \w+ at env step 34 \(run index [01]\)"):
         runner.loop(programs.build(config), records.append, progress=False)
@@ -324,18 +332,18 @@ def test_run_stops_on_a_diverging_learning_rate():
 def test_evaluate_is_deterministic_and_bounded(compiled):
     tr, prog, _ = compiled
     params = warm_state(prog).agent.actor_params
-    keys = training.eval_keys(BASE.seed, BASE.seeds, 0)
+    keys = training.eval_keys(BASE.run.seed, BASE.run.seeds, 0)
     first = jax.device_get(prog.evaluate(params, keys))
     second = jax.device_get(prog.evaluate(params, keys))
     assert set(first) == {"eval_return", "eval_success"}
     for key in first:
-        assert first[key].shape == (BASE.seeds,)
+        assert first[key].shape == (BASE.run.seeds,)
         np.testing.assert_array_equal(first[key], second[key])
     assert np.all(np.isfinite(first["eval_return"]))
     assert np.all((first["eval_return"] >= -tr.env.max_steps) & (first["eval_return"] <= 0.0))
     assert np.all((first["eval_success"] >= 0.0) & (first["eval_success"] <= 1.0))
     # success is a fraction of eval_episodes
-    n = BASE.eval_episodes
+    n = BASE.evaluation.episodes
     np.testing.assert_allclose(first["eval_success"] * n, np.round(first["eval_success"] * n), atol=1e-6)
 
 
@@ -370,16 +378,16 @@ def test_evaluate_scores_a_greedy_policy_as_numpy_does(compiled):
     tr, prog, _ = compiled
     env = tr.env
     params = greedy_actor_params(warm_state(prog).agent.actor_params)
-    keys = training.eval_keys(3, BASE.seeds, 5)
+    keys = training.eval_keys(3, BASE.run.seeds, 5)
     ev = jax.device_get(prog.evaluate(params, keys))
     np.testing.assert_array_equal(ev["eval_success"], 1.0)  # the whole box is reachable within 50 steps
-    for s in range(BASE.seeds):
+    for s in range(BASE.run.seeds):
         starts = jax.device_get(
-            jax.vmap(functools.partial(reset_with_prior, env))(jax.random.split(keys[s], BASE.eval_episodes))
+            jax.vmap(functools.partial(reset_with_prior, env))(jax.random.split(keys[s], BASE.evaluation.episodes))
         )
         episodes = [
             numpy_greedy_episode(starts.obs[i], starts.task[i], env.max_steps, env.max_speed, env.task_family.margin)
-            for i in range(BASE.eval_episodes)
+            for i in range(BASE.evaluation.episodes)
         ]
         assert all(success for _, success in episodes)
         assert -env.max_steps < ev["eval_return"][s] < 0.0
@@ -397,7 +405,7 @@ def test_run_returns_summary_and_final_state():
 def test_starts_fresh_draws_a_new_start_and_reuse_the_first_one(starts):
     """After an episode ends, `--starts reuse` restarts the env where its first episode started (Brax's
     AutoResetWrapper); `fresh` draws a new start. Either way the task is drawn anew from the prior."""
-    tr = training.build(dataclasses.replace(BASE, starts=starts))
+    tr = training.build(BASE.replace(starts=starts))
     assert tr.env.reuse_initial_state == (starts == "reuse")
     first = reset_with_prior(tr.env, jax.random.key(0))
     moved = tr.env.step(first, jnp.ones((tr.env.action_dim,)))
@@ -434,7 +442,7 @@ def test_every_program_of_a_run_is_compiled_once(tmp_path):
     out = tmp_path / "run"
     fresh = compiled_names(lambda: runner.train(BASE, out, progress=False))
     assert {name: fresh[name] for name in ours} == dict.fromkeys(ours, 1), fresh
-    longer = dataclasses.replace(BASE, env_steps=2 * BASE.env_steps)
+    longer = BASE.replace(env_steps=2 * BASE.run.env_steps)
     resumed = compiled_names(lambda: runner.train(longer, out, resume=True, progress=False))
     assert {name: resumed[name] for name in ours} == {"jit(init)": 0, "jit(warmup)": 0, "jit(chunk)": 1,
                                                       "jit(evaluate)": 1}, resumed  # fmt: skip

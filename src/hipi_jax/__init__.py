@@ -9,7 +9,7 @@ The Python API (docs/architecture.md "Python API"):
     episodes = rollout(envs.make(policy.env), policy.act_fn(), jax.random.PRNGKey(0), n=10)
 """
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 from hipi_jax import envs  # noqa: E402
 from hipi_jax.config import TrainConfig  # noqa: E402

@@ -24,7 +24,7 @@ import numpy as np
 from flax import struct
 
 from hipi_jax import envs
-from hipi_jax.agents.bc import BC
+from hipi_jax.agents.bc import BC, check_settings
 from hipi_jax.dataset import Dataset
 from hipi_jax.episodes import chunked_rollout, rollout
 from hipi_jax.relabel import RULES, RelabelSpec, episode_returns, relabel_trajectories
@@ -56,40 +56,36 @@ METHOD_HELP = {
 
 @dataclasses.dataclass(frozen=True)
 class BCConfig:
+    """One HIPI-BC method (Alg. 3): how trajectories are relabeled and evaluated, and the `learner` (the
+    cloner, agents/bc.py's `BC`, checked there). `of`/`replace` take the learner's settings by name too."""
+
     method: str = "hipi"
     candidates: int = 1000  # prior samples as candidate tasks of a continuous family (App. C.2)
     reward_bias: float = 0.0  # added to the per-step reward of the first candidate task (Fig. 8)
     top_k: int = 1  # advantage / air: each trajectory takes one of its top_k tasks, uniformly
-    hidden: tuple[int, ...] = (256, 256)
-    learning_rate: float = 3e-4
-    batch_size: int = 256
-    max_epochs: int = 100
-    patience: int = 3  # stop when the validation loss rose this many epochs in a row
-    val_fraction: float = 0.1
     eval_episodes: int = 200
-    action_clip: float = 0.0  # c > 0: the cloner's normalised actions clipped to [−c, c] (App. C.11's desk: 1)
+    learner: BC = BC()
 
     def __post_init__(self):
         if self.method not in METHODS:
             raise ValueError(f"BC method {self.method!r} is not one of {', '.join(METHODS)}")
-        checks = {
+        check_settings(self, {
             "candidates": self.candidates >= 1,
             "top_k": self.top_k >= 1,
-            "batch_size": self.batch_size >= 1,
-            "max_epochs": self.max_epochs >= 1,
-            "patience": self.patience >= 1,
-            "val_fraction": 0.0 < self.val_fraction < 1.0,
             "eval_episodes": self.eval_episodes >= 1,
-            "learning_rate": math.isfinite(self.learning_rate) and self.learning_rate > 0,
             "reward_bias": math.isfinite(self.reward_bias),
-            "action_clip": math.isfinite(self.action_clip) and self.action_clip >= 0,
-            "hidden": len(self.hidden) >= 1 and all(1 <= h < 2**31 for h in self.hidden),
-        }
-        checks.update({f.name: checks.get(f.name, True) and getattr(self, f.name) < 2**31
-                       for f in dataclasses.fields(self) if type(getattr(self, f.name)) is int})  # fmt: skip
-        bad = [name for name, ok in checks.items() if not ok]
-        if bad:
-            raise ValueError(f"invalid BC setting {bad[0]}={getattr(self, bad[0])!r}")
+        })  # fmt: skip
+
+    @classmethod
+    def of(cls, **settings) -> BCConfig:
+        """A config from flat settings: this class's fields and the learner's (`hidden`, `batch_size`, ...)."""
+        return cls().replace(**settings)
+
+    def replace(self, **settings) -> BCConfig:
+        """This config with some settings changed, the learner's included."""
+        learner_fields = {f.name for f in dataclasses.fields(BC)}
+        learner = {k: settings.pop(k) for k in list(settings) if k in learner_fields}
+        return dataclasses.replace(self, **settings, learner=dataclasses.replace(self.learner, **learner))
 
     @property
     def relabel_spec(self) -> RelabelSpec | None:
@@ -98,11 +94,6 @@ class BCConfig:
         if strategy is None:
             return None
         return RelabelSpec(strategy, top_k=self.top_k if RULES[strategy].trajectory_level else 1)
-
-    @property
-    def learner(self) -> BC:
-        names = ("hidden", "learning_rate", "batch_size", "max_epochs", "patience", "val_fraction", "action_clip")
-        return BC(**{name: getattr(self, name) for name in names})
 
     def task_input(self, tasks: Array) -> Array:
         """What the network sees of the task: nothing (zeros) for task-agnostic BC."""
@@ -230,7 +221,7 @@ def demonstrations(train_config, episodes: int, key: Array, log=lambda record: N
 
     ep = jax.device_get(jax.jit(collect, compiler_options=tr.env.compiler_options())(actor, key))
     data = Dataset(
-        obs=ep.obs, actions=ep.actions, features=ep.features, mask=ep.mask, tasks=ep.tasks, env=train_config.env
+        obs=ep.obs, actions=ep.actions, features=ep.features, mask=ep.mask, tasks=ep.tasks, env=train_config.run.env
     )
     return data, summary
 

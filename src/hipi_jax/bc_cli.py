@@ -19,11 +19,13 @@ from functools import partial
 from pathlib import Path
 
 from hipi_jax import __version__, console, envs, signals, stall
+from hipi_jax.agents.bc import BC
 from hipi_jax.bc import METHOD_HELP, METHODS, BCConfig
 from hipi_jax.errors import no_backend, os_error, out_of_range
 from hipi_jax.rundir import check_writable
 
 TRAIN_FILES = ("config.json", "results.json", "metrics.jsonl", "bc.png")
+LEARNER = {f.name for f in dataclasses.fields(BC)}  # the cloner's settings, flags like BCConfig's own
 
 
 _fail = partial(console.fail, "hipi-bc")
@@ -102,7 +104,7 @@ def parser() -> argparse.ArgumentParser:
             "to [-c, c] std, in training and when acting (App. C.11's desk: 1); 0: off",
         ),
     ):
-        default = getattr(defaults, name)
+        default = getattr(defaults.learner if name in LEARNER else defaults, name)
         t.add_argument(
             "--" + name.replace("_", "-"), type=type(default), default=default, help=f"{help} (default: {default})"
         )
@@ -157,16 +159,16 @@ def collect(args) -> int:
         return collect_scripted(args)
     config = TrainConfig.preset(args.env, seed=args.seed)
     if args.expert_steps is not None:
-        if args.expert_steps <= config.warmup_steps:
-            _fail(f"--expert-steps {args.expert_steps} must exceed the {args.env} preset's {config.warmup_steps} "
+        if args.expert_steps <= config.run.warmup_steps:
+            _fail(f"--expert-steps {args.expert_steps} must exceed the {args.env} preset's {config.run.warmup_steps} "
                   "warm-up steps")  # fmt: skip
-        config = dataclasses.replace(config, env_steps=args.expert_steps)
+        config = config.replace(env_steps=args.expert_steps)
 
     import jax
 
     from hipi_jax import bc, dataset, report
 
-    print(f"hipi-bc: training the {args.env} expert ({config.env_steps} env steps), then {args.episodes} rollouts")
+    print(f"hipi-bc: training the {args.env} expert ({config.run.env_steps} env steps), then {args.episodes} rollouts")
     from hipi_jax.errors import NonFiniteError
 
     try:
@@ -240,11 +242,9 @@ def train(args) -> int:
     if any((args.out / f).exists() for f in TRAIN_FILES) and not args.overwrite and not stopped_bc_run(args.out):
         _fail(f"--out {args.out} already holds results; pass --overwrite to replace them or choose another --out")
     _writable(args.out)
-    fields = {f.name for f in dataclasses.fields(BCConfig)}
+    settings = {f.name for f in dataclasses.fields(BCConfig)} - {"method", "learner"} | LEARNER
     try:
-        configs = {
-            m: BCConfig(method=m, **{k: v for k, v in vars(args).items() if k in fields - {"method"}}) for m in methods
-        }
+        configs = {m: BCConfig.of(method=m, **{k: v for k, v in vars(args).items() if k in settings}) for m in methods}
     except ValueError as e:
         _fail(str(e))
     from hipi_jax import bc, dataset, report

@@ -1,13 +1,12 @@
 """`hipi-train`: train one config over vmapped seeds and write the run directory of docs/architecture.md.
 
-Flags are `TrainConfig` field names with hyphens. Bad input prints one line naming the value and
+Flags are the option names of `config.OPTIONS` with hyphens. Bad input prints one line naming the value and
 what is allowed, exits with code 2 and creates or overwrites nothing.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 from functools import partial
@@ -16,7 +15,7 @@ from pathlib import Path
 import yaml
 
 from hipi_jax import __version__, console, envs, signals
-from hipi_jax.config import ENV_PRESETS, START_MODES, TrainConfig
+from hipi_jax.config import DEFAULTS, ENV_PRESETS, HELP, OPTIONS, START_MODES, TrainConfig, flat_options
 from hipi_jax.errors import NonFiniteError, first_line, no_backend, os_error
 from hipi_jax.loggers import LOGGERS
 from hipi_jax.relabel import STRATEGIES, VALUE_ESTIMATORS
@@ -31,7 +30,7 @@ def _widths(text: str) -> tuple[int, ...]:
         ) from None
 
 
-# --help groups: every TrainConfig field is in exactly one (tests check it)
+# --help groups: every option of config.OPTIONS is in exactly one (tests check it)
 GROUPS = {
     "task and budget": ("env", "seed", "seeds", "env_steps", "warmup_steps", "num_envs", "starts", "sweep"),
     "relabeling (Alg. 1, 2)": (
@@ -68,22 +67,21 @@ def parser() -> argparse.ArgumentParser:
         help="a JSON object (or a YAML mapping, in a .yaml or .yml file) of options named as in a run's "
         "config.json (a run's config.json reruns it); the flags given override it, and the env's preset fills the rest",
     )
-    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
     for title, names in GROUPS.items():
         group = p.add_argument_group(title)
         for name in names:
-            f = fields[name]
-            kind = {int: int, float: float, str: str}.get(type(f.default), _widths)
-            presets = _presets(f.name)
-            help = f"{f.metadata['help']} (default: {_show(f.default)}" + (f"; presets: {presets})" if presets else ")")
+            default = DEFAULTS[name]
+            kind = {int: int, float: float, str: str}.get(type(default), _widths)
+            presets = _presets(name)
+            help = f"{HELP[name]} (default: {_show(default)}" + (f"; presets: {presets})" if presets else ")")
             group.add_argument(
-                "--" + f.name.replace("_", "-"),
+                "--" + name.replace("_", "-"),
                 type=kind,
                 default=argparse.SUPPRESS,
                 help=help.replace("%", "%%"),
-                dest=f.name,
-                choices=CHOICES.get(f.name),
-                metavar=f.name.upper(),
+                dest=name,
+                choices=CHOICES.get(name),
+                metavar=name.upper(),
             )
     output = p.add_argument_group("output and checkpoints")
     output.add_argument(
@@ -188,8 +186,11 @@ def saved_options(out: Path) -> dict | None:
         saved = json.loads((out / "config.json").read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return None
-    names = {f.name for f in dataclasses.fields(TrainConfig)}
-    return saved if isinstance(saved, dict) and set(saved) <= names else None
+    try:
+        options = flat_options(saved) if isinstance(saved, dict) else None
+    except ValueError:
+        return None
+    return options if options is not None and set(options) <= set(OPTIONS) else None
 
 
 def file_options(path: Path) -> dict:
@@ -202,11 +203,14 @@ def file_options(path: Path) -> dict:
         _fail(f"--config {path}: cannot read it ({first_line(e)})")
     if not isinstance(options, dict):
         _fail(f"--config {path} holds {type(options).__name__}, not an object of options")
-    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
-    if unknown := [k for k in options if k not in defaults]:
-        _fail(f"--config {path}: unknown option(s) {', '.join(map(repr, unknown))}; valid: {', '.join(defaults)}")
+    try:
+        options = flat_options(options)  # a run's config.json holds the config's parts
+    except ValueError as e:
+        _fail(f"--config {path}: {e}")
+    if unknown := [k for k in options if k not in DEFAULTS]:
+        _fail(f"--config {path}: unknown option(s) {', '.join(map(repr, unknown))}; valid: {', '.join(DEFAULTS)}")
     for name, value in options.items():
-        default = defaults[name]
+        default = DEFAULTS[name]
         if isinstance(default, tuple):
             ok = isinstance(value, list) and all(type(v) is int for v in value)
             options[name] = tuple(value) if ok else value
@@ -250,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
         args = {**file_options(args.pop("config")), **args}  # the flags given override the file
     saved = saved_options(out) if resume and out is not None else None
     try:  # on --resume the run's config.json fills the flags not given, otherwise the env's preset
-        config = TrainConfig.preset(**args) if saved is None else TrainConfig.from_dict({**saved, **args})
+        config = TrainConfig.preset(**args) if saved is None else TrainConfig.from_options(**{**saved, **args})
     except ValueError as e:
         _fail(str(e))
     if resume and out is not None and not loggers:

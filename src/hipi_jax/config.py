@@ -1,6 +1,10 @@
-"""Run configuration: one frozen dataclass, every field documented, validated on construction.
+"""Run configuration: `TrainConfig`, made of its parts' own frozen configs, each validated where it is
+defined: `RunConfig` (env and budget, here), `RelabelSpec` (relabel.py), `SACConfig` (agents/sac.py),
+`EvalConfig` (here) and the sweep.
 
-The CLI's flags are these field names with hyphens; `help` metadata is the `--help` text.
+The CLI's flags are the option names of `OPTIONS` with hyphens (each names one field of one part;
+`HELP` is its `--help` text); `TrainConfig.from_options` builds a config from them. config.json holds
+the parts (`to_dict`, with `CONFIG_VERSION`); `from_dict` also reads hipi-jax 0.2's flat files.
 Derived quantities are properties, never written back.
 """
 
@@ -10,6 +14,7 @@ import dataclasses
 import math
 
 from hipi_jax import envs
+from hipi_jax.agents.sac import SACConfig
 from hipi_jax.relabel import STRATEGIES, RelabelSpec
 
 START_MODES = ("fresh", "reuse")
@@ -17,10 +22,7 @@ START_MODES = ("fresh", "reuse")
 SWEEPABLE = ("relabel_fraction", "learning_rate", "gamma", "tau")
 
 
-def _field(default, help: str):
-    return dataclasses.field(default=default, metadata={"help": help})
-
-
+CONFIG_VERSION = 2  # config.json's layout: 2 = one object per part (0.3); 0.2's flat files have no version
 # Per-env defaults where they differ from the field defaults (which are nav2d's). App. C.1: (64, 64)
 # networks except on 2D navigation; unit-norm gradient clipping on the arms, Jaco and Sawyer (C.1). Budgets are
 # CPU-sized; the paper's are a flag away (--env-steps).
@@ -49,118 +51,129 @@ ENV_PRESETS: dict[str, dict] = {
 }
 
 
+# Each option: (part, field); "" = TrainConfig's own field.
+OPTIONS: dict[str, tuple[str, str]] = {
+    "env": ("run", "env"),
+    "relabel": ("relabel", "strategy"),
+    "relabel_fraction": ("relabel", "fraction"),
+    "relabel_values": ("relabel", "values"),
+    "candidates": ("relabel", "candidates"),
+    "prior_candidates": ("relabel", "prior_candidates"),
+    "num_candidates": ("relabel", "num_candidates"),
+    "top_k": ("relabel", "top_k"),
+    "starts": ("run", "starts"),
+    "seed": ("run", "seed"),
+    "seeds": ("run", "seeds"),
+    "env_steps": ("run", "env_steps"),
+    "warmup_steps": ("run", "warmup_steps"),
+    "num_envs": ("run", "num_envs"),
+    "updates_per_env_step": ("run", "updates_per_env_step"),
+    "batch_size": ("run", "batch_size"),
+    "hidden": ("sac", "hidden"),
+    "learning_rate": ("sac", "learning_rate"),
+    "gamma": ("sac", "gamma"),
+    "tau": ("sac", "tau"),
+    "grad_clip": ("sac", "grad_clip"),
+    "critic_bound": ("sac", "critic_bound"),
+    "buffer_size": ("run", "buffer_size"),
+    "eval_every": ("evaluation", "every"),
+    "eval_episodes": ("evaluation", "episodes"),
+    "sweep": ("", "sweep"),
+}
+
+HELP: dict[str, str] = {
+    "env": f"environment: one of {', '.join(envs.continuous_names())}",
+    "relabel": f"relabel strategy: one of {', '.join(STRATEGIES)}. The *_released ones emulate the authors' released "
+    "code to explain the paper's Fig. 5 (rewards on s; HER copies paired with themselves, s' = s; inverse RL "
+    "scoring the commanded tasks but handing out goals achieved by the batch's states); see docs/results.md. "
+    "advantage and air are Generalized Hindsight's relabelers (Li et al. 2020): each sample's whole episode is "
+    "scored under the candidates by its discounted return minus the critic's V(s_0, psi) (advantage) or by its "
+    "percentile rank among the batch's episodes (air, approximate IRL), and it takes one of its --top-k best. "
+    "future_rest_goals, future_self_pairs, future_on_state and future_share45 are future with one factor of "
+    "future_released each (goals U[i, T); s' = s for 4/5 of samples; rewards on s; 4/5 relabeled)",
+    "relabel_fraction": "fraction of each replay batch that is relabeled, in [0, 1] (App. D); the released HER "
+    "ignores it",
+    "relabel_values": "inverse-RL values: 'critic' = soft Q(s,a,psi) of the first twin critic, as in the released "
+    "code (Eq. 8, Alg. 1); 'backup' = r(s,a) - log pi(a|s,psi) + gamma (1-done) Q(s',a',psi), the authors' code's "
+    "estimator; 'auto' = critic, except backup for inverse_rl_released",
+    "candidates": "inverse-RL candidate tasks of a continuous family, one or more of these joined by '+': 'tasks' = "
+    "the batch's commanded tasks (Alg. 1); 'achieved' = the goals the batch's transitions reached, phi(s'); "
+    "'future' = goals each sample's own episode reaches later (one of its next 4 states); goal families "
+    "only for the last two. E.g. tasks+future (2B candidates)",
+    "prior_candidates": "extra candidate tasks drawn from the prior for inverse RL (0 = batch tasks only)",
+    "num_candidates": "K: inverse RL scores B x K pairs against a random subset of K of its candidate tasks (0 = all "
+    "of them); the kernel's cost grows with K, and log Z is still estimated over the whole batch",
+    "top_k": "advantage and air: a sample takes one of its episode's top_k candidates, uniformly",
+    "starts": "where an env restarts after an episode: 'fresh' = a new draw of its start distribution every "
+    "episode; 'reuse' = the start it first drew (Brax's AutoResetWrapper), cheaper where a reset is costly, e.g. "
+    "MJX. Tasks are drawn anew either way; cheetah, quadruped and the arms always reuse (their start is fixed)",
+    "seed": "base random seed; seed i of the vmapped axis uses fold_in(seed, i)",
+    "seeds": "number of independent seeds, trained as one vmapped program",
+    "env_steps": "environment steps per seed, warm-up included, all --num-envs envs together; rounded up to whole "
+    "evaluation chunks (the resolved budget is printed at the start)",
+    "warmup_steps": "initial steps with uniform random actions and no updates",
+    "num_envs": "parallel environments per seed",
+    "updates_per_env_step": "gradient updates per environment step (App. C.1 tried 1, 3, 10, 30); num_envs x this "
+    "must be whole",
+    "batch_size": "replay batch size B (App. C.1: 32); inverse RL scores B x B pairs",
+    "hidden": "hidden layer widths of actor and critic, e.g. 64,64",
+    "learning_rate": "Adam learning rate for actor, critic and alpha",
+    "gamma": "discount factor",
+    "tau": "Polyak rate of the target critic",
+    "grad_clip": "clip gradients to this global norm; 0 = off (App. C.1: 1 on Sawyer and Jaco)",
+    "critic_bound": "LOW,HIGH squashes the critic's output into (LOW, HIGH) with a sigmoid, as the released configs "
+    "do for finger and reacher (-1000,0); empty = unbounded",
+    "buffer_size": "replay capacity in transitions, all parallel envs together",
+    "eval_every": "environment steps between evaluations (one compiled chunk)",
+    "eval_episodes": "deterministic evaluation episodes per seed at each evaluation",
+    "sweep": "hyperparameter sweep NAME=V1,V2,...: every value x every seed is one run of the same vmapped program "
+    f"(run r has value r // seeds and seed index r % seeds); NAME is one of {', '.join(SWEEPABLE)}, "
+    "and the values replace that option's",
+}
+
+
+def _check_numbers(config, exempt=()) -> None:
+    """Every float option finite, every integer one < 2**31 (the loop's int32 counters)."""
+    options = config.options() if hasattr(config, "options") else dataclasses.asdict(config)
+    for name, value in options.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{name}={value} must be a finite number")
+        if isinstance(value, int) and name not in exempt and not value < 2**31:
+            raise ValueError(f"{name}={value} must be < 2**31")
+
+
 @dataclasses.dataclass(frozen=True)
-class TrainConfig:
-    env: str = _field("nav2d", f"environment: one of {', '.join(envs.continuous_names())}")
-    relabel: str = _field(
-        "inverse_rl",
-        f"relabel strategy: one of {', '.join(STRATEGIES)}. The *_released ones emulate the authors' released "
-        "code to explain the paper's Fig. 5 (rewards on s; HER copies paired with themselves, s' = s; inverse RL "
-        "scoring the commanded tasks but handing out goals achieved by the batch's states); see docs/results.md. "
-        "advantage and air are Generalized Hindsight's relabelers (Li et al. 2020): each sample's whole episode is "
-        "scored under the candidates by its discounted return minus the critic's V(s_0, psi) (advantage) or by its "
-        "percentile rank among the batch's episodes (air, approximate IRL), and it takes one of its --top-k best. "
-        "future_rest_goals, future_self_pairs, future_on_state and future_share45 are future with one factor of "
-        "future_released each (goals U[i, T); s' = s for 4/5 of samples; rewards on s; 4/5 relabeled)",
-    )
-    relabel_fraction: float = _field(
-        0.5, "fraction of each replay batch that is relabeled, in [0, 1] (App. D); the released HER ignores it"
-    )
-    relabel_values: str = _field(
-        "auto",
-        "inverse-RL values: 'critic' = soft Q(s,a,psi) of the first twin critic, as in the released code "
-        "(Eq. 8, Alg. 1); "
-        "'backup' = r(s,a) - log pi(a|s,psi) + gamma (1-done) Q(s',a',psi), the authors' code's estimator; "
-        "'auto' = critic, except backup for inverse_rl_released",
-    )
-    candidates: str = _field(
-        "tasks",
-        "inverse-RL candidate tasks of a continuous family, one or more of these joined by '+': 'tasks' = the "
-        "batch's commanded tasks (Alg. 1); 'achieved' = the goals the batch's transitions reached, phi(s'); "
-        "'future' = goals each sample's own episode reaches later (one of its next 4 states); goal families "
-        "only for the last two. E.g. tasks+future (2B candidates)",
-    )
-    prior_candidates: int = _field(
-        0, "extra candidate tasks drawn from the prior for inverse RL (0 = batch tasks only)"
-    )
-    num_candidates: int = _field(
-        0,
-        "K: inverse RL scores B x K pairs against a random subset of K of its candidate tasks (0 = all of them); "
-        "the kernel's cost grows with K, and log Z is still estimated over the whole batch",
-    )
-    top_k: int = _field(1, "advantage and air: a sample takes one of its episode's top_k candidates, uniformly")
-    starts: str = _field(
-        "fresh",
-        "where an env restarts after an episode: 'fresh' = a new draw of its start distribution every episode; "
-        "'reuse' = the start it first drew (Brax's AutoResetWrapper), cheaper where a reset is costly, e.g. MJX. "
-        "Tasks are drawn anew either way; cheetah, quadruped and the arms always reuse (their start is fixed)",
-    )
-    seed: int = _field(0, "base random seed; seed i of the vmapped axis uses fold_in(seed, i)")
-    seeds: int = _field(1, "number of independent seeds, trained as one vmapped program")
-    env_steps: int = _field(
-        1_000_000,
-        "environment steps per seed, warm-up included, all --num-envs envs together; rounded up to whole evaluation "
-        "chunks (the resolved budget is printed at the start)",
-    )
-    warmup_steps: int = _field(5_000, "initial steps with uniform random actions and no updates")
-    num_envs: int = _field(16, "parallel environments per seed")
-    updates_per_env_step: float = _field(
-        1.0, "gradient updates per environment step (App. C.1 tried 1, 3, 10, 30); num_envs x this must be whole"
-    )
-    batch_size: int = _field(32, "replay batch size B (App. C.1: 32); inverse RL scores B x B pairs")
-    hidden: tuple[int, ...] = _field((32, 32), "hidden layer widths of actor and critic, e.g. 64,64")
-    learning_rate: float = _field(3e-4, "Adam learning rate for actor, critic and alpha")
-    gamma: float = _field(0.99, "discount factor")
-    tau: float = _field(0.005, "Polyak rate of the target critic")
-    grad_clip: float = _field(0.0, "clip gradients to this global norm; 0 = off (App. C.1: 1 on Sawyer and Jaco)")
-    critic_bound: str = _field(
-        "",
-        "LOW,HIGH squashes the critic's output into (LOW, HIGH) with a sigmoid, as the released configs do for "
-        "finger and reacher (-1000,0); empty = unbounded",
-    )
-    buffer_size: int = _field(1_000_000, "replay capacity in transitions, all parallel envs together")
-    eval_every: int = _field(25_000, "environment steps between evaluations (one compiled chunk)")
-    eval_episodes: int = _field(20, "deterministic evaluation episodes per seed at each evaluation")
-    sweep: str = _field(
-        "",
-        "hyperparameter sweep NAME=V1,V2,...: every value x every seed is one run of the same vmapped program "
-        f"(run r has value r // seeds and seed index r % seeds); NAME is one of {', '.join(SWEEPABLE)}, "
-        "and the values replace that option's",
-    )
+class RunConfig:
+    """The env and the budget: how much experience, in how many parallel envs and seeds."""
+
+    env: str = "nav2d"
+    starts: str = "fresh"
+    seed: int = 0
+    seeds: int = 1
+    env_steps: int = 1_000_000
+    warmup_steps: int = 5_000
+    num_envs: int = 16
+    updates_per_env_step: float = 1.0
+    batch_size: int = 32
+    buffer_size: int = 1_000_000
 
     def __post_init__(self):
+        _check_numbers(self, exempt=("seed",))
         if self.env not in envs.names():
             raise ValueError(f"env={self.env!r} is unknown; valid envs: {', '.join(envs.continuous_names())}")
-        spec = self.relabel_spec  # checks the relabel options on their own
+        if envs.make(self.env).discrete_actions:
+            raise ValueError(f"env={self.env!r} has discrete actions; SAC training needs a continuous-action env")
         if self.starts not in START_MODES:
             raise ValueError(f"starts={self.starts!r} is unknown; valid: {', '.join(START_MODES)}")
-        self.critic_bounds  # noqa: B018 (parses and checks --critic-bound)
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, float) and not math.isfinite(value):
-                raise ValueError(f"{f.name}={value} must be a finite number")
-            if isinstance(value, int) and f.name != "seed" and not value < 2**31:  # int32 counters in the loop
-                raise ValueError(f"{f.name}={value} must be < 2**31")
         if not 0 <= self.seed < 2**63:
             raise ValueError(f"seed={self.seed} must be in [0, 2**63)")
-        if not 0.0 <= self.relabel_fraction <= 1.0:
-            raise ValueError(f"relabel_fraction={self.relabel_fraction} is outside [0, 1]")
-        for name in ("seeds", "env_steps", "num_envs", "batch_size", "buffer_size", "eval_every", "eval_episodes"):
+        for name in ("seeds", "env_steps", "num_envs", "batch_size", "buffer_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)} must be a positive integer")
         if self.warmup_steps < 0:
             raise ValueError(f"warmup_steps={self.warmup_steps} must be >= 0")
-        for name in ("learning_rate", "updates_per_env_step"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name}={getattr(self, name)} must be > 0")
-        if not 0.0 <= self.gamma < 1.0:
-            raise ValueError(f"gamma={self.gamma} is outside [0, 1)")
-        if not 0.0 < self.tau <= 1.0:
-            raise ValueError(f"tau={self.tau} is outside (0, 1]")
-        if self.grad_clip < 0:
-            raise ValueError(f"grad_clip={self.grad_clip} must be >= 0")
-        if not self.hidden or min(self.hidden) < 1:
-            raise ValueError(f"hidden={self.hidden} must be one or more positive widths")
+        if not self.updates_per_env_step > 0:
+            raise ValueError(f"updates_per_env_step={self.updates_per_env_step} must be > 0")
         upi = self.num_envs * self.updates_per_env_step
         if abs(upi - round(upi)) > 1e-9 or round(upi) < 1:
             raise ValueError(
@@ -174,47 +187,89 @@ class TrainConfig:
             raise ValueError(f"warmup_steps={self.warmup_steps} must be >= batch_size={self.batch_size}")
         if self.warmup_steps >= self.env_steps:
             raise ValueError(f"warmup_steps={self.warmup_steps} must be < env_steps={self.env_steps}")
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalConfig:
+    """Deterministic evaluation: `episodes` prior tasks per seed every `every` env steps."""
+
+    every: int = 25_000
+    episodes: int = 20
+
+    def __post_init__(self):
+        for name, value in (("eval_every", self.every), ("eval_episodes", self.episodes)):
+            if value < 1:
+                raise ValueError(f"{name}={value} must be a positive integer")
+
+
+PARTS = {"run": RunConfig, "relabel": RelabelSpec, "sac": SACConfig, "evaluation": EvalConfig}
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """A run: its parts, and a sweep of one sweepable option. Build it from the flat options with
+    `from_options` / `preset`, change options with `replace`."""
+
+    run: RunConfig = RunConfig()
+    relabel: RelabelSpec = RelabelSpec()
+    sac: SACConfig = SACConfig(hidden=(32, 32))
+    evaluation: EvalConfig = EvalConfig()
+    sweep: str = ""
+
+    def __post_init__(self):
+        _check_numbers(self, exempt=("seed",))
         try:
-            spec.check(envs.make(self.env).task_family, self.batch_size)
+            self.relabel.check(envs.make(self.run.env).task_family, self.run.batch_size)
         except ValueError as e:
-            raise ValueError(f"{e} (env={self.env!r})") from None
+            raise ValueError(f"{e} (env={self.run.env!r})") from None
         if self.sweep:
             name, values = self.sweep_axis
             for value in values:  # each value must be a valid config on its own
                 try:
-                    dataclasses.replace(self, sweep="", **{name: value})
+                    self.replace(sweep="", **{name: value})
                 except ValueError as e:
                     raise ValueError(f"sweep={self.sweep!r}: {e}") from None
-        if envs.make(self.env).discrete_actions:
-            raise ValueError(f"env={self.env!r} has discrete actions; SAC training needs a continuous-action env")
+
+    # ---- the flat options (the CLI's flags) -----------------------------------------------------------
+    @classmethod
+    def from_options(cls, **options) -> TrainConfig:
+        """The config of these options (`OPTIONS`' names); the others keep their defaults. Bad values
+        raise ValueError naming the option."""
+        if unknown := [k for k in options if k not in OPTIONS]:
+            raise ValueError(f"unknown option(s) {', '.join(map(repr, unknown))}; valid: {', '.join(OPTIONS)}")
+        given: dict = {name: {} for name in PARTS}
+        own = {}
+        for name, value in options.items():
+            part, field = OPTIONS[name]
+            value = tuple(value) if isinstance(value, list) else value
+            (given[part] if part else own)[field] = value
+        defaults = {f.name: f.default for f in dataclasses.fields(cls)}
+        return cls(**{part: dataclasses.replace(defaults[part], **fields) for part, fields in given.items()}, **own)
+
+    def options(self) -> dict:
+        """The flat options, in `OPTIONS`' order."""
+        return {name: getattr(getattr(self, part), field) if part else getattr(self, field)
+                for name, (part, field) in OPTIONS.items()}  # fmt: skip
+
+    def replace(self, **options) -> TrainConfig:
+        """This config with some options changed (`OPTIONS`' names)."""
+        return TrainConfig.from_options(**{**self.options(), **options})
+
+    @classmethod
+    def preset(cls, env: str = "nav2d", **overrides) -> TrainConfig:
+        """The config for `env`: the defaults, then the env's preset, then `overrides` (options)."""
+        return cls.from_options(**{**ENV_PRESETS.get(env, {}), "env": env, **overrides})
+
+    # ---- config.json -----------------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        return {"version": CONFIG_VERSION, **dataclasses.asdict(self)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        """Inverse of `to_dict` after a JSON round trip; also reads 0.2's flat objects of options."""
+        return cls.from_options(**flat_options(d))
 
     # ---- derived quantities (never stored) ------------------------------------------------------------
-    @property
-    def relabel_spec(self) -> RelabelSpec:
-        """The relabel options as the spec that `relabel.relabel` applies."""
-        return RelabelSpec(
-            strategy=self.relabel,
-            candidates=self.candidates,
-            prior_candidates=self.prior_candidates,
-            num_candidates=self.num_candidates,
-            values=self.relabel_values,
-            top_k=self.top_k,
-            gamma=self.gamma,
-        )
-
-    @property
-    def critic_bounds(self) -> tuple[float, float] | None:
-        """(low, high) of `critic_bound`, or None."""
-        if not self.critic_bound:
-            return None
-        try:
-            low, high = (float(v) for v in self.critic_bound.split(","))
-        except ValueError:
-            raise ValueError(f"critic_bound={self.critic_bound!r} must be LOW,HIGH, e.g. -1000,0") from None
-        if not (math.isfinite(low) and math.isfinite(high) and low < high):
-            raise ValueError(f"critic_bound={self.critic_bound!r} needs finite LOW < HIGH")
-        return low, high
-
     @property
     def sweep_axis(self) -> tuple[str, tuple[float, ...]] | None:
         """(name, values) of `sweep`, or None."""
@@ -234,66 +289,80 @@ class TrainConfig:
     @property
     def runs(self) -> int:
         """Independent runs trained as one vmapped program: seeds x sweep values."""
-        return self.seeds * (len(self.sweep_axis[1]) if self.sweep else 1)
+        return self.run.seeds * (len(self.sweep_axis[1]) if self.sweep else 1)
 
     def run_table(self) -> list[dict]:
         """One dict per run: its index `run`, `seed_index` (r % seeds) and, in a sweep, the swept value."""
-        table = [{"run": r, "seed_index": r % self.seeds} for r in range(self.runs)]
+        table = [{"run": r, "seed_index": r % self.run.seeds} for r in range(self.runs)]
         if self.sweep_axis is not None:
             name, values = self.sweep_axis
             for row in table:
-                row[name] = values[row["run"] // self.seeds]
+                row[name] = values[row["run"] // self.run.seeds]
         return table
 
     @property
     def updates_per_iteration(self) -> int:
         """Gradient updates after each vector step of all `num_envs` envs."""
-        return round(self.num_envs * self.updates_per_env_step)
+        return round(self.run.num_envs * self.run.updates_per_env_step)
 
     @property
     def iterations_per_chunk(self) -> int:
         """Vector steps per compiled chunk (between evaluations)."""
-        return max(1, self.eval_every // self.num_envs)
+        return max(1, self.evaluation.every // self.run.num_envs)
 
     @property
     def warmup_iterations(self) -> int:
-        return math.ceil(self.warmup_steps / self.num_envs)
+        return math.ceil(self.run.warmup_steps / self.run.num_envs)
 
     @property
     def num_chunks(self) -> int:
-        steps_left = self.env_steps - self.warmup_iterations * self.num_envs
-        return max(1, math.ceil(steps_left / (self.iterations_per_chunk * self.num_envs)))
+        steps_left = self.run.env_steps - self.warmup_iterations * self.run.num_envs
+        return max(1, math.ceil(steps_left / (self.iterations_per_chunk * self.run.num_envs)))
 
     @property
     def total_env_steps(self) -> int:
         """Env steps each seed takes: warm-up, then whole chunks (`env_steps` rounded up)."""
-        return (self.warmup_iterations + self.num_chunks * self.iterations_per_chunk) * self.num_envs
+        return (self.warmup_iterations + self.num_chunks * self.iterations_per_chunk) * self.run.num_envs
 
     @property
     def budget_text(self) -> str:
         """The resolved budget in words, as the CLI prints it."""
-        warmup = self.warmup_iterations * self.num_envs
-        chunk = self.iterations_per_chunk * self.num_envs
+        warmup = self.warmup_iterations * self.run.num_envs
+        chunk = self.iterations_per_chunk * self.run.num_envs
         updates = self.updates_per_iteration * self.num_chunks * self.iterations_per_chunk
         return (
             f"{self.total_env_steps:,} env steps per seed = {warmup:,} warm-up + {self.num_chunks} evaluation "
-            f"chunk(s) x {chunk:,} (--env-steps {self.env_steps:,} rounded up to whole chunks of --num-envs x "
+            f"chunk(s) x {chunk:,} (--env-steps {self.run.env_steps:,} rounded up to whole chunks of --num-envs x "
             f"(--eval-every // --num-envs) steps); {updates:,} updates per seed"
         )
 
     @property
     def capacity_per_env(self) -> int:
-        return self.buffer_size // self.num_envs
+        return self.run.buffer_size // self.run.num_envs
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
 
-    @classmethod
-    def preset(cls, env: str = "nav2d", **overrides) -> TrainConfig:
-        """The config for `env`: field defaults, then the env's preset, then `overrides`."""
-        return cls(**{**ENV_PRESETS.get(env, {}), "env": env, **overrides})
+DEFAULTS: dict = TrainConfig().options()
 
-    @classmethod
-    def from_dict(cls, d: dict) -> TrainConfig:
-        """Inverse of `to_dict` after a JSON round trip (lists back to tuples)."""
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+def flat_options(d: dict) -> dict:
+    """The options (`OPTIONS`' names) in a config.json object: `to_dict`'s parts, or 0.2's flat object.
+    Raises ValueError for another version or layout."""
+    if "version" not in d:
+        return dict(d)
+    if d["version"] != CONFIG_VERSION:
+        raise ValueError(f"config version {d['version']!r} is not one this hipi-jax reads ({CONFIG_VERSION})")
+    by_field = {field_key: name for name, field_key in OPTIONS.items()}
+    flat = {}
+    for part, fields in d.items():
+        if part == "version":
+            continue
+        if part not in PARTS:
+            if ("", part) not in by_field:
+                raise ValueError(f"config key {part!r} is unknown; valid: version, {', '.join(PARTS)}, sweep")
+            flat[by_field[("", part)]] = fields  # TrainConfig's own fields (sweep)
+            continue
+        if not isinstance(fields, dict):
+            raise ValueError(f"config part {part!r} holds {type(fields).__name__}, not an object")
+        for field, value in fields.items():
+            flat[by_field.get((part, field), f"{part}.{field}")] = value
+    return flat

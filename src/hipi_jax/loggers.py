@@ -256,7 +256,7 @@ class WandbLogger:
                     group=group,
                     name=f"{group}/{label}",
                     job_type="train",
-                    config={**config.to_dict(), **run},  # the swept value replaces the option's
+                    config={**config.options(), **run},  # the swept value replaces the option's
                     dir=str(out),
                     mode="offline",
                     reinit="create_new",  # several runs at once in this process (wandb >= 0.19.10)

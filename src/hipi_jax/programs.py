@@ -42,11 +42,11 @@ class Placement:
     def of(cls, config: TrainConfig, devices: list | None = None) -> Placement:
         devices = jax.devices() if devices is None else devices
         runs = math.gcd(config.runs, len(devices))
-        env_split = math.gcd(config.num_envs, len(devices) // runs)
+        env_split = math.gcd(config.run.num_envs, len(devices) // runs)
         used = runs * env_split
         if used < len(devices) and jax.process_count() > 1:
             raise ValueError(
-                f"runs={config.runs} (seeds x sweep values) and num_envs={config.num_envs} split over {used} of "
+                f"runs={config.runs} (seeds x sweep values) and num_envs={config.run.num_envs} split over {used} of "
                 f"the {len(devices)} devices of {jax.process_count()} processes; a multi-process run must use "
                 "them all (make runs x num_envs divisible by the device count)"
             )
@@ -193,7 +193,7 @@ def build(config: TrainConfig, *, warmup: bool = True) -> Built:
     state = state_bytes_per_device(prog.like)
     if state > have:
         raise ValueError(memory_message(config, prog, state, have, "the training state"))
-    log.info("compiling the training programs for %s (and checking their memory) ...", config.env)
+    log.info("compiling the training programs for %s (and checking their memory) ...", config.run.env)
     compiled = compile_programs(prog, warmup=warmup)
     if (need := compiled.peak_bytes(state)) > have:
         raise ValueError(memory_message(config, prog, need, have, "training (XLA's memory analysis)"))
@@ -205,7 +205,7 @@ def memory_message(config: TrainConfig, prog: Programs, need: int, have: int, wh
     buffer = sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(prog.like.buffer))
     return (
         f"{what} needs {need / 2**30:.2f} GiB per device (replay buffers: {buffer / 2**30:.2f} GiB in all for "
-        f"buffer_size={config.buffer_size} x {config.runs} run(s)) but a {jax.devices()[0].platform} device has "
+        f"buffer_size={config.run.buffer_size} x {config.runs} run(s)) but a {jax.devices()[0].platform} device has "
         f"{have / 2**30:.2f} GiB; lower --batch-size, --num-envs, --buffer-size, --eval-episodes, --seeds or the sweep"
     )
 

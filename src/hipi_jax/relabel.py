@@ -126,7 +126,7 @@ class RelabelSpec:
     num_candidates: int = 0  # K > 0: score a random subset of K candidates (0 = all)
     values: str = "auto"  # value estimator: critic | backup | auto (the strategy's own)
     top_k: int = 1  # advantage / air: a sample takes one of its episode's top_k candidates
-    gamma: float = 0.99  # advantage / air: the discount of the episode returns (the run's γ)
+    fraction: float = 0.5  # the share of each batch relabeled (App. D); the released HER ignores it
 
     def __post_init__(self):
         if self.strategy not in RULES:
@@ -137,6 +137,8 @@ class RelabelSpec:
                 f"candidates={self.candidates!r} is unknown; valid: one or more of {', '.join(CANDIDATE_PARTS)} "
                 "joined by '+', e.g. tasks+future"
             )
+        if not 0.0 <= self.fraction <= 1.0:
+            raise ValueError(f"relabel_fraction={self.fraction} is outside [0, 1]")
         if self.values not in VALUE_ESTIMATORS:
             raise ValueError(f"relabel_values={self.values!r} is unknown; valid: {', '.join(VALUE_ESTIMATORS)}")
         for name in ("prior_candidates", "num_candidates"):
@@ -352,14 +354,16 @@ def relabel_trajectories(key: Array, spec: RelabelSpec, returns: Array, baseline
     return spec.rule.choose(key, spec, returns, baseline)
 
 
-def _trajectory(spec, key, sample, family, fraction, values_fn) -> Proposal:
+def _trajectory(spec, key, sample, family, fraction, values_fn, gamma=None) -> Proposal:
     """Generalized Hindsight (Li, Pinto, Abbeel 2020) at sample time: each sample's whole stored episode
     is scored under the candidates and relabeled by `relabel_trajectories`; the advantage's baseline is
     V(s_0, ψ) = the critic at the policy's mean action, via `values_fn`. Every sample keeps its own
     (s, a, s'): no s→s pairs."""
     k_cand, k_values, k_pick = jax.random.split(key, 3)
     candidates = candidate_tasks(k_cand, sample, family, spec)
-    returns = episode_returns(family, sample.episode, candidates, spec.gamma)  # [B, K]
+    if gamma is None:
+        raise ValueError(f"relabel={spec.strategy!r} discounts episode returns: relabel(..., gamma=) is needed")
+    returns = episode_returns(family, sample.episode, candidates, gamma)  # [B, K]
     baseline = None
     if spec.rule.value_estimator is not None:  # advantage
         tr, first = sample.transition, sample.episode.first_obs
@@ -479,10 +483,13 @@ def relabel(
     sample: Sample,
     spec: RelabelSpec,
     family: TaskFamily,
-    fraction: Array | float = 0.5,
+    fraction: Array | float | None = None,
     values_fn: ValuesFn | None = None,
+    gamma: Array | float | None = None,
 ) -> tuple[Batch, dict[str, Array]]:
-    """Relabel a replay sample as `spec` says (Alg. 2) and recompute reward and done.
+    """Relabel a replay sample as `spec` says (Alg. 2) and recompute reward and done. `fraction`
+    (default `spec.fraction`) and `gamma` (the discount of `advantage` and `air`'s episode returns) may
+    be a run's traced values.
 
     Metrics: `relabel_changed` (share of samples whose task changed), `batch_reward`, and over the
     relabeled samples `relabel_success` (goal families: the share that succeed under their new task)
@@ -491,7 +498,9 @@ def relabel(
     rule = spec.rule
     if rule.trajectory_level and sample.episode is None:
         raise ValueError(f"relabel={spec.strategy!r} needs each sample's episode: buffer.sample(episode_steps=T)")
-    proposal = rule.propose(spec, key, sample, family, fraction, values_fn)
+    fraction = spec.fraction if fraction is None else fraction
+    discount = {"gamma": gamma} if rule.trajectory_level else {}  # only episode returns are discounted
+    proposal = rule.propose(spec, key, sample, family, fraction, values_fn, **discount)
     commanded = sample.transition.task
     relabeled = proposal.relabeled
     if relabeled is None:

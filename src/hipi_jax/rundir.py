@@ -13,7 +13,6 @@ file half-written.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import os
 from collections.abc import Iterator, Sequence
@@ -97,7 +96,10 @@ def unsaved_start(out: Path, config: TrainConfig) -> bool:
         saved = json.loads((out / "config.json").read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return False
-    if not isinstance(saved, dict) or differing_options(saved, config):
+    try:
+        if not isinstance(saved, dict) or differing_options(saved, config):
+            return False
+    except ValueError:  # a config.json of another version
         return False
     return not (out / "summary.json").exists() and not has_checkpoint(out)
 
@@ -120,11 +122,10 @@ def check_resume(out: Path, config: TrainConfig) -> None:
 def differing_options(saved: dict, config: TrainConfig, ignore: Sequence[str] = ()) -> list[str]:
     """The options whose value in a `saved` config dict differs from `config`'s, beyond `ignore`; an
     option added since the dict was saved counts as its default."""
-    from hipi_jax.config import TrainConfig
+    from hipi_jax.config import DEFAULTS, flat_options
 
-    added = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.name not in saved}
-    saved = json.loads(json.dumps({**added, **saved}))
-    given = json.loads(json.dumps(config.to_dict()))
+    saved = json.loads(json.dumps({**DEFAULTS, **flat_options(saved)}))
+    given = json.loads(json.dumps(config.options()))
     return [k for k in dict.fromkeys([*given, *saved]) if k not in ignore and saved.get(k) != given.get(k)]
 
 
@@ -133,8 +134,14 @@ def check_same(saved, config: TrainConfig, source: Path | str) -> None:
     beyond `env_steps`, the budget a resume may raise."""
     if not isinstance(saved, dict):
         raise ValueError(f"--resume: {source} holds {type(saved).__name__}, not a config object")
-    if differ := differing_options(saved, config, ignore=("env_steps",)):
-        given = config.to_dict()
+    try:
+        differ = differing_options(saved, config, ignore=("env_steps",))
+    except ValueError as e:
+        raise ValueError(f"--resume: {source}: {e}") from None
+    if differ:
+        from hipi_jax.config import flat_options
+
+        saved, given = flat_options(saved), config.options()
         changes = ", ".join(f"{k}: saved {saved.get(k)!r}, given {given.get(k)!r}" for k in differ)
         raise ValueError(f"--resume: the options differ from those in {source} beyond --env-steps ({changes})")
 

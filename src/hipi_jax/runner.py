@@ -37,11 +37,11 @@ class Interrupted(Exception):
 def policy_meta(config: TrainConfig, env) -> dict:
     """What `policy.save` stores beside the parameters."""
     return {
-        "env": config.env,
+        "env": config.run.env,
         "obs_dim": env.obs_dim,
         "task_dim": env.task_family.task_dim,
         "action_dim": env.action_dim,
-        "hidden": list(config.hidden),
+        "hidden": list(config.sac.hidden),
         "runs": config.run_table(),
         "config": config.to_dict(),
     }
@@ -93,7 +93,11 @@ def train(
     from hipi_jax import programs, signals
 
     options = RunOptions(overwrite, resume, ckpt_every, keep, progress, tuple(loggers), stall_timeout)
-    out = Path(out) if out is not None else Path("runs") / f"{config.env}-{config.relabel}-s{config.seed}"
+    out = (
+        Path(out)
+        if out is not None
+        else Path("runs") / f"{config.run.env}-{config.relabel.strategy}-s{config.run.seed}"
+    )
     if resume:
         check_resume(out, config)
     else:
@@ -146,7 +150,9 @@ class _Run:
             resume_step = self.env_steps if start is not None else None
             self.logs = loggers_lib.open_loggers(("jsonl", "csv", *self.options.loggers), out, config, resume_step)
         sweep = f", sweep {config.sweep}" if config.sweep else ""
-        log.info("%s / %s, %d seed(s)%s, writing %s", config.env, config.relabel, config.seeds, sweep, out)
+        log.info(
+            "%s / %s, %d seed(s)%s, writing %s", config.run.env, config.relabel.strategy, config.run.seeds, sweep, out
+        )
         progress = self.options.progress and self.lead
         try:
             with self.stop, self.guard:
@@ -256,7 +262,7 @@ class _Run:
                 self.logs.close()
             if self.lead and metrics.exists():
                 records = rundir.read_jsonl(metrics)
-                report.plot_curves(split_runs(records, self.config), self.out / "curves.png", title=self.config.env)
+                report.plot_curves(split_runs(records, self.config), self.out / "curves.png", title=self.config.run.env)
         except Exception as e:
             if not failed:
                 raise
@@ -286,10 +292,10 @@ def loop(built, log_record, *, start: tuple | None = None, progress: bool = True
     else:
         state = jax.device_put(start[0], jax.tree.map(lambda x: x.sharding, built.programs.like))
     _log_layout(config, state, place)
-    per_chunk = config.iterations_per_chunk * config.num_envs
-    warmup_steps = config.warmup_iterations * config.num_envs
+    per_chunk = config.iterations_per_chunk * config.run.num_envs
+    warmup_steps = config.warmup_iterations * config.run.num_envs
     bar = tqdm(total=config.total_env_steps, initial=warmup_steps + done * per_chunk if start is not None else 0,
-               unit="step", disable=not progress, desc=f"{config.env}/{config.relabel}")  # fmt: skip
+               unit="step", disable=not progress, desc=f"{config.run.env}/{config.relabel.strategy}")  # fmt: skip
     if start is None:
         state = jax.block_until_ready(compiled.warmup(state))
         bar.update(warmup_steps)
@@ -329,7 +335,7 @@ def _log_layout(config: TrainConfig, state, place) -> None:
     mesh = dict(place.mesh.shape)
     log.info(
         "replay buffer: %d run(s) x %d envs x %d steps = %.1f MiB on %d %s device(s) (%d for runs x %d for envs)",
-        config.runs, config.num_envs, config.capacity_per_env, buffer.nbytes(state.buffer) / 2**20, place.devices,
+        config.runs, config.run.num_envs, config.capacity_per_env, buffer.nbytes(state.buffer) / 2**20, place.devices,
         jax.devices()[0].platform, mesh["runs"], mesh["envs"],
     )  # fmt: skip
     log.info("budget: %s", config.budget_text)
@@ -340,7 +346,7 @@ def _record(built, state, log_index: int, train_metrics: dict, t_start: float, c
     from hipi_jax import programs, training
 
     config, place = built.config, built.placement
-    keys = training.per_run(config, training.eval_keys(config.seed, config.seeds, log_index))
+    keys = training.per_run(config, training.eval_keys(config.run.seed, config.run.seeds, log_index))
     ev = programs.to_host(built.compiled.evaluate(state.agent.actor_params, place.put_runs(keys)))
     rec = {
         **counts,
@@ -366,7 +372,7 @@ def _summary(built, rec: dict, t_start: float, train_s: float, chunks_run: int) 
     """The run's final figures and the throughput of its compiled chunks (all runs together, warm-up and
     evaluation excluded)."""
     config = built.config
-    per_chunk = config.iterations_per_chunk * config.num_envs
+    per_chunk = config.iterations_per_chunk * config.run.num_envs
     updates = config.iterations_per_chunk * config.updates_per_iteration
     summary = {k: v for k, v in rec.items() if k in ("env_steps", "updates", "eval_return", "eval_success")}
     summary.update(
@@ -411,18 +417,18 @@ def _finish(config: TrainConfig, out: Path, meta: dict, state, lead: bool) -> di
         summary["runs"] = config.run_table()
     if lead:
         policy.save(out, actor, steps, meta)
-        report.plot_curves(split_runs(records, config), out / "curves.png", title=config.env)
+        report.plot_curves(split_runs(records, config), out / "curves.png", title=config.run.env)
         report.write_json(out / "summary.json", summary)
     return summary
 
 
 def split_runs(records: list[dict], config: TrainConfig) -> dict[str, list[dict]]:
     """Learning-curve records per sweep value (label -> records over that value's seeds)."""
-    label = f"{config.relabel} ({config.seeds} seed{'s' if config.seeds > 1 else ''})"
+    label = f"{config.relabel.strategy} ({config.run.seeds} seed{'s' if config.run.seeds > 1 else ''})"
     if config.sweep_axis is None:
         return {label: records}
     name, values = config.sweep_axis
-    s = config.seeds
+    s = config.run.seeds
     part = lambda r, i: {k: x[i * s : (i + 1) * s] if isinstance(x, list) else x for k, x in r.items()}
     return {f"{name}={v:g}": [part(r, i) for r in records] for i, v in enumerate(values)}
 

@@ -63,30 +63,19 @@ class Trainer:
 
 
 def build(config: TrainConfig) -> Trainer:
-    env = envs.make(config.env)
-    if config.starts == "reuse":
+    env = envs.make(config.run.env)
+    if config.run.starts == "reuse":
         env = dataclasses.replace(env, reuse_initial_state=True)
-    family = env.task_family
-    agent = SAC(
-        obs_dim=env.obs_dim,
-        action_dim=env.action_dim,
-        task_dim=family.task_dim,
-        hidden=config.hidden,
-        learning_rate=config.learning_rate,
-        gamma=config.gamma,
-        tau=config.tau,
-        grad_clip=config.grad_clip,
-        critic_bound=config.critic_bounds,
-    )
-    return Trainer(config, env, agent)
+    return Trainer(config, env, SAC(env.obs_dim, env.action_dim, env.task_family.task_dim, config.sac))
 
 
 def run_hyper(config: TrainConfig) -> Hyper:
     """Per-run values [runs] float32: the config's, with the swept one set to value r // seeds in run r."""
-    values = {name: np.full(config.runs, getattr(config, name), np.float32) for name in SWEEPABLE}
+    options = config.options()
+    values = {name: np.full(config.runs, options[name], np.float32) for name in SWEEPABLE}
     if config.sweep_axis is not None:
         name, swept = config.sweep_axis
-        values[name] = np.repeat(np.asarray(swept, np.float32), config.seeds)
+        values[name] = np.repeat(np.asarray(swept, np.float32), config.run.seeds)
     return Hyper(**values)
 
 
@@ -94,7 +83,7 @@ def init(tr: Trainer, key: Array, hyper: Hyper) -> TrainState:
     """A fresh run: agent parameters, empty buffer, `num_envs` envs reset with prior tasks."""
     cfg, env = tr.config, tr.env
     k_agent, k_env, k_run = jax.random.split(key, 3)
-    env_state = jax.vmap(partial(reset_with_prior, env))(jax.random.split(k_env, cfg.num_envs))
+    env_state = jax.vmap(partial(reset_with_prior, env))(jax.random.split(k_env, cfg.run.num_envs))
     one = jax.tree.map(lambda x: x[0], env_state)
     example = Transition(
         obs=one.obs,
@@ -106,7 +95,7 @@ def init(tr: Trainer, key: Array, hyper: Hyper) -> TrainState:
     )
     return TrainState(
         agent=tr.agent.init(k_agent),
-        buffer=replay.init(example, cfg.num_envs, cfg.capacity_per_env),
+        buffer=replay.init(example, cfg.run.num_envs, cfg.capacity_per_env),
         env_state=env_state,
         key=k_run,
         env_steps=jnp.zeros((), jnp.int32),
@@ -121,7 +110,7 @@ def collect(tr: Trainer, state: TrainState, random_actions: bool = False) -> Tra
     key, k_act, k_reset = jax.random.split(state.key, 3)
     es = state.env_state
     if random_actions:
-        action = jax.random.uniform(k_act, (cfg.num_envs, env.action_dim), minval=-1.0, maxval=1.0)
+        action = jax.random.uniform(k_act, (cfg.run.num_envs, env.action_dim), minval=-1.0, maxval=1.0)
     else:
         action = tr.agent.act(state.agent.actor_params, k_act, es.obs, es.task)
     nxt = jax.vmap(env.step)(es, action)
@@ -130,24 +119,27 @@ def collect(tr: Trainer, state: TrainState, random_actions: bool = False) -> Tra
     )
     ended = jnp.logical_or(nxt.done, nxt.truncated)
     buf = replay.insert(state.buffer, transition, es.t, ended)
-    nxt = jax.vmap(partial(auto_reset, env))(nxt, jax.random.split(k_reset, cfg.num_envs))
-    return state.replace(buffer=buf, env_state=nxt, key=key, env_steps=state.env_steps + cfg.num_envs)
+    nxt = jax.vmap(partial(auto_reset, env))(nxt, jax.random.split(k_reset, cfg.run.num_envs))
+    return state.replace(buffer=buf, env_state=nxt, key=key, env_steps=state.env_steps + cfg.run.num_envs)
 
 
 def agent_of(tr: Trainer, hyper: Hyper) -> SAC:
     """The SAC learner with this run's (traced) learning rate, discount and Polyak rate."""
-    return dataclasses.replace(tr.agent, learning_rate=hyper.learning_rate, gamma=hyper.gamma, tau=hyper.tau)
+    traced = dataclasses.replace(tr.agent.config, learning_rate=hyper.learning_rate, gamma=hyper.gamma, tau=hyper.tau)
+    return dataclasses.replace(tr.agent, config=traced)
 
 
 def update(tr: Trainer, state: TrainState) -> tuple[TrainState, dict[str, Array]]:
     """Sample a batch, relabel it, take one SAC step (Alg. 2)."""
     cfg, agent = tr.config, agent_of(tr, state.hyper)
     key, k_sample, k_relabel, k_sac = jax.random.split(state.key, 4)
-    spec = cfg.relabel_spec
+    spec = cfg.relabel
     episode_steps = tr.env.max_steps if spec.rule.trajectory_level else 0
-    sample = replay.sample(state.buffer, k_sample, cfg.batch_size, episode_steps)
+    sample = replay.sample(state.buffer, k_sample, cfg.run.batch_size, episode_steps)
     values = agent.relabel_values(state.agent, spec.value_estimator) if spec.value_estimator else None
-    batch, relabel_metrics = relabel(k_relabel, sample, spec, tr.env.task_family, state.hyper.relabel_fraction, values)
+    batch, relabel_metrics = relabel(
+        k_relabel, sample, spec, tr.env.task_family, state.hyper.relabel_fraction, values, state.hyper.gamma
+    )
     agent, metrics = agent.update(state.agent, batch, k_sac)
     return state.replace(agent=agent, key=key, updates=state.updates + 1), {**metrics, **relabel_metrics}
 
@@ -181,17 +173,17 @@ def evaluate(tr: Trainer, actor_params, key: Array) -> dict[str, Array]:
     def act(key, obs, task):
         return tr.agent.act(actor_params, None, obs, task, deterministic=True)
 
-    episodes = rollout(tr.env, act, key, tr.config.eval_episodes)
+    episodes = rollout(tr.env, act, key, tr.config.evaluation.episodes)
     return {"eval_return": episodes.returns.mean(), "eval_success": episodes.success.astype(jnp.float32).mean()}
 
 
 def per_run(config: TrainConfig, per_seed: Array) -> Array:
     """Run r gets row r % seeds of a per-seed array: every sweep value sees the same seeds."""
-    return jnp.tile(per_seed, (config.runs // config.seeds,) + (1,) * (per_seed.ndim - 1))
+    return jnp.tile(per_seed, (config.runs // config.run.seeds,) + (1,) * (per_seed.ndim - 1))
 
 
 def run_keys(config: TrainConfig) -> Array:
-    return per_run(config, seed_keys(config.seed, config.seeds))
+    return per_run(config, seed_keys(config.run.seed, config.run.seeds))
 
 
 def seed_keys(seed: int, num_seeds: int) -> Array:

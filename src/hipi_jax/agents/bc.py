@@ -63,6 +63,16 @@ class Fit:
     val_curve: Array  # [max_epochs], NaN after the last epoch trained
 
 
+def check_settings(config, checks: dict[str, bool]) -> None:
+    """ValueError naming the first of `config`'s settings whose check fails, or whose integer is not below
+    2**31 (the loop's int32 counters)."""
+    ints = {f.name: getattr(config, f.name) < 2**31 for f in dataclasses.fields(config)
+            if type(getattr(config, f.name)) is int}  # fmt: skip
+    bad = [name for name in dict.fromkeys([*checks, *ints]) if not (checks.get(name, True) and ints.get(name, True))]
+    if bad:
+        raise ValueError(f"invalid BC setting {bad[0]}={getattr(config, bad[0])!r}")
+
+
 @dataclasses.dataclass(frozen=True)
 class BC:
     hidden: tuple[int, ...] = (256, 256)
@@ -72,6 +82,17 @@ class BC:
     patience: int = 3
     val_fraction: float = 0.1
     action_clip: float = 0.0  # c > 0: normalised actions (targets and outputs) clipped to [−c, c] (App. C.11)
+
+    def __post_init__(self):
+        check_settings(self, {
+            "hidden": len(self.hidden) >= 1 and all(1 <= h < 2**31 for h in self.hidden),
+            "learning_rate": math.isfinite(self.learning_rate) and self.learning_rate > 0,
+            "batch_size": self.batch_size >= 1,
+            "max_epochs": self.max_epochs >= 1,
+            "patience": self.patience >= 1,
+            "val_fraction": 0.0 < self.val_fraction < 1.0,
+            "action_clip": math.isfinite(self.action_clip) and self.action_clip >= 0,
+        })  # fmt: skip
 
     def net(self, action_dim: int) -> SplitInputMLP:
         return SplitInputMLP(self.hidden, action_dim)

@@ -8,7 +8,8 @@ It also provides the two value estimators HIPI-RL relabels with (Eq. 8 / Alg. 1)
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+import math
+from collections.abc import Callable
 from functools import partial
 
 import jax
@@ -46,25 +47,62 @@ def grad_step(loss_fn: Callable, params, opt_state, optimizer: optax.GradientTra
 
 
 @dataclasses.dataclass(frozen=True)
-class SAC:
-    obs_dim: int
-    action_dim: int
-    task_dim: int
-    hidden: Sequence[int] = (64, 64)
+class SACConfig:
+    """SAC's hyperparameters (App. C.1), checked here. `learning_rate`, `gamma` and `tau` may be a
+    run's traced values (`training.agent_of`: a sweep varies them inside one program); those are
+    checked as numbers before they are traced."""
+
+    hidden: tuple[int, ...] = (64, 64)
     learning_rate: float = 3e-4
     gamma: float = 0.99
     tau: float = 0.005
     grad_clip: float = 0.0  # global-norm clip; 0 disables (App. C.1 uses 1 on Sawyer/Jaco)
+    critic_bound: str = ""  # "LOW,HIGH" squashes Q into (low, high) with a sigmoid; "" = unbounded
+
+    def __post_init__(self):
+        if not self.hidden or min(self.hidden) < 1:
+            raise ValueError(f"hidden={self.hidden} must be one or more positive widths")
+        if self.grad_clip < 0:
+            raise ValueError(f"grad_clip={self.grad_clip} must be >= 0")
+        self.critic_bounds  # noqa: B018 (parses and checks critic_bound)
+        if any(isinstance(v, jax.core.Tracer) for v in (self.learning_rate, self.gamma, self.tau)):
+            return
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate={self.learning_rate} must be > 0")
+        if not 0.0 <= self.gamma < 1.0:
+            raise ValueError(f"gamma={self.gamma} is outside [0, 1)")
+        if not 0.0 < self.tau <= 1.0:
+            raise ValueError(f"tau={self.tau} is outside (0, 1]")
+
+    @property
+    def critic_bounds(self) -> tuple[float, float] | None:
+        """(low, high) of `critic_bound`, or None."""
+        if not self.critic_bound:
+            return None
+        try:
+            low, high = (float(v) for v in self.critic_bound.split(","))
+        except ValueError:
+            raise ValueError(f"critic_bound={self.critic_bound!r} must be LOW,HIGH, e.g. -1000,0") from None
+        if not (math.isfinite(low) and math.isfinite(high) and low < high):
+            raise ValueError(f"critic_bound={self.critic_bound!r} needs finite LOW < HIGH")
+        return low, high
+
+
+@dataclasses.dataclass(frozen=True)
+class SAC:
+    obs_dim: int
+    action_dim: int
+    task_dim: int
+    config: SACConfig = SACConfig()
     critic_loss_weight: float = 0.5  # the TF-Agents SAC the paper used scales the critic loss by 0.5
-    critic_bound: tuple[float, float] | None = None  # squash Q into (low, high); None = unbounded
 
     @property
     def actor(self) -> Actor:
-        return Actor(tuple(self.hidden), self.action_dim)
+        return Actor(self.config.hidden, self.action_dim)
 
     @property
     def critic(self) -> Critic:
-        return Critic(tuple(self.hidden), self.critic_bound)
+        return Critic(self.config.hidden, self.config.critic_bounds)
 
     @property
     def target_entropy(self) -> float:
@@ -74,8 +112,9 @@ class SAC:
     def optimizer(self) -> optax.GradientTransformation:
         """Adam (after global-norm clipping when `grad_clip` > 0) on the raveled parameters: one fused
         update instead of one per leaf, the same arithmetic up to float rounding (benchmarks/before_after.py)."""
-        adam = optax.adam(self.learning_rate)
-        clipped = optax.chain(optax.clip_by_global_norm(self.grad_clip), adam) if self.grad_clip > 0 else adam
+        adam = optax.adam(self.config.learning_rate)
+        clip = self.config.grad_clip
+        clipped = optax.chain(optax.clip_by_global_norm(clip), adam) if clip > 0 else adam
         return optax.flatten(clipped)
 
     def init(self, key: Array) -> SACState:
@@ -119,7 +158,7 @@ class SAC:
         next_q = self.critic.apply(state.target_critic_params, batch.next_obs, next_action, batch.task).min(0)
         alpha = jnp.exp(state.log_alpha)
         target = jax.lax.stop_gradient(
-            soft_td_target(batch.reward, batch.done, next_q, next_log_prob, alpha, self.gamma)
+            soft_td_target(batch.reward, batch.done, next_q, next_log_prob, alpha, self.config.gamma)
         )
         q = self.critic.apply(critic_params, batch.obs, batch.action, batch.task)  # [2, B]
         loss = self.critic_loss_weight * jnp.sum(jnp.mean((q - target) ** 2, axis=-1))
@@ -147,7 +186,7 @@ class SAC:
         )
         entropy = jax.lax.stop_gradient(actor_aux["entropy"])
         log_alpha, alpha_opt, _, _ = grad_step(self.alpha_loss, state.log_alpha, state.alpha_opt, opt, entropy)
-        target = optax.incremental_update(critic_params, state.target_critic_params, self.tau)
+        target = optax.incremental_update(critic_params, state.target_critic_params, self.config.tau)
         state = state.replace(
             actor_params=actor_params,
             actor_opt=actor_opt,
@@ -171,7 +210,7 @@ class SAC:
         released code scores relabeling pairs with ("the critic network's first output"), at half
         the cost of both."""
         first = jax.tree.map(lambda x: x[:1], critic_params)
-        return Critic(tuple(self.hidden), self.critic_bound, members=1).apply(first, obs, action, task)[0]
+        return Critic(self.config.hidden, self.config.critic_bounds, members=1).apply(first, obs, action, task)[0]
 
     def soft_q_matrix(self, state: SACState, obs: Array, action: Array, tasks: Array) -> Array:
         """Q̃(s_i, a_i, ψ) = Q_1 (`first_q`) for every pair (Eq. 8): [B, K] from obs/action [B, .] and
@@ -199,7 +238,7 @@ class SAC:
         log_pi = self.log_prob(state.actor_params, obs[:, None], action[:, None], tasks)
         next_action, _ = self.policy(state.actor_params, key, next_obs[:, None], tasks)
         next_q = self.first_q(state.critic_params, next_obs[:, None], next_action, tasks)
-        return reward - log_pi + self.gamma * (1.0 - done) * next_q
+        return reward - log_pi + self.config.gamma * (1.0 - done) * next_q
 
     def state_value_matrix(self, state: SACState, obs: Array, tasks: Array) -> Array:
         """V(s_i, ψ) = min_k Q_k(s_i, tanh(mean of π(·|s_i, ψ)), ψ) for every pair, Generalized Hindsight's

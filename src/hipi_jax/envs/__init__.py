@@ -39,7 +39,7 @@ _REGISTRY: dict[str, Callable[..., Env]] = {
 
 def register(name: str, factory: Callable[..., Env], overwrite: bool = False) -> None:
     """Add a user's env: `factory(**kwargs)` returns an `Env` (subclass it: `init_sim`, `sim_step`, a task
-    family, `obs_dim`, `action_dim`; see examples/custom_env.py). Then `make(name)`, `TrainConfig(env=name)`
+    family, `obs_dim`, `action_dim`; see examples/custom_env.py). Then `make(name)`, `TrainConfig.preset(name)`
     and `train` accept it in this process. A taken name raises ValueError unless `overwrite`."""
     if not isinstance(name, str) or not name:
         raise ValueError(f"env name {name!r} must be a non-empty string")

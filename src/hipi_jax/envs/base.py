@@ -43,13 +43,8 @@ class Env:
     task_family: TaskFamily
     max_steps: int  # episode length cap (truncation, not termination)
 
-    @property
-    def obs_dim(self) -> int:
-        raise NotImplementedError
-
-    @property
-    def action_dim(self) -> int:
-        raise NotImplementedError
+    obs_dim: ClassVar[int]  # a class constant, or a property where it depends on the instance
+    action_dim: ClassVar[int]
 
     discrete_actions: bool = dataclasses.field(default=False, init=False)
     # Where `init_sim` is expensive (e.g. a physics settle), `auto_reset` restarts an env slot from the

@@ -173,13 +173,8 @@ class Desk(Env):
     def scripted_action(self, key: Array, obs: Array, task: Array, noise: float) -> Array:
         return scripted_action(obs, jnp.argmax(task), key, noise)
 
-    @property
-    def obs_dim(self) -> int:
-        return 20
-
-    @property
-    def action_dim(self) -> int:
-        return 3
+    obs_dim = 20
+    action_dim = 3
 
     def control_timestep(self) -> float:
         return TIMESTEP * SUBSTEPS

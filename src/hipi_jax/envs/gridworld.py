@@ -48,13 +48,8 @@ class GridWorld(Env):
         )
         object.__setattr__(self, "task_family", family)
 
-    @property
-    def obs_dim(self) -> int:
-        return 2
-
-    @property
-    def action_dim(self) -> int:
-        return MOVES.shape[0]
+    obs_dim = 2
+    action_dim = MOVES.shape[0]
 
     def init_sim(self, key):
         cell = jax.random.randint(key, (2,), 0, self.size, dtype=jnp.int32)

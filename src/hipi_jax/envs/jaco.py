@@ -147,13 +147,8 @@ class JacoReach(ReachingArm):
     max_steps: int = 250  # App. C.8
     reuse_initial_state: bool = True  # the start is deterministic
 
-    @property
-    def obs_dim(self) -> int:
-        return 21
-
-    @property
-    def action_dim(self) -> int:
-        return 6
+    obs_dim = 21
+    action_dim = 6
 
     def features(self, data) -> Array:
         return data.site_xpos[load_model()[0].site("gripsite").id]

@@ -192,9 +192,7 @@ class WalkerLinear(SuiteEnv):
     task_family: TaskFamily = dataclasses.field(default_factory=walker_linear_family)
     max_steps: int = 100
 
-    @property
-    def obs_dim(self) -> int:
-        return 24
+    obs_dim = 24
 
     def _body(self, name: str) -> int:
         return self.suite.mj_model.body(name).id
@@ -229,9 +227,7 @@ class CheetahVelocity(SuiteEnv):
     max_steps: int = 100
     reuse_initial_state: bool = True
 
-    @property
-    def obs_dim(self) -> int:
-        return 17
+    obs_dim = 17
 
     def observe(self, data) -> Array:
         return jnp.concatenate([data.qpos[1:], data.qvel])
@@ -263,9 +259,7 @@ class Reacher(SuiteEnv):
     )
     max_steps: int = 1000
 
-    @property
-    def obs_dim(self) -> int:
-        return 4
+    obs_dim = 4
 
     @functools.cached_property
     def _finger(self) -> int:
@@ -318,9 +312,7 @@ class FingerGoal(SuiteEnv):
     )
     max_steps: int = 1000
 
-    @property
-    def obs_dim(self) -> int:
-        return 9
+    obs_dim = 9
 
     def observe(self, data) -> Array:
         touch = jnp.log1p(jnp.concatenate([self.sensor(data, "touchtop"), self.sensor(data, "touchbottom")]))

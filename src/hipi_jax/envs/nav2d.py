@@ -129,13 +129,8 @@ class Nav2d(Env):
         """The wall grid [H, W] (1 = wall)."""
         return walls(self.dilation)
 
-    @property
-    def obs_dim(self) -> int:
-        return 2
-
-    @property
-    def action_dim(self) -> int:
-        return 2
+    obs_dim = 2
+    action_dim = 2
 
     render_kind = "plane"  # observations and features are the position: no `render_record` needed
 

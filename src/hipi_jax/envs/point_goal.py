@@ -27,13 +27,8 @@ class PointGoal(Env):
     max_steps: int = 50
     max_speed: float = 0.1
 
-    @property
-    def obs_dim(self) -> int:
-        return 2
-
-    @property
-    def action_dim(self) -> int:
-        return 2
+    obs_dim = 2
+    action_dim = 2
 
     render_kind = "plane"  # observations and features are the position: no `render_record` needed
 

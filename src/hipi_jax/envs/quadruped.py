@@ -139,13 +139,8 @@ class Quadruped(Env):
     def model(self):
         return load_model(self.physics)
 
-    @property
-    def obs_dim(self) -> int:
-        return 56
-
-    @property
-    def action_dim(self) -> int:
-        return 12
+    obs_dim = 56
+    action_dim = 12
 
     def _sensor(self, data, name: str) -> Array:
         return read_sensor(self.model[0], data, name)

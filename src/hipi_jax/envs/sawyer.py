@@ -174,13 +174,8 @@ class SawyerReach(ReachingArm):
     max_steps: int = 150  # App. C.6
     reuse_initial_state: bool = True  # the start is deterministic
 
-    @property
-    def obs_dim(self) -> int:
-        return 27
-
-    @property
-    def action_dim(self) -> int:
-        return 3
+    obs_dim = 27
+    action_dim = 3
 
     def features(self, data) -> Array:
         return data.site_xpos[load_model()[0].site(TCP_SITE).id]
