@@ -29,7 +29,7 @@ from profile_update import scanned, stages
 import hipi_jax.buffer
 import hipi_jax.relabel
 import hipi_jax.training
-from hipi_jax import report, training
+from hipi_jax import programs, report, training
 from hipi_jax.agents.sac import SAC
 from hipi_jax.config import TrainConfig
 
@@ -94,7 +94,7 @@ def main(argv=None) -> int:
     old = {"buffer": load("before_buffer", src / "buffer.py"), "relabel": load("before_relabel", src / "relabel.py"),
            "sac": load("before_sac", src / "agents/sac.py")}  # fmt: skip
     variants = {v: set(CHANGES) if v == "all" else {v} for v in args.variants.split(",")} | {"after": set()}
-    programs = {}
+    compiled_by = {}
     for case in args.cases.split(";"):
         strategy, hidden = case.split(":")
         for variant, changes in variants.items():
@@ -109,11 +109,11 @@ def main(argv=None) -> int:
                     scanned(stages(tr, state)["update"], args.calls).lower(state, jax.random.PRNGKey(0)).compile()
                 )
                 jax.block_until_ready(compiled(state, jax.random.PRNGKey(0)))
-                programs[case, variant] = (compiled, state)
+                compiled_by[case, variant] = (compiled, state)
             print(f"{case} / {variant}: compiled", flush=True)
-    times = {key: [] for key in programs}
+    times = {key: [] for key in compiled_by}
     for i in range(args.repeats):
-        for key, (compiled, state) in programs.items():
+        for key, (compiled, state) in compiled_by.items():
             t0 = time.perf_counter()
             jax.block_until_ready(compiled(state, jax.random.PRNGKey(1 + i)))
             times[key].append(time.perf_counter() - t0)

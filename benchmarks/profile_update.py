@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from hipi_jax import buffer, report, training
+from hipi_jax import buffer, programs, report, training
 from hipi_jax.agents.sac import grad_step
 from hipi_jax.config import TrainConfig
 from hipi_jax.relabel import candidate_tasks, relabel
@@ -84,7 +84,7 @@ def stages(tr: training.Trainer, state: training.TrainState) -> dict[str, Stage]
     values = lambda s: agent.relabel_values(s.agent, spec.value_estimator) if spec.value_estimator else None  # noqa: E731
 
     def relabeled(s, k):
-        return relabel(k, sample(s, k), spec, family, s.hyper.relabel_fraction, values(s))[0]
+        return relabel(k, sample(s, k), spec, family, s.hyper.relabel_fraction, values(s), s.hyper.gamma)[0]
 
     def values_only(s, k):
         smp = sample(s, k)
@@ -149,7 +149,7 @@ def scanned(stage: Stage, calls: int):
 
 def main(argv=None) -> int:
     args = parse(argv)
-    programs, rows, iterations = {}, {}, {}
+    stage_programs, rows, iterations = {}, {}, {}
     for strategy in args.relabel.split(","):
         hidden = tuple(int(h) for h in args.hidden.split(","))
         config = TrainConfig.from_options(env=args.env, relabel=strategy, num_envs=args.num_envs, hidden=hidden,
@@ -165,13 +165,13 @@ def main(argv=None) -> int:
             cost = compiled.cost_analysis()
             cost = cost[0] if isinstance(cost, list) else cost
             jax.block_until_ready(compiled(state, jax.random.PRNGKey(0)))
-            programs[strategy, name] = (compiled, state)
+            stage_programs[strategy, name] = (compiled, state)
             rows[strategy, name] = {"relabel": strategy, "stage": name, "compile_s": time.perf_counter() - t0,
                                     "times_s": [], "flops_per_call": float(cost.get("flops", 0.0)),  # one loop body
                                     "bytes_per_call": float(cost.get("bytes accessed", 0.0))}  # fmt: skip
             print(f"{strategy} / {name}: compiled in {rows[strategy, name]['compile_s']:.1f} s", flush=True)
     for i in range(args.repeats):  # round-robin: machine noise hits every stage alike
-        for key, (compiled, state) in programs.items():
+        for key, (compiled, state) in stage_programs.items():
             t0 = time.perf_counter()
             jax.block_until_ready(compiled(state, jax.random.PRNGKey(1 + i)))
             rows[key]["times_s"].append(time.perf_counter() - t0)

@@ -69,8 +69,10 @@ def update_program(config: TrainConfig) -> dict:
         values = agent.relabel_values(one.agent, spec.value_estimator) if spec.value_estimator else None
         family = tr.env.task_family
 
+        discount = {"gamma": one.hyper.gamma} if spec.rule.trajectory_level else {}
+
         def kernel(key, sample):
-            return spec.rule.propose(spec, key, sample, family, 1.0, values).task
+            return spec.rule.propose(spec, key, sample, family, 1.0, values, **discount).task
 
         keys = jax.random.split(jax.random.key(0), SCAN)
         steps = tr.env.max_steps if spec.rule.trajectory_level else 0

@@ -17,7 +17,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from hipi_jax import report, training
+from hipi_jax import programs, report, training
 from hipi_jax.config import TrainConfig
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,7 +41,7 @@ def parse(argv):
 def main(argv=None) -> int:
     args = parse(argv)
     counts = sorted({1, *map(int, args.seeds.split(","))})
-    programs = {}
+    by_seeds = {}
     for s in counts:
         config = TrainConfig.from_options(env=args.env, relabel=args.relabel, seeds=s, eval_every=args.chunk_steps,
                                           warmup_steps=1_000, env_steps=10**6)  # fmt: skip
@@ -49,16 +49,16 @@ def main(argv=None) -> int:
         state = prog.warmup(prog.init(training.run_keys(config)))
         t0 = time.perf_counter()
         chunk = prog.chunk.lower(state).compile()
-        programs[s] = {"chunk": chunk, "state": state, "compile_s": time.perf_counter() - t0, "times": []}
-        print(f"compiled S={s} in {programs[s]['compile_s']:.1f} s", flush=True)
+        by_seeds[s] = {"chunk": chunk, "state": state, "compile_s": time.perf_counter() - t0, "times": []}
+        print(f"compiled S={s} in {by_seeds[s]['compile_s']:.1f} s", flush=True)
     for _ in range(args.repeats):
-        for p in programs.values():
+        for p in by_seeds.values():
             t0 = time.perf_counter()
             p["state"], _ = jax.block_until_ready(p["chunk"](p["state"]))
             p["times"].append(time.perf_counter() - t0)
-    one = float(np.median(programs[1]["times"]))
+    one = float(np.median(by_seeds[1]["times"]))
     rows = []
-    for s, p in programs.items():
+    for s, p in by_seeds.items():
         sec = float(np.median(p["times"]))
         rows.append({"seeds": s, "chunk_s": sec, "sequential_chunk_s": s * one, "speedup_vs_sequential": s * one / sec,
                      "env_steps_per_s": s * args.chunk_steps / sec, "compile_s": p["compile_s"],
