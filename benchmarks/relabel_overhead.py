@@ -22,6 +22,7 @@ import numpy as np
 
 from hipi_jax import buffer, programs, report, training
 from hipi_jax.config import TrainConfig
+from hipi_jax.relabel import propose
 
 ROOT = Path(__file__).resolve().parent.parent
 SCAN = 8  # updates (or kernel calls) per timed, compiled call
@@ -69,10 +70,8 @@ def update_program(config: TrainConfig) -> dict:
         values = agent.relabel_values(one.agent, spec.value_estimator) if spec.value_estimator else None
         family = tr.env.task_family
 
-        discount = {"gamma": one.hyper.gamma} if spec.rule.trajectory_level else {}
-
         def kernel(key, sample):
-            return spec.rule.propose(spec, key, sample, family, 1.0, values, **discount).task
+            return propose(spec, key, sample, family, 1.0, values, one.hyper.gamma).task
 
         keys = jax.random.split(jax.random.key(0), SCAN)
         steps = tr.env.max_steps if spec.rule.trajectory_level else 0

@@ -478,6 +478,14 @@ def _safe_mean(x: Array, where: Array) -> Array:
     return jnp.sum(jnp.where(where, x, 0.0)) / jnp.maximum(jnp.sum(where), 1)
 
 
+def propose(spec: RelabelSpec, key, sample: Sample, family: TaskFamily, fraction, values_fn, gamma=None) -> Proposal:
+    """The rule's proposal for every sample (before `fraction` picks who takes it). Only whole-trajectory
+    rules discount episode returns, so only they are handed `gamma`: a custom rule keeps the six
+    arguments of `Rule.propose`."""
+    discount = {"gamma": gamma} if spec.rule.trajectory_level else {}
+    return spec.rule.propose(spec, key, sample, family, fraction, values_fn, **discount)
+
+
 def relabel(
     key: Array,
     sample: Sample,
@@ -499,8 +507,7 @@ def relabel(
     if rule.trajectory_level and sample.episode is None:
         raise ValueError(f"relabel={spec.strategy!r} needs each sample's episode: buffer.sample(episode_steps=T)")
     fraction = spec.fraction if fraction is None else fraction
-    discount = {"gamma": gamma} if rule.trajectory_level else {}  # only episode returns are discounted
-    proposal = rule.propose(spec, key, sample, family, fraction, values_fn, **discount)
+    proposal = propose(spec, key, sample, family, fraction, values_fn, gamma)
     commanded = sample.transition.task
     relabeled = proposal.relabeled
     if relabeled is None:
