@@ -19,17 +19,18 @@ import argparse
 import contextlib
 import importlib.util
 import sys
-import time
+from functools import partial
 from pathlib import Path
 
 import jax
 import numpy as np
+from common import first_seed, round_robin, timed, warm
 from profile_update import scanned, stages
 
 import hipi_jax.buffer
 import hipi_jax.relabel
 import hipi_jax.training
-from hipi_jax import programs, report, training
+from hipi_jax import report
 from hipi_jax.agents.sac import SAC
 from hipi_jax.config import TrainConfig
 
@@ -102,21 +103,15 @@ def main(argv=None) -> int:
                 config = TrainConfig.from_options(env="reacher_goal", relabel=strategy, num_envs=16, batch_size=32,
                                                   hidden=tuple(int(h) for h in hidden.split(",")), buffer_size=100_000,
                                                   warmup_steps=2_000, eval_episodes=1)  # fmt: skip
-                tr = training.build(config)
-                prog = programs.programs(tr)
-                state = jax.tree.map(lambda x: x[0], prog.warmup(prog.init(training.run_keys(config))))
+                tr, _, state = warm(config)
+                state = first_seed(state)
                 compiled = (
                     scanned(stages(tr, state)["update"], args.calls).lower(state, jax.random.PRNGKey(0)).compile()
                 )
-                jax.block_until_ready(compiled(state, jax.random.PRNGKey(0)))
-                compiled_by[case, variant] = (compiled, state)
+                timed(compiled, state, jax.random.PRNGKey(0))
+                compiled_by[case, variant] = partial(lambda c, s, i: c(s, jax.random.PRNGKey(1 + i)), compiled, state)
             print(f"{case} / {variant}: compiled", flush=True)
-    times = {key: [] for key in compiled_by}
-    for i in range(args.repeats):
-        for key, (compiled, state) in compiled_by.items():
-            t0 = time.perf_counter()
-            jax.block_until_ready(compiled(state, jax.random.PRNGKey(1 + i)))
-            times[key].append(time.perf_counter() - t0)
+    times = round_robin(compiled_by, args.repeats)
     rows = []
     for (case, variant), ts in times.items():
         us = 1e6 * float(np.median(ts)) / args.calls

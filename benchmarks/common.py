@@ -1,19 +1,53 @@
-"""Shared by the peer benchmarks: run a peer in its own venv, and time hipi-jax on the same task."""
+"""What the benchmarks share: a warmed-up run state, timing of compiled calls (alone and round-robin),
+running a peer in its own venv, and timing hipi-jax on the peers' task."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Hashable
 from pathlib import Path
+from typing import Any
 
+import jax
 import numpy as np
 
-from hipi_jax import programs, runner
+from hipi_jax import programs, runner, training
 from hipi_jax.config import TrainConfig
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def warm(config: TrainConfig) -> tuple[training.Trainer, programs.Programs, training.TrainState]:
+    """(trainer, programs, the state of all seeds after the warm-up): what a run of `config` holds when
+    its first chunk starts."""
+    tr = training.build(config)
+    prog = programs.programs(tr)
+    return tr, prog, prog.warmup(prog.init(training.run_keys(config)))
+
+
+def first_seed(state):
+    """Seed 0 of a vmapped state."""
+    return jax.tree.map(lambda x: x[0], state)
+
+
+def timed(fn: Callable, *args) -> tuple[Any, float]:
+    """(fn(*args), its wall seconds until every output array is ready)."""
+    t0 = time.perf_counter()
+    out = jax.block_until_ready(fn(*args))
+    return out, time.perf_counter() - t0
+
+
+def round_robin(calls: dict[Hashable, Callable[[int], Any]], repeats: int) -> dict[Hashable, list[float]]:
+    """Seconds of every call(i) for i < `repeats`, interleaved (each call once per round), so machine
+    noise hits them all alike."""
+    times = {name: [] for name in calls}
+    for i in range(repeats):
+        for name, call in calls.items():
+            times[name].append(timed(call, i)[1])
+    return times
 
 
 def run_peer(venv: str, script: str, *args: str) -> dict:

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from functools import partial
 from pathlib import Path
 
 import jax
 import numpy as np
+from common import timed
 
 from hipi_jax import envs, report, stall
 from hipi_jax.envs.base import auto_reset, reset_with_prior
@@ -45,9 +45,7 @@ def first_rollout(env, num_envs: int, steps: int) -> tuple:
         jax.random.split(jax.random.key(0), num_envs)
     )
     roll = rollout_fn(env, num_envs, steps)
-    t0 = time.perf_counter()
-    state = jax.block_until_ready(roll(state, jax.random.key(1)))
-    return roll, state, time.perf_counter() - t0
+    return roll, *timed(roll, state, jax.random.key(1))
 
 
 def main(argv=None) -> int:
@@ -73,9 +71,8 @@ def main(argv=None) -> int:
             roll, state, compile_s = first_rollout(env, args.num_envs, args.steps)
             times = []
             for i in range(args.repeats):
-                t0 = time.perf_counter()
-                state = jax.block_until_ready(roll(state, jax.random.key(2 + i)))
-                times.append(time.perf_counter() - t0)
+                state, sec = timed(roll, state, jax.random.key(2 + i))
+                times.append(sec)
         sps = args.num_envs * args.steps / float(np.median(times))
         rows.append(
             {

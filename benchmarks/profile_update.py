@@ -20,14 +20,16 @@ import argparse
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from common import first_seed, round_robin, timed, warm
 
-from hipi_jax import buffer, programs, report, training
+from hipi_jax import buffer, report, training
 from hipi_jax.agents.sac import grad_step
 from hipi_jax.config import TrainConfig
 from hipi_jax.relabel import candidate_tasks, relabel
@@ -155,28 +157,23 @@ def main(argv=None) -> int:
         config = TrainConfig.from_options(env=args.env, relabel=strategy, num_envs=args.num_envs, hidden=hidden,
                                           batch_size=args.batch_size, buffer_size=100_000, warmup_steps=2_000,
                                           eval_episodes=1)  # fmt: skip
-        tr = training.build(config)
-        prog = programs.programs(tr)
-        state = jax.tree.map(lambda x: x[0], prog.warmup(prog.init(training.run_keys(config))))
+        tr, _, state = warm(config)
+        state = first_seed(state)
         iterations[strategy] = config.updates_per_iteration
         for name, stage in stages(tr, state).items():
             t0 = time.perf_counter()
             compiled = scanned(stage, args.calls).lower(state, jax.random.PRNGKey(0)).compile()
             cost = compiled.cost_analysis()
             cost = cost[0] if isinstance(cost, list) else cost
-            jax.block_until_ready(compiled(state, jax.random.PRNGKey(0)))
-            stage_programs[strategy, name] = (compiled, state)
+            timed(compiled, state, jax.random.PRNGKey(0))
+            stage_programs[strategy, name] = partial(lambda c, s, i: c(s, jax.random.PRNGKey(1 + i)), compiled, state)
             rows[strategy, name] = {"relabel": strategy, "stage": name, "compile_s": time.perf_counter() - t0,
-                                    "times_s": [], "flops_per_call": float(cost.get("flops", 0.0)),  # one loop body
+                                    "flops_per_call": float(cost.get("flops", 0.0)),  # one loop body
                                     "bytes_per_call": float(cost.get("bytes accessed", 0.0))}  # fmt: skip
             print(f"{strategy} / {name}: compiled in {rows[strategy, name]['compile_s']:.1f} s", flush=True)
-    for i in range(args.repeats):  # round-robin: machine noise hits every stage alike
-        for key, (compiled, state) in stage_programs.items():
-            t0 = time.perf_counter()
-            jax.block_until_ready(compiled(state, jax.random.PRNGKey(1 + i)))
-            rows[key]["times_s"].append(time.perf_counter() - t0)
-    for row in rows.values():
-        row["us_per_call"] = 1e6 * float(np.median(row["times_s"])) / args.calls
+    for key, times in round_robin(stage_programs, args.repeats).items():
+        rows[key]["times_s"] = times
+        rows[key]["us_per_call"] = 1e6 * float(np.median(times)) / args.calls
     out = []
     for strategy in iterations:
         mine = {name: r for (s, name), r in rows.items() if s == strategy}

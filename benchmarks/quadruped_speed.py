@@ -17,13 +17,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-import time
 from pathlib import Path
 
 import jax
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import timed  # noqa: E402
 from env_steps import first_rollout  # noqa: E402
 
 from hipi_jax import report  # noqa: E402
@@ -59,10 +59,9 @@ def prepare(physics, num_envs: int, steps: int) -> dict:
 
 
 def timed_call(run: dict, key) -> float:
-    t0 = time.perf_counter()
-    run["state"] = jax.block_until_ready(run["roll"](run["state"], key))
-    run["times_s"].append(time.perf_counter() - t0)
-    return run["times_s"][-1]
+    run["state"], sec = timed(run["roll"], run["state"], key)
+    run["times_s"].append(sec)
+    return sec
 
 
 def main(argv=None) -> int:

@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from common import first_seed, timed, warm
 
-from hipi_jax import buffer, programs, report, training
+from hipi_jax import buffer, report, training
 from hipi_jax.config import TrainConfig
 from hipi_jax.relabel import propose
 
@@ -57,14 +57,12 @@ def parse(argv):
 def update_program(config: TrainConfig) -> dict:
     """`SCAN` jitted updates of one seed from a buffer filled by the warm-up and, for inverse RL, the
     kernel alone (critic on B x K pairs, then the softmax draw) with XLA's FLOP count of one call."""
-    tr = training.build(config)
-    prog = programs.programs(tr)
-    state = prog.warmup(prog.init(training.run_keys(config)))
+    tr, _, state = warm(config)
     body = lambda s, _: training.update(tr, s)
     updates = jax.jit(jax.vmap(lambda s: jax.lax.scan(body, s, None, length=SCAN)[0]), donate_argnums=0)
     p = {"updates": updates, "state": updates(state), "times": [], "kernel_times": []}  # the first call compiles
     if config.relabel.strategy != "none":
-        one = jax.tree.map(lambda x: x[0], p["state"])
+        one = first_seed(p["state"])
         spec = config.relabel
         agent = training.agent_of(tr, one.hyper)
         values = agent.relabel_values(one.agent, spec.value_estimator) if spec.value_estimator else None
@@ -88,10 +86,11 @@ def update_program(config: TrainConfig) -> dict:
     return p
 
 
-def timed(fn, *args) -> float:
-    t0 = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    return time.perf_counter() - t0
+def advance(p: dict) -> training.TrainState:
+    """Run program `p`'s `calls` scans of updates, one after another, on its state."""
+    for _ in range(p["calls"]):
+        p["state"] = p["updates"](p["state"])
+    return p["state"]
 
 
 def main(argv=None) -> int:
@@ -114,21 +113,17 @@ def main(argv=None) -> int:
             env_steps=10**6,
             buffer_size=100_000,
         )
-        t0 = time.perf_counter()
-        p = programs[(hidden, batch, strategy, k)] = update_program(config)
-        t1 = time.perf_counter()
-        p["state"] = jax.block_until_ready(p["updates"](p["state"]))
-        p["calls"] = max(1, round(args.seconds / (time.perf_counter() - t1)))
-        print(f"compiled {strategy} B={batch} K={k or batch} hidden={hidden} in {t1 - t0:.1f} s", flush=True)
+        p, compile_s = timed(update_program, config)
+        programs[(hidden, batch, strategy, k)] = p
+        p["state"], once = timed(p["updates"], p["state"])
+        p["calls"] = max(1, round(args.seconds / once))
+        print(f"compiled {strategy} B={batch} K={k or batch} hidden={hidden} in {compile_s:.1f} s", flush=True)
     for _ in range(args.repeats):
         for p in programs.values():
-            t0 = time.perf_counter()
-            for _ in range(p["calls"]):
-                p["state"] = p["updates"](p["state"])
-            jax.block_until_ready(p["state"])
-            p["times"].append((time.perf_counter() - t0) / (p["calls"] * SCAN))
+            _, sec = timed(advance, p)
+            p["times"].append(sec / (p["calls"] * SCAN))
             if "kernel" in p:
-                p["kernel_times"].append(timed(p["kernel"], *p["kernel_args"]) / SCAN)
+                p["kernel_times"].append(timed(p["kernel"], *p["kernel_args"])[1] / SCAN)
 
     rows = []
     for (hidden, batch, strategy, k), p in programs.items():
@@ -162,7 +157,7 @@ def matmul_gflops(repeats: int) -> float:
     w = jax.random.normal(jax.random.key(1), (256, 256), jnp.float32) / 16
     f = jax.jit(lambda x, w: jax.lax.scan(lambda x, _: (jnp.tanh(x @ w), None), x, None, length=64)[0])
     jax.block_until_ready(f(x, w))
-    sec = float(np.median([timed(f, x, w) for _ in range(repeats)]))
+    sec = float(np.median([timed(f, x, w)[1] for _ in range(repeats)]))
     return 64 * 2 * 1024 * 256 * 256 / sec / 1e9
 
 

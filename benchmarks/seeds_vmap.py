@@ -12,12 +12,13 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-import jax
 import numpy as np
+from common import round_robin, warm
 
-from hipi_jax import programs, report, training
+from hipi_jax import report
 from hipi_jax.config import TrainConfig
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,17 +46,21 @@ def main(argv=None) -> int:
     for s in counts:
         config = TrainConfig.from_options(env=args.env, relabel=args.relabel, seeds=s, eval_every=args.chunk_steps,
                                           warmup_steps=1_000, env_steps=10**6)  # fmt: skip
-        prog = programs.programs(training.build(config))
-        state = prog.warmup(prog.init(training.run_keys(config)))
+        _, prog, state = warm(config)
         t0 = time.perf_counter()
-        chunk = prog.chunk.lower(state).compile()
-        by_seeds[s] = {"chunk": chunk, "state": state, "compile_s": time.perf_counter() - t0, "times": []}
-        print(f"compiled S={s} in {by_seeds[s]['compile_s']:.1f} s", flush=True)
-    for _ in range(args.repeats):
-        for p in by_seeds.values():
-            t0 = time.perf_counter()
-            p["state"], _ = jax.block_until_ready(p["chunk"](p["state"]))
-            p["times"].append(time.perf_counter() - t0)
+        chunk, compile_s = prog.chunk.lower(state).compile(), time.perf_counter() - t0
+        by_seeds[s] = {"chunk": chunk, "state": state, "compile_s": compile_s}
+        print(f"compiled S={s} in {compile_s:.1f} s", flush=True)
+
+    def chunk_of(p: dict) -> Callable[[int], object]:
+        def call(_):
+            p["state"], _ = p["chunk"](p["state"])
+            return p["state"]
+
+        return call
+
+    for s, times in round_robin({s: chunk_of(p) for s, p in by_seeds.items()}, args.repeats).items():
+        by_seeds[s]["times"] = times
     one = float(np.median(by_seeds[1]["times"]))
     rows = []
     for s, p in by_seeds.items():

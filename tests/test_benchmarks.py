@@ -34,6 +34,19 @@ def test_profile_update_times_every_stage_of_both_strategies(tmp_path):
     assert by["inverse_rl", "sample + relabel"]["flops_per_call"] > by["none", "sample + relabel"]["flops_per_call"]
 
 
+def test_round_robin_interleaves_the_calls_and_times_each_one():
+    import common
+
+    order = []
+    calls = {name: (lambda i, name=name: order.append((name, i))) for name in ("a", "b")}
+    times = common.round_robin(calls, 3)
+    assert order == [("a", 0), ("b", 0), ("a", 1), ("b", 1), ("a", 2), ("b", 2)]
+    assert {name: len(ts) for name, ts in times.items()} == {"a": 3, "b": 3}
+    assert all(t >= 0 for ts in times.values() for t in ts)
+    out, seconds = common.timed(lambda x: x + 1, 41)
+    assert out == 42 and seconds >= 0
+
+
 def test_gpu_check_rejects_an_unknown_option():
     out = subprocess.run(["bash", str(ROOT / "benchmarks/gpu_check.sh"), "--gpus", "2"], capture_output=True, text=True)
     assert out.returncode == 2
