@@ -582,6 +582,50 @@ def test_released_her_pairs_copies_with_themselves(strategy, copies):
     np.testing.assert_array_equal(np.asarray(batch.done), expected + 1.0)
 
 
+def test_inverse_rl_released_tasks_hands_out_the_scored_tasks():
+    """The README command's candidate_task_type="tasks": sample i takes ψ_j, the task it was scored
+    against (Alg. 1's hand-out), with rewards and done on φ(s)."""
+    batch, _ = rl.relabel(
+        jax.random.key(0), SAMPLE, spec("inverse_rl_released_tasks"), GOAL, 1.0, _permutation_values(0.0)
+    )
+    np.testing.assert_array_equal(np.asarray(batch.task), TASKS[PERM])
+    expected = _np_goal_reward(OBS_FEATURES, TASKS[PERM])
+    np.testing.assert_array_equal(np.asarray(batch.reward), expected)
+    np.testing.assert_array_equal(np.asarray(batch.done), expected + 1.0)
+    np.testing.assert_array_equal(np.asarray(batch.next_obs), np.asarray(SAMPLE.transition.next_obs))
+
+
+def test_released_defaults_soft_and_random_relabel_every_sample_whatever_the_fraction():
+    """The code's default relabel_prob = 1.0: every sample takes its draw, even at relabel_fraction 0."""
+    values = _permutation_values(0.0)
+    batch, _ = rl.relabel(jax.random.key(0), SAMPLE, spec("inverse_rl_released_defaults"), GOAL, 0.0, values)
+    np.testing.assert_array_equal(np.asarray(batch.task), OBS_FEATURES[PERM])  # φ(s_j), as inverse_rl_released
+    sample = _big_sample()
+    batch, _ = rl.relabel(jax.random.key(3), sample, spec("random_released_defaults"), GOAL, 0.0)
+    task = np.asarray(batch.task)
+    assert not np.any(np.all(task == np.asarray(sample.transition.task), axis=1))  # no φ(s_j) is a commanded task
+    assert {tuple(row) for row in task} == {tuple(row) for row in OBS_FEATURES}
+
+
+@pytest.mark.parametrize("strategy,copies", [("final_released_defaults", 1), ("future_released_defaults", 4)])
+def test_released_her_without_the_current_goal_stores_copies_only(strategy, copies):
+    """keep_current_goal=False (the code's default): a step's k copies alone, side by side, so every sample
+    carries the released goal, and copies 1..k−1 are paired with the next copy (s' = s): none of `last`'s
+    samples, ¾ of `future`'s. Rewards and done on φ(s)."""
+    sample = _big_sample()
+    batch, m = rl.relabel(jax.random.key(0), sample, spec(strategy), GOAL, fraction=0.5)  # fraction unused
+    tr = sample.transition
+    goal = sample.released_final_features if copies == 1 else sample.released_future_features
+    np.testing.assert_array_equal(np.asarray(batch.task), np.asarray(goal))
+    self_pair = np.all(np.asarray(batch.next_obs) == np.asarray(tr.obs), axis=1)
+    true_pair = np.all(np.asarray(batch.next_obs) == np.asarray(tr.next_obs), axis=1)
+    np.testing.assert_array_equal(self_pair, ~true_pair)
+    assert abs(self_pair.mean() - (copies - 1) / copies) < 0.03
+    assert float(m["self_pairs"]) == pytest.approx(self_pair.mean(), rel=1e-6)
+    expected = _np_goal_reward(np.asarray(tr.obs_features), np.asarray(goal))
+    np.testing.assert_array_equal(np.asarray(batch.reward), expected)
+
+
 def _big_sample(b: int = 4000) -> Sample:
     tile = lambda x: np.tile(x, (b // 4, 1))  # noqa: E731
     return make_sample(tile(FEATURES), tile(TASKS), tile(FINAL), tile(FUTURE), tile(OBS_FEATURES))

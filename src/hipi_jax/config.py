@@ -85,17 +85,19 @@ HELP: dict[str, str] = {
     "env": f"environment: one of {', '.join(envs.continuous_names())}",
     "relabel": f"relabel strategy: one of {', '.join(STRATEGIES)}. The *_released ones emulate the authors' released "
     "code to explain the paper's Fig. 5 (rewards on s; HER copies paired with themselves, s' = s; inverse RL "
-    "scoring the commanded tasks but handing out goals achieved by the batch's states); see docs/results.md. "
+    "scoring the commanded tasks but handing out goals achieved by the batch's states): a mix of the released "
+    "code's two configurations, its README command (final_released, future_released, inverse_rl_released_tasks) "
+    "and its defaults (the *_released_defaults); see docs/results.md. "
     "advantage and air are Generalized Hindsight's relabelers (Li et al. 2020): each sample's whole episode is "
     "scored under the candidates by its discounted return minus the critic's V(s_0, psi) (advantage) or by its "
     "percentile rank among the batch's episodes (air, approximate IRL), and it takes one of its --top-k best. "
     "future_rest_goals, future_self_pairs, future_on_state and future_share45 are future with one factor of "
     "future_released each (goals U[i, T); s' = s for 4/5 of samples; rewards on s; 4/5 relabeled)",
     "relabel_fraction": "fraction of each replay batch that is relabeled, in [0, 1] (App. D); the released HER "
-    "ignores it",
+    "and the *_released_defaults ignore it",
     "relabel_values": "inverse-RL values: 'critic' = soft Q(s,a,psi) of the first twin critic, as in the released "
     "code (Eq. 8, Alg. 1); 'backup' = r(s,a) - log pi(a|s,psi) + gamma (1-done) Q(s',a',psi), the authors' code's "
-    "estimator; 'auto' = critic, except backup for inverse_rl_released",
+    "estimator; 'auto' = critic, except backup for the inverse_rl_released ones",
     "candidates": "inverse-RL candidate tasks of a continuous family, one or more of these joined by '+': 'tasks' = "
     "the batch's commanded tasks (Alg. 1); 'achieved' = the goals the batch's transitions reached, phi(s'); "
     "'future' = goals each sample's own episode reaches later (one of its next 4 states); goal families "

@@ -25,6 +25,10 @@ paper's Fig. 5; they are not the algorithms of the paper (docs/results.md has th
 - `inverse_rl_released` (its default `candidate_task_type="states"`): the posterior is computed over
   the batch's commanded tasks ψ_j with the one-step backup values, but sample i is handed the goal
   achieved by sample j's state, φ(s_j); a Bernoulli(relabel_fraction) mask picks who takes it.
+These mix the code's two real configurations. Its README command is `final_released`,
+`future_released` and `inverse_rl_released_tasks` (`"tasks"`: sample i is handed the scored ψ_j); its
+defaults are the `*_released_defaults` (`keep_current_goal=False`: a step's copies alone, so `last`
+has no self-pairs and `future` ¾; `relabel_prob=1.0`: every sample relabeled; `"states"`).
 """
 
 from __future__ import annotations
@@ -126,7 +130,7 @@ class RelabelSpec:
     num_candidates: int = 0  # K > 0: score a random subset of K candidates (0 = all)
     values: str = "auto"  # value estimator: critic | backup | auto (the strategy's own)
     top_k: int = 1  # advantage / air: a sample takes one of its episode's top_k candidates
-    fraction: float = 0.5  # the share of each batch relabeled (App. D); the released HER ignores it
+    fraction: float = 0.5  # the share of each batch relabeled (App. D); the released HER and *_defaults ignore it
 
     def __post_init__(self):
         if self.strategy not in RULES:
@@ -153,9 +157,9 @@ class RelabelSpec:
                              "estimator; use relabel_values=auto")  # fmt: skip
         if self.rule.value_estimator is None and self.values != "auto":
             raise ValueError(f"relabel_values={self.values!r} needs an inverse-RL strategy, not {self.strategy!r}")
-        if self.strategy == "inverse_rl_released" and self.candidates != "tasks":
+        if self.strategy.startswith("inverse_rl_released") and self.candidates != "tasks":
             raise ValueError(
-                f"candidates={self.candidates!r}: inverse_rl_released scores the batch's commanded tasks, "
+                f"candidates={self.candidates!r}: {self.strategy} scores the batch's commanded tasks, "
                 "as the released code does; use candidates=tasks"
             )
 
@@ -373,23 +377,42 @@ def _trajectory(spec, key, sample, family, fraction, values_fn, gamma=None) -> P
     return Proposal(task=candidates[pick], info={"episode_return_chosen": chosen.mean()})
 
 
-def _inverse_rl_released(spec, key, sample, family, fraction, values_fn) -> Proposal:
-    k_values, k_pick, k_mask = jax.random.split(key, 3)
+def _handed_out(handout: str, sample: Sample, family: TaskFamily, pick: Array) -> Array:
+    """The task the released `_soft_relabel` gives sample i for its draw j: ψ_j (`candidate_task_type`
+    "tasks", Alg. 1) or the goal achieved by sample j's state, φ(s_j) ("states", the code's default)."""
     tr = sample.transition
-    values = _score(values_fn, k_values, sample, family, tr.task[None], True)  # scored: commanded ψ_j
-    pick, log_q = posterior_draw(k_pick, values)  # normalize_cols: log Z up to a constant
-    info = _posterior_info(values, pick, log_q, jnp.diagonal(values))  # scored against the batch's own tasks
-    task = family.achieved_task(tr.obs_features[pick], tr.task)  # assigned: the goal of s_j, not ψ_j
-    relabeled = jax.random.bernoulli(k_mask, fraction, pick.shape)
-    return Proposal(task=task, relabeled=relabeled, info=info)
+    return tr.task[pick] if handout == "tasks" else family.achieved_task(tr.obs_features[pick], tr.task)
 
 
-def _random_released(spec, key, sample, family, fraction, values_fn) -> Proposal:
-    k_pick, k_mask = jax.random.split(key)
-    tr = sample.transition
-    pick = jax.random.randint(k_pick, tr.task.shape[:1], 0, tr.task.shape[0])  # uniform over the batch
-    task = family.achieved_task(tr.obs_features[pick], tr.task)  # candidate_task_type="states": φ(s_j)
-    return Proposal(task=task, relabeled=jax.random.bernoulli(k_mask, fraction, pick.shape))
+def _inverse_rl_released(handout: str = "states", share: float | None = None) -> Callable:
+    """The released inverse RL: the posterior over the batch's commanded tasks ψ_j with the one-step backup
+    values, sample i handed `_handed_out(handout)`; a Bernoulli mask relabels a `share` of the batch (its
+    `relabel_prob`; None = relabel_fraction)."""
+
+    def propose(spec, key, sample, family, fraction, values_fn) -> Proposal:
+        k_values, k_pick, k_mask = jax.random.split(key, 3)
+        tr = sample.transition
+        values = _score(values_fn, k_values, sample, family, tr.task[None], True)  # scored: commanded ψ_j
+        pick, log_q = posterior_draw(k_pick, values)  # normalize_cols: log Z up to a constant
+        info = _posterior_info(values, pick, log_q, jnp.diagonal(values))  # scored against the batch's own tasks
+        relabeled = jax.random.bernoulli(k_mask, fraction if share is None else share, pick.shape)
+        return Proposal(task=_handed_out(handout, sample, family, pick), relabeled=relabeled, info=info)
+
+    return propose
+
+
+def _random_released(share: float | None = None) -> Callable:
+    """The released `random`: a uniform draw j over the batch (all logits equal), sample i handed φ(s_j)
+    (the code's default "states"), with the same mask as `_inverse_rl_released`."""
+
+    def propose(spec, key, sample, family, fraction, values_fn) -> Proposal:
+        k_pick, k_mask = jax.random.split(key)
+        n = sample.transition.task.shape[0]
+        pick = jax.random.randint(k_pick, (n,), 0, n)
+        relabeled = jax.random.bernoulli(k_mask, fraction if share is None else share, (n,))
+        return Proposal(task=_handed_out("states", sample, family, pick), relabeled=relabeled)
+
+    return propose
 
 
 def _future_with(rest_goals: bool = False, self_pairs: bool = False, share: float | None = None) -> Callable:
@@ -414,10 +437,15 @@ def _future_with(rest_goals: bool = False, self_pairs: bool = False, share: floa
     return propose
 
 
-def _her_released(copies: int) -> Callable:
+def _her_released(copies: int, keep_current_goal: bool = True) -> Callable:
+    """The released HER's stored items of a step: the original (with `keep_current_goal`) and `copies`
+    relabeled copies, side by side; a sample is one of them, uniformly, paired with the next item (s' = s
+    but for the last copy)."""
+
     def propose(spec, key, sample, family, fraction, values_fn) -> Proposal:
         tr = sample.transition
-        item = jax.random.randint(key, tr.task.shape[:1], 0, copies + 1)  # 0 = the original, 1..copies = copies
+        first = 0 if keep_current_goal else 1  # item 0 = the original, 1..copies = the copies
+        item = jax.random.randint(key, tr.task.shape[:1], first, copies + 1)
         goal = sample.released_final_features if copies == 1 else sample.released_future_features
         next_obs = jnp.where((item < copies)[:, None], tr.obs, tr.next_obs)  # paired with a copy of itself
         info = {"self_pairs": jnp.mean(item < copies)}
@@ -433,12 +461,23 @@ RULES: dict[str, Rule] = {
     "future": Rule(_future_with(), needs_goals=True),
     "inverse_rl": Rule(_inverse_rl(True), value_estimator="critic", choose=_choose_posterior(True)),
     "inverse_rl_no_partition": Rule(_inverse_rl(False), value_estimator="critic", choose=_choose_posterior(False)),
+    # the released code (module docstring): the README command's HER (keep_current_goal=True, relabel_prob 0.5)
+    # with the default candidate_task_type="states" for inverse RL and random, a mix of its two configurations
     "final_released": Rule(_her_released(1), needs_goals=True, rewards_on_state=True),
     "future_released": Rule(_her_released(4), needs_goals=True, rewards_on_state=True),
     "inverse_rl_released": Rule(
-        _inverse_rl_released, value_estimator="backup", needs_goals=True, rewards_on_state=True
+        _inverse_rl_released(), value_estimator="backup", needs_goals=True, rewards_on_state=True
     ),
-    "random_released": Rule(_random_released, needs_goals=True, rewards_on_state=True),
+    "random_released": Rule(_random_released(), needs_goals=True, rewards_on_state=True),
+    # the README command's inverse RL: candidate_task_type="tasks" hands out the scored ψ_j (relabel_prob 0.5)
+    "inverse_rl_released_tasks": Rule(_inverse_rl_released("tasks"), value_estimator="backup", rewards_on_state=True),
+    # the code's defaults: keep_current_goal=False, relabel_prob=1.0, candidate_task_type="states"
+    "final_released_defaults": Rule(_her_released(1, False), needs_goals=True, rewards_on_state=True),
+    "future_released_defaults": Rule(_her_released(4, False), needs_goals=True, rewards_on_state=True),
+    "inverse_rl_released_defaults": Rule(
+        _inverse_rl_released("states", 1.0), value_estimator="backup", needs_goals=True, rewards_on_state=True
+    ),
+    "random_released_defaults": Rule(_random_released(1.0), needs_goals=True, rewards_on_state=True),
     # `future` with one factor of `future_released` at a time (docs/results.md, the HER ablation)
     "future_rest_goals": Rule(_future_with(rest_goals=True), needs_goals=True),
     "future_self_pairs": Rule(_future_with(self_pairs=True), needs_goals=True),
