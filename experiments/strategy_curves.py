@@ -38,7 +38,7 @@ import numpy as np
 
 from hipi_jax import console, envs, report, rundir, runner, signals, stall
 from hipi_jax.config import TrainConfig
-from hipi_jax.relabel import RelabelSpec
+from hipi_jax.relabel import EPISODE_ENDS, RelabelSpec
 from hipi_jax.stats import bootstrap_ci, holm, t_ci, t_test_p
 
 
@@ -58,6 +58,13 @@ def parser(description: str, envs_default: str, strategies_default: str, out_def
         "--updates-per-env-step",
         default="1",
         help="comma-separated values (App. C.1 tried 1,3,10,30); each strategy is reported at its best by area",
+    )
+    p.add_argument(
+        "--episode-ends",
+        choices=EPISODE_ENDS,
+        default="stored",
+        help="'released': the strategies with rewards on s (the *_released ones) emulate the released env's "
+        "goal item (hipi-train --episode-ends); the others run as stored. Use its own --out",
     )
     p.add_argument("--paper-scale", action="store_true", help="the paper's budgets (GPU-sized: 1M+ steps per env)")
     p.add_argument("--replot", action="store_true", help="only redraw the figure and results.json from --out")
@@ -104,6 +111,8 @@ def config_for(args, env: str, strategy: str, budget: dict, utd: float = 1.0) ->
     relabel, _, candidates = strategy.partition("@")
     if candidates:
         overrides["candidates"] = candidates
+    if RelabelSpec(relabel).rule.rewards_on_state:
+        overrides["episode_ends"] = args.episode_ends
     return TrainConfig.preset(env, relabel=relabel, seeds=args.seeds, seed=args.seed, **overrides)
 
 

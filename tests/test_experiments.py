@@ -284,6 +284,15 @@ def test_bc_figure_bad_input_exits_2(tmp_path, capsys, argv, message):
     assert not (tmp_path / "out").exists()
 
 
+def test_released_episode_ends_reach_only_the_strategies_with_rewards_on_s():
+    p = strategy_curves.parser("test", "nav2d", "none", "runs/x")
+    args = strategy_curves.check(p, p.parse_args(["--episode-ends", "released"]), {"nav2d": {}})
+    ends = {
+        s: strategy_curves.config_for(args, "nav2d", s, {}).relabel.episode_ends for s in ("none", "future_released")
+    }
+    assert ends == {"none": "stored", "future_released": "released"}
+
+
 def test_strategy_at_candidates_sets_the_candidate_source(capsys):
     budgets = {"nav2d": {}}
     p = strategy_curves.parser("test", "nav2d", "inverse_rl@tasks+achieved,none", "runs/x")

@@ -626,6 +626,46 @@ def test_released_her_without_the_current_goal_stores_copies_only(strategy, copi
     np.testing.assert_array_equal(np.asarray(batch.reward), expected)
 
 
+def test_released_episode_ends_store_the_goal_state_as_one_more_item():
+    """Row 0: the last step of an episode that reached its goal (φ(s') on the task); row 1: two steps
+    before the end of that kind of episode; row 2: a step of an episode that did not reach its goal.
+    Emulated: row 0 is the goal item half the time (s = s' = s_T, succeeding under rewards on s); rows 0
+    and 1 get φ(s_T) as the released `last` goal, and as `future`'s goal with probability 1 / (n + 1)
+    (n = 1 and 3 stored steps to the end) or always for the goal item; row 2 is untouched."""
+    reps = 3000
+    task = np.array([[0.5, 0.5], [0.5, 0.5], [0.5, 0.5]], np.float32)
+    features = np.array([[0.52, 0.5], [0.0, 0.2], [0.0, 0.0]], np.float32)  # φ(s')
+    obs_features = np.array([[0.3, 0.4], [0.0, 0.1], [0.1, 0.0]], np.float32)  # φ(s): no goal reached on s
+    final = np.array([[0.52, 0.5], [0.45, 0.48], [-0.6, 0.0]], np.float32)  # φ(s_T); row 2's is far
+    tile = lambda x: np.tile(x, (reps, 1))  # noqa: E731
+    sample = make_sample(
+        tile(features), tile(task), final=tile(final), future=tile(final), obs_features=tile(obs_features)
+    )
+    sample = sample.replace(steps_left=jnp.tile(jnp.array([0, 2, 5], jnp.int32), reps))
+    ends = rl.released_episode_ends(jax.random.key(0), sample, GOAL)
+    tr, new = sample.transition, ends.transition
+    row = np.tile(np.arange(3), reps)
+    item = np.all(np.asarray(new.obs) == np.asarray(tr.next_obs), axis=1)
+    assert abs(item[row == 0].mean() - 0.5) < 0.03 and not item[row != 0].any()
+    np.testing.assert_array_equal(np.asarray(new.obs_features)[item], tile(features)[item])
+    np.testing.assert_array_equal(np.asarray(new.obs_features)[~item], tile(obs_features)[~item])
+    np.testing.assert_array_equal(np.asarray(ends.released_final_features)[row < 2], tile(final)[row < 2])
+    np.testing.assert_array_equal(np.asarray(ends.released_final_features)[row == 2], tile(final[2:] - 1.0))
+    to_goal = np.all(np.asarray(ends.released_future_features) == tile(final), axis=1)
+    assert to_goal[item].all()
+    assert abs(to_goal[(row == 0) & ~item].mean() - 1 / 2) < 0.04  # n = 1: the step itself or s_T
+    assert abs(to_goal[row == 1].mean() - 1 / 4) < 0.03  # n = 3
+    assert not to_goal[row == 2].any()
+    # through relabel: the goal item keeps its commanded task (item 0 of the released HER) as a success
+    spec_ends = spec("final_released", episode_ends="released")
+    batch, _ = rl.relabel(jax.random.key(1), sample, spec_ends, GOAL)
+    kept = np.all(np.asarray(batch.task) == tile(task), axis=1)
+    success = np.asarray(batch.reward) == 0.0
+    assert success[kept & (row == 0)].any() and not success[kept & (row != 0)].any()
+    with pytest.raises(ValueError, match="needs a strategy with rewards on s"):
+        spec("future", episode_ends="released")
+
+
 def _big_sample(b: int = 4000) -> Sample:
     tile = lambda x: np.tile(x, (b // 4, 1))  # noqa: E731
     return make_sample(tile(FEATURES), tile(TASKS), tile(FINAL), tile(FUTURE), tile(OBS_FEATURES))

@@ -134,6 +134,7 @@ def test_summary_throughput_is_trained_steps_over_train_time():
 STRATEGY_CONFIGS = [BASE.replace(relabel=s) for s in STRATEGIES] + [
     BASE.replace(relabel="inverse_rl", relabel_values="backup"),
     BASE.replace(relabel="inverse_rl", candidates="tasks+future"),
+    BASE.replace(relabel="inverse_rl_released", episode_ends="released"),
 ]
 
 
@@ -142,7 +143,9 @@ def _all_finite(value) -> bool:
 
 
 @pytest.mark.parametrize(
-    "config", STRATEGY_CONFIGS, ids=lambda c: f"{c.relabel.strategy}-{c.relabel.values}-{c.relabel.candidates}"
+    "config",
+    STRATEGY_CONFIGS,
+    ids=lambda c: f"{c.relabel.strategy}-{c.relabel.values}-{c.relabel.candidates}-{c.relabel.episode_ends}",
 )
 def test_every_strategy_trains_with_finite_metrics(config):
     records, summary, state = run_once(config)

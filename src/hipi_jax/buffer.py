@@ -135,4 +135,5 @@ def sample(buffer: BufferState, key: Array, batch_size: int, episode_steps: int 
         released_final_features=buffer.data.obs_features[env, final_slot],
         released_future_features=buffer.data.obs_features[env, released_slot],
         episode=episode_view(buffer, env, slot, episode_steps) if episode_steps > 0 else None,
+        steps_left=remaining,
     )

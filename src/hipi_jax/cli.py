@@ -18,7 +18,7 @@ from hipi_jax import __version__, console, envs, signals
 from hipi_jax.config import DEFAULTS, ENV_PRESETS, HELP, OPTIONS, START_MODES, TrainConfig, flat_options
 from hipi_jax.errors import NonFiniteError, first_line, no_backend, os_error
 from hipi_jax.loggers import LOGGERS
-from hipi_jax.relabel import STRATEGIES, VALUE_ESTIMATORS
+from hipi_jax.relabel import EPISODE_ENDS, STRATEGIES, VALUE_ESTIMATORS
 
 
 def _widths(text: str) -> tuple[int, ...]:
@@ -35,7 +35,7 @@ GROUPS = {
     "task and budget": ("env", "seed", "seeds", "env_steps", "warmup_steps", "num_envs", "starts", "sweep"),
     "relabeling (Alg. 1, 2)": (
         "relabel", "relabel_fraction", "relabel_values", "candidates", "prior_candidates", "num_candidates",
-        "top_k",
+        "top_k", "episode_ends",
     ),
     "SAC (App. C.1)": (
         "updates_per_env_step", "batch_size", "hidden", "learning_rate", "gamma", "tau", "grad_clip", "critic_bound",
@@ -47,6 +47,7 @@ CHOICES = {
     "env": envs.continuous_names(),
     "relabel": STRATEGIES,
     "relabel_values": VALUE_ESTIMATORS,
+    "episode_ends": EPISODE_ENDS,
     "starts": START_MODES,
 }
 

@@ -61,6 +61,7 @@ OPTIONS: dict[str, tuple[str, str]] = {
     "prior_candidates": ("relabel", "prior_candidates"),
     "num_candidates": ("relabel", "num_candidates"),
     "top_k": ("relabel", "top_k"),
+    "episode_ends": ("relabel", "episode_ends"),
     "starts": ("run", "starts"),
     "seed": ("run", "seed"),
     "seeds": ("run", "seeds"),
@@ -106,6 +107,9 @@ HELP: dict[str, str] = {
     "num_candidates": "K: inverse RL scores B x K pairs against a random subset of K of its candidate tasks (0 = all "
     "of them); the kernel's cost grows with K, and log Z is still estimated over the whole batch",
     "top_k": "advantage and air: a sample takes one of its episode's top_k candidates, uniformly",
+    "episode_ends": "the strategies with rewards on s (the *_released ones, future_on_state): 'released' emulates "
+    "the released env's end of an episode that reaches its goal, the goal state stored as one more item that "
+    "succeeds (relabel.released_episode_ends); 'stored' samples the transitions as stored",
     "starts": "where an env restarts after an episode: 'fresh' = a new draw of its start distribution every "
     "episode; 'reuse' = the start it first drew (Brax's AutoResetWrapper), cheaper where a reset is costly, e.g. "
     "MJX. Tasks are drawn anew either way; cheetah, quadruped and the arms always reuse (their start is fixed)",

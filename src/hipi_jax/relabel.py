@@ -48,6 +48,7 @@ Array = jax.Array
 
 CANDIDATE_PARTS = ("tasks", "achieved", "future")
 VALUE_ESTIMATORS = ("auto", "critic", "backup")
+EPISODE_ENDS = ("stored", "released")
 RELEASED_HER_COPIES = {"final_released": 1, "future_released": 4}  # the released `last` / `future`
 
 # values_fn(key, obs [B, o], action [B, a], next_obs [B, o], tasks [1 | B, K, d], reward [B, K], done [B, K])
@@ -131,6 +132,7 @@ class RelabelSpec:
     values: str = "auto"  # value estimator: critic | backup | auto (the strategy's own)
     top_k: int = 1  # advantage / air: a sample takes one of its episode's top_k candidates
     fraction: float = 0.5  # the share of each batch relabeled (App. D); the released HER and *_defaults ignore it
+    episode_ends: str = "stored"  # "released": the released env's goal item (`released_episode_ends`)
 
     def __post_init__(self):
         if self.strategy not in RULES:
@@ -157,6 +159,11 @@ class RelabelSpec:
                              "estimator; use relabel_values=auto")  # fmt: skip
         if self.rule.value_estimator is None and self.values != "auto":
             raise ValueError(f"relabel_values={self.values!r} needs an inverse-RL strategy, not {self.strategy!r}")
+        if self.episode_ends not in EPISODE_ENDS:
+            raise ValueError(f"episode_ends={self.episode_ends!r} is unknown; valid: {', '.join(EPISODE_ENDS)}")
+        if self.episode_ends == "released" and not self.rule.rewards_on_state:
+            raise ValueError(f"episode_ends='released' needs a strategy with rewards on s (the *_released ones, "
+                             f"future_on_state), not {self.strategy!r}")  # fmt: skip
         if self.strategy.startswith("inverse_rl_released") and self.candidates != "tasks":
             raise ValueError(
                 f"candidates={self.candidates!r}: {self.strategy} scores the batch's commanded tasks, "
@@ -513,6 +520,31 @@ def with_task(sample: Sample, task: Array, family: TaskFamily, next_obs: Array |
     )
 
 
+def released_episode_ends(key: Array, sample: Sample, family: TaskFamily) -> Sample:
+    """The released env's end of an episode that reaches its commanded goal. Its step evaluates reward
+    and done on the state before the dynamics step, so it stores one more item, the goal state s_T,
+    which succeeds under rewards on s; here the episode ends at the transition into s_T, whose reward
+    on s does not. Emulated at sample time: the last step of such an episode stands, with probability
+    ½, for that item (s = s' = s_T; its action is the stored one, the released item's is the policy's);
+    and the released HER goals of its steps may be s_T: `last`'s always, `future`'s j ~ U[i, T] with
+    s_T the (T + 1)-th choice. Other samples are unchanged."""
+    tr = sample.transition
+    k_item, k_future = jax.random.split(key)
+    reached = family.terminal(sample.final_features, tr.task)  # the episode ended on its commanded goal
+    goal_item = reached & (sample.steps_left == 0) & jax.random.bernoulli(k_item, 0.5, reached.shape)
+    n = sample.steps_left + 1  # stored steps from the sample's to the episode's last
+    to_goal = reached & (jax.random.randint(k_future, n.shape, 0, n + 1) == n)  # s_T, one of n + 1 choices
+    goal = sample.final_features  # φ(s_T): the last stored step's φ(s')
+    at_goal = lambda x, y, where: jnp.where(where[:, None], x, y)  # noqa: E731
+    return sample.replace(
+        transition=tr.replace(
+            obs=at_goal(tr.next_obs, tr.obs, goal_item), obs_features=at_goal(tr.features, tr.obs_features, goal_item)
+        ),
+        released_final_features=at_goal(goal, sample.released_final_features, reached),
+        released_future_features=at_goal(goal, sample.released_future_features, to_goal | goal_item),
+    )
+
+
 def _safe_mean(x: Array, where: Array) -> Array:
     return jnp.sum(jnp.where(where, x, 0.0)) / jnp.maximum(jnp.sum(where), 1)
 
@@ -546,6 +578,8 @@ def relabel(
     if rule.trajectory_level and sample.episode is None:
         raise ValueError(f"relabel={spec.strategy!r} needs each sample's episode: buffer.sample(episode_steps=T)")
     fraction = spec.fraction if fraction is None else fraction
+    if spec.episode_ends == "released":
+        sample = released_episode_ends(jax.random.fold_in(key, 1), sample, family)  # `key` stays the rule's
     proposal = propose(spec, key, sample, family, fraction, values_fn, gamma)
     commanded = sample.transition.task
     relabeled = proposal.relabeled

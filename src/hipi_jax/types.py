@@ -41,6 +41,7 @@ class Sample:
     released_final_features: Array  # [batch, feature_dim] φ(s_{T-1}): the released code's `last` goal
     released_future_features: Array  # [batch, feature_dim] φ(s_j), j ~ U[i, T): its `future` goal
     episode: Episode | None = None  # the sample's whole stored episode (advantage, air), when asked for
+    steps_left: Array | None = None  # [batch] int32 stored steps after the sample's in its episode
 
 
 @struct.dataclass
