@@ -49,7 +49,6 @@ Array = jax.Array
 CANDIDATE_PARTS = ("tasks", "achieved", "future")
 VALUE_ESTIMATORS = ("auto", "critic", "backup")
 EPISODE_ENDS = ("stored", "released")
-RELEASED_HER_COPIES = {"final_released": 1, "future_released": 4}  # the released `last` / `future`
 
 # values_fn(key, obs [B, o], action [B, a], next_obs [B, o], tasks [1 | B, K, d], reward [B, K], done [B, K])
 #   -> [B, K] values R_ψ(s_i, a_i) of every pair (Eq. 8); reward and done are under each pair's task.
