@@ -6,7 +6,10 @@ of one call.
     python benchmarks/profile_update.py          # reacher_goal, none and inverse_rl, the vs_brax sizes
     python benchmarks/profile_update.py --relabel inverse_rl --hidden 256,256
 
-Stages: `collect` (policy sample, env step, buffer insert, auto-reset of all envs), `sample` (replay
+Stages: `collect` (policy sample, env step, buffer insert, auto-reset of all envs) and each of those
+four alone (`collect: policy`, `collect: env step` on uniform actions, `collect: buffer insert`,
+`collect: auto-reset`; what the four leave of `collect` is `collect: rest (by difference)`: the
+bookkeeping, key splits and the state's copies), `sample` (replay
 sample with the hindsight goals), `sample + relabel` (proposal and reward recomputation), `relabel:
 values` (sample, then the estimator on all B × K pairs; strategies that score candidates only), the SAC
 parts `critic`, `actor` (each with its own sample and relabel: the step alone is the difference),
@@ -32,7 +35,9 @@ from common import first_seed, round_robin, timed, warm
 from hipi_jax import buffer, report, training
 from hipi_jax.agents.sac import grad_step
 from hipi_jax.config import TrainConfig
+from hipi_jax.envs.base import auto_reset
 from hipi_jax.relabel import candidate_tasks, relabel
+from hipi_jax.types import Transition
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -116,8 +121,25 @@ def stages(tr: training.Trainer, state: training.TrainState) -> dict[str, Stage]
             target_critic_params=optax.incremental_update(a.critic_params, a.target_critic_params, agent.config.tau)
         )
 
+    env, n = tr.env, cfg.run.num_envs
+
+    def env_step(s, k):  # the vector step alone, on uniform actions
+        return jax.vmap(env.step)(s.env_state, jax.random.uniform(k, (n, env.action_dim), minval=-1.0, maxval=1.0))
+
+    def insert(s, buf, k):  # the buffer write of one vector step (the state's own env step, stored again)
+        es = s.env_state
+        stored = Transition(obs=es.obs, action=jnp.zeros((n, env.action_dim)), next_obs=es.obs,
+                            obs_features=es.features, features=es.features, task=es.task)  # fmt: skip
+        return buffer.insert(buf, stored, es.t, jax.random.bernoulli(k, 0.05, (n,)))
+
     out = {
         "collect": advances_state(lambda s, k: training.collect(tr, s.replace(key=k))),
+        "collect: policy": reads(lambda s, k: tr.agent.act(s.agent.actor_params, k, s.env_state.obs, s.env_state.task)),
+        "collect: env step": reads(env_step),
+        "collect: buffer insert": (lambda s: s.buffer, lambda s, c, k: (insert(s, c, k), None)),
+        "collect: auto-reset": reads(
+            lambda s, k: jax.vmap(partial(auto_reset, env))(s.env_state, jax.random.split(k, n))
+        ),
         "sample": reads(sample),
         "sample + relabel": reads(relabeled),
         "critic (sample + relabel + step)": advances_agent(critic),
@@ -181,6 +203,10 @@ def main(argv=None) -> int:
         for name in [n for n in mine if n.endswith("(sample + relabel + step)")]:  # the step alone, by difference
             net = name.split(" (")[0] + " step (by difference)"
             mine[net] = {"relabel": strategy, "stage": net, "us_per_call": mine[name]["us_per_call"] - base}
+        parts = [mine[name]["us_per_call"] for name in mine if name.startswith("collect: ")]
+        rest = mine["collect"]["us_per_call"] - sum(parts)
+        mine["collect: rest (by difference)"] = {"relabel": strategy, "stage": "collect: rest (by difference)",
+                                                 "us_per_call": rest}  # fmt: skip
         update_us = mine["update"]["us_per_call"]
         for r in mine.values():
             r["of_update"] = r["us_per_call"] / update_us

@@ -23,7 +23,9 @@ def test_profile_update_times_every_stage_of_both_strategies(tmp_path):
     rows = json.loads(out.read_text())["rows"]
     stages = {(r["relabel"], r["stage"]) for r in rows}
     for strategy in ("none", "inverse_rl"):
-        for stage in ("collect", "sample", "sample + relabel", "critic step (by difference)", "update", "iteration"):
+        for stage in ("collect", "sample", "sample + relabel", "critic step (by difference)", "update", "iteration",
+                      "collect: policy", "collect: env step", "collect: buffer insert", "collect: auto-reset",
+                      "collect: rest (by difference)"):  # fmt: skip
             assert (strategy, stage) in stages
     assert ("inverse_rl", "relabel: values (sample + B x K)") in stages
     assert ("none", "relabel: values (sample + B x K)") not in stages  # `none` scores nothing
