@@ -38,7 +38,7 @@ import numpy as np
 
 from hipi_jax import console, envs, report, rundir, runner, signals, stall
 from hipi_jax.config import TrainConfig
-from hipi_jax.relabel import EPISODE_ENDS, RelabelSpec
+from hipi_jax.relabel import EPISODE_ENDS, RULES, RelabelSpec
 from hipi_jax.stats import bootstrap_ci, holm, t_ci, t_test_p
 
 
@@ -111,7 +111,7 @@ def config_for(args, env: str, strategy: str, budget: dict, utd: float = 1.0) ->
     relabel, _, candidates = strategy.partition("@")
     if candidates:
         overrides["candidates"] = candidates
-    if RelabelSpec(relabel).rule.rewards_on_state:
+    if RULES[relabel].rewards_on_state:  # the released strategies' convention (--episode-ends)
         overrides["episode_ends"] = args.episode_ends
     return TrainConfig.preset(env, relabel=relabel, seeds=args.seeds, seed=args.seed, **overrides)
 

@@ -163,7 +163,7 @@ class RelabelSpec:
         if self.episode_ends == "released" and not self.rule.rewards_on_state:
             raise ValueError(f"episode_ends='released' needs a strategy with rewards on s (the *_released ones, "
                              f"future_on_state), not {self.strategy!r}")  # fmt: skip
-        if self.strategy.startswith("inverse_rl_released") and self.candidates != "tasks":
+        if self.rule.scores_commanded_tasks and self.candidates != "tasks":
             raise ValueError(
                 f"candidates={self.candidates!r}: {self.strategy} scores the batch's commanded tasks, "
                 "as the released code does; use candidates=tasks"
@@ -229,6 +229,11 @@ class Rule:
     trajectory_level: bool = False  # scores each sample's whole episode (`Sample.episode`)
     # how a whole trajectory picks its task from its returns (`relabel_trajectories`: HIPI-BC, advantage, air)
     choose: Callable | None = None  # (key, spec, returns [N, M], baseline [N | 1, M] | None) -> index [N]
+
+    @property
+    def scores_commanded_tasks(self) -> bool:
+        """The released inverse RL (pairs scored with rewards on s): its candidates are the batch's commanded tasks."""
+        return self.value_estimator is not None and self.rewards_on_state
 
     @property
     def scores_candidates(self) -> bool:
